@@ -1,0 +1,450 @@
+"""SC loss (ufm.loss), hand-written Gram gradient (ufm.gram_grad) and closed forms
+(ufm.closed_forms), all checked against the brute-force loops of tests/reference.py."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ufm
+from ufm import gram_grad
+from reference import brute_scl_loss, unit_rows
+
+RTOL = 1e-10
+
+
+# ----------------------------------------------------------------------------- problem makers
+
+
+def random_problem(seed, *, n_range=(5, 20), d_range=(2, 6), k_range=(2, 4)):
+    """Random labels (every class present, some possibly singletons) and random h."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(n_range[0], n_range[1] + 1))
+    d = int(rng.integers(d_range[0], d_range[1] + 1))
+    k = int(rng.integers(k_range[0], k_range[1] + 1))
+    labels = np.concatenate([np.arange(k), rng.integers(0, k, size=n - k)])
+    rng.shuffle(labels)
+    h = rng.normal(size=(n, d)) * rng.uniform(0.3, 3.0, size=(n, 1))
+    return rng, labels.astype(np.int64), h
+
+
+def random_batches(rng, labels):
+    """Batches of varying sizes: sizes 1 and 2, a batch with an anchor lacking a positive,
+    indices repeated across batches, plus random ones."""
+    n = labels.size
+    batches = [[int(rng.integers(n))]]  # size 1: no anchor has a positive
+    batches.append([int(i) for i in rng.choice(n, size=2, replace=False)])  # size 2
+    # one sample of class a with two of class b: the lone class-a sample has no positive
+    classes, cnt = np.unique(labels, return_counts=True)
+    multi = classes[cnt >= 2]
+    if multi.size:
+        b = int(multi[0])
+        two_b = [int(i) for i in np.flatnonzero(labels == b)[:2]]
+        lone = [int(i) for i in np.flatnonzero(labels != b)[:1]]
+        batches.append(lone + two_b)
+    for _ in range(int(rng.integers(2, 5))):
+        size = int(rng.integers(1, n + 1))
+        batches.append([int(i) for i in rng.choice(n, size=size, replace=False)])
+    batches.append(batches[-1][::-1])  # the same indices again (an epoch repeat), other order
+    return batches
+
+
+def _loss64(h, labels, tau, **kw):
+    with jax.enable_x64(True):
+        return float(ufm.scl_loss(jnp.asarray(h, dtype=jnp.float64), jnp.asarray(labels), tau, **kw))
+
+
+# ----------------------------------------------------------------------------- scl_loss values
+
+SEEDS = list(range(6))
+TAUS = [0.05, 0.1, 1.0]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("tau", TAUS)
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_scl_loss_full_batch_matches_brute(seed, tau, reduction):
+    _, labels, h = random_problem(seed)
+    got = _loss64(h, labels, tau, reduction=reduction)
+    want = brute_scl_loss(h, labels, tau, reduction=reduction)
+    assert got == pytest.approx(want, rel=RTOL, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("tau", TAUS)
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_scl_loss_batched_matches_brute(seed, tau, reduction):
+    rng, labels, h = random_problem(100 + seed)
+    batches = random_batches(rng, labels)
+    assert any(len(b) == 1 for b in batches) and any(len(b) == 2 for b in batches)
+    got = _loss64(h, labels, tau, batches=batches, reduction=reduction)
+    want = brute_scl_loss(h, labels, tau, batches=batches, reduction=reduction)
+    assert got == pytest.approx(want, rel=RTOL, abs=1e-12)
+    # batching really changes the value here (guards against ignoring `batches`)
+    full = brute_scl_loss(h, labels, tau, reduction=reduction)
+    assert abs(full - want) > 1e-8 * max(1.0, abs(full))
+
+
+@pytest.mark.parametrize("seed", SEEDS[:3])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_scl_loss_padded_batches_array(seed, reduction):
+    """A padded (-1 = empty) integer array is the same family of batches as the list."""
+    rng, labels, h = random_problem(200 + seed)
+    batches = random_batches(rng, labels)
+    width = max(len(b) for b in batches)
+    padded = np.full((len(batches), width), -1, dtype=np.int64)
+    for r, b in enumerate(batches):
+        padded[r, : len(b)] = b
+    got = _loss64(h, labels, 0.1, batches=padded, reduction=reduction)
+    want = brute_scl_loss(h, labels, 0.1, batches=batches, reduction=reduction)
+    assert got == pytest.approx(want, rel=RTOL, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS[:4])
+@pytest.mark.parametrize("tau", TAUS)
+@pytest.mark.parametrize("batched", [False, True])
+def test_scl_loss_normalize_false(seed, tau, batched):
+    rng, labels, h = random_problem(300 + seed)
+    batches = random_batches(rng, labels) if batched else None
+    z = unit_rows(h)
+    # unit rows: normalize=False gives the same as normalize=True and as the brute loss
+    got_unit = _loss64(z, labels, tau, batches=batches, normalize=False)
+    want_unit = brute_scl_loss(z, labels, tau, batches=batches, normalize=False)
+    assert got_unit == pytest.approx(want_unit, rel=RTOL, abs=1e-12)
+    assert _loss64(h, labels, tau, batches=batches) == pytest.approx(want_unit, rel=1e-9, abs=1e-12)
+    # non-unit rows are used as given (raw inner products)
+    got_raw = _loss64(h, labels, tau, batches=batches, normalize=False)
+    want_raw = brute_scl_loss(h, labels, tau, batches=batches, normalize=False)
+    assert got_raw == pytest.approx(want_raw, rel=RTOL, abs=1e-12)
+    assert abs(want_raw - want_unit) > 1e-6 * abs(want_unit)
+
+
+def test_scl_loss_small_hand_example():
+    """Two classes on two orthogonal axes, tau = 1: 4 * log(1 + 2/e) by hand."""
+    h = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    y = np.array([0, 0, 1, 1])
+    # each anchor: one positive (<.,.> = 1), two negatives (0): -log(e/(e + 2)) = log(1 + 2/e)
+    want = 4 * np.log(1 + 2 / np.e)
+    assert _loss64(h, y, 1.0) == pytest.approx(want, rel=1e-12)
+    assert brute_scl_loss(h, y, 1.0) == pytest.approx(want, rel=1e-12)
+
+
+def test_scl_loss_anchor_without_positive_is_still_a_negative():
+    """Sample 2 (class 1, alone) adds nothing as an anchor but enters the others' denominators."""
+    h = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    y = np.array([0, 0, 1])
+    tau = 0.5
+    g01 = 0.6
+    # anchor 0: positive 1, negative 2 (<z0,z2> = 0); anchor 1: positive 0, negative 2 (0.8)
+    a0 = -(g01 / tau) + np.log(np.exp(g01 / tau) + np.exp(0.0))
+    a1 = -(g01 / tau) + np.log(np.exp(g01 / tau) + np.exp(0.8 / tau))
+    assert _loss64(h, y, tau) == pytest.approx(a0 + a1, rel=1e-12)
+    assert _loss64(h, y, tau, reduction="mean") == pytest.approx((a0 + a1) / 2, rel=1e-12)
+    assert brute_scl_loss(h, y, tau) == pytest.approx(a0 + a1, rel=1e-12)
+
+
+def test_scl_loss_jit_same_value():
+    rng, labels, h = random_problem(7)
+    batches = random_batches(rng, labels)
+    want_full = brute_scl_loss(h, labels, 0.1)
+    want_b = brute_scl_loss(h, labels, 0.1, batches=batches, reduction="mean")
+    with jax.enable_x64(True):
+        hj = jnp.asarray(h)
+        yj = jnp.asarray(labels)
+        f_full = jax.jit(lambda x: ufm.scl_loss(x, yj, 0.1))
+        f_b = jax.jit(lambda x: ufm.scl_loss(x, yj, 0.1, batches=batches, reduction="mean"))
+        got_full, got_b = float(f_full(hj)), float(f_b(hj))
+        eager_full = float(ufm.scl_loss(hj, yj, 0.1))
+    assert got_full == pytest.approx(want_full, rel=RTOL)
+    assert got_b == pytest.approx(want_b, rel=RTOL)
+    assert got_full == pytest.approx(eager_full, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", ["avg", "SUM", "none", ""])
+def test_scl_loss_bad_reduction(bad):
+    h = jnp.ones((4, 2))
+    with pytest.raises(ValueError):
+        ufm.scl_loss(h, jnp.array([0, 0, 1, 1]), 0.1, reduction=bad)
+
+
+# ----------------------------------------------------------------------------- gradients
+
+
+def _fd_directional(fun, x, v, eps=1e-5):
+    return (fun(x + eps * v) - fun(x - eps * v)) / (2 * eps)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("tau", [0.1, 1.0])
+@pytest.mark.parametrize("batched", [False, True])
+def test_scl_loss_grad_matches_brute_fd(seed, tau, batched):
+    rng, labels, h = random_problem(400 + seed, n_range=(5, 12))
+    batches = random_batches(rng, labels) if batched else None
+    with jax.enable_x64(True):
+        yj = jnp.asarray(labels)
+        grad = np.asarray(
+            jax.grad(lambda x: ufm.scl_loss(x, yj, tau, batches=batches))(jnp.asarray(h))
+        )
+    assert grad.dtype == np.float64
+    fun = lambda x: brute_scl_loss(x, labels, tau, batches=batches)  # noqa: E731
+    for _ in range(4):
+        v = rng.normal(size=h.shape)
+        fd = _fd_directional(fun, h, v)
+        assert np.sum(grad * v) == pytest.approx(fd, rel=1e-6, abs=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_scl_loss_grad_every_coordinate(seed):
+    """Full gradient, coordinate by coordinate, normalize=True, mean reduction."""
+    rng, labels, h = random_problem(450 + seed, n_range=(6, 8), d_range=(3, 3))
+    tau = 0.2
+    with jax.enable_x64(True):
+        yj = jnp.asarray(labels)
+        grad = np.asarray(
+            jax.grad(lambda x: ufm.scl_loss(x, yj, tau, reduction="mean"))(jnp.asarray(h))
+        )
+    fun = lambda x: brute_scl_loss(x, labels, tau, reduction="mean")  # noqa: E731
+    fd = np.zeros_like(h)
+    for idx in itertools.product(range(h.shape[0]), range(h.shape[1])):
+        e = np.zeros_like(h)
+        e[idx] = 1.0
+        fd[idx] = _fd_directional(fun, h, e)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- gram_grad
+
+
+def _gram_problem(seed, with_singleton=False):
+    rng, labels, h = random_problem(500 + seed)
+    if with_singleton:  # a class with one sample: never an anchor with a positive
+        labels = labels.copy()
+        labels[0] = labels.max() + 1
+    k = int(labels.max()) + 1
+    counts = np.bincount(labels, minlength=k)
+    return rng, labels, counts, unit_rows(h)
+
+
+def _gram_call(fn, z, labels, counts, tau, mm, **kw):
+    with jax.enable_x64(True):
+        loss, grad = fn(
+            jnp.asarray(z, dtype=jnp.float64), jnp.asarray(labels, dtype=jnp.int32),
+            jnp.asarray(counts), tau, matmul_dtype=mm, **kw,
+        )
+        return float(loss), np.asarray(grad, dtype=np.float64)
+
+
+GRAM_FNS = [
+    ("full", gram_grad.value_and_grad, {}),
+    ("chunk1", gram_grad.value_and_grad_chunked, {"chunk": 1}),
+    ("chunk3", gram_grad.value_and_grad_chunked, {"chunk": 3}),
+    ("chunk7", gram_grad.value_and_grad_chunked, {"chunk": 7}),
+    ("chunk64", gram_grad.value_and_grad_chunked, {"chunk": 64}),
+]
+
+
+@pytest.mark.parametrize("name,fn,kw", GRAM_FNS, ids=[g[0] for g in GRAM_FNS])
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("tau", [0.05, 0.5])
+def test_gram_grad_float64_matches_brute(name, fn, kw, seed, tau):
+    rng, labels, counts, z = _gram_problem(seed, with_singleton=(seed == 2))
+    assert kw.get("chunk", 0) < 64 or labels.size < 64
+    loss, grad = _gram_call(fn, z, labels, counts, tau, jnp.float64, **kw)
+    fun = lambda x: brute_scl_loss(x, labels, tau, normalize=False)  # noqa: E731
+    assert loss == pytest.approx(fun(z), rel=RTOL)
+    for _ in range(3):
+        v = rng.normal(size=z.shape)
+        fd = _fd_directional(fun, z, v)
+        assert np.sum(grad * v) == pytest.approx(fd, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("name,fn,kw", GRAM_FNS[:3], ids=[g[0] for g in GRAM_FNS[:3]])
+def test_gram_grad_every_coordinate(name, fn, kw):
+    rng = np.random.default_rng(11)
+    labels = np.array([0, 0, 0, 1, 1, 2, 2])
+    counts = np.bincount(labels)
+    z = unit_rows(rng.normal(size=(7, 3)))
+    tau = 0.3
+    loss, grad = _gram_call(fn, z, labels, counts, tau, jnp.float64, **kw)
+    fun = lambda x: brute_scl_loss(x, labels, tau, normalize=False)  # noqa: E731
+    fd = np.zeros_like(z)
+    for idx in itertools.product(range(7), range(3)):
+        e = np.zeros_like(z)
+        e[idx] = 1.0
+        fd[idx] = _fd_directional(fun, z, e)
+    assert loss == pytest.approx(fun(z), rel=RTOL)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,fn,kw", GRAM_FNS, ids=[g[0] for g in GRAM_FNS])
+@pytest.mark.parametrize("seed", range(2))
+def test_gram_grad_float32_matmul_close(name, fn, kw, seed):
+    _, labels, counts, z = _gram_problem(10 + seed)
+    tau = 0.1
+    loss, grad = _gram_call(fn, z, labels, counts, tau, jnp.float32, **kw)
+    loss64, grad64 = _gram_call(fn, z, labels, counts, tau, jnp.float64, **kw)
+    want = brute_scl_loss(z, labels, tau, normalize=False)
+    assert loss == pytest.approx(want, rel=1e-5)
+    assert np.linalg.norm(grad - grad64) <= 1e-4 * np.linalg.norm(grad64)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_gram_grad_equals_autodiff_of_scl_loss(seed):
+    """Two independent routes to the same Euclidean gradient (unit rows, normalize=False)."""
+    _, labels, counts, z = _gram_problem(20 + seed)
+    tau = 0.1
+    loss, grad = _gram_call(gram_grad.value_and_grad, z, labels, counts, tau, jnp.float64)
+    with jax.enable_x64(True):
+        yj = jnp.asarray(labels)
+        g_auto = np.asarray(
+            jax.grad(lambda x: ufm.scl_loss(x, yj, tau, normalize=False))(jnp.asarray(z))
+        )
+    np.testing.assert_allclose(grad, g_auto, rtol=1e-9, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- float32 stability
+
+
+def _collapsed_h(labels, d, rng):
+    k = int(labels.max()) + 1
+    u = unit_rows(rng.normal(size=(k, d)))
+    return u[labels]
+
+
+@pytest.mark.parametrize("tau", [0.01, 0.005])
+def test_float32_small_tau_finite(tau):
+    rng = np.random.default_rng(3)
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3])
+    n, d = labels.size, 4
+    cases = {
+        "random": rng.normal(size=(n, d)),
+        "collapsed": _collapsed_h(labels, d, rng),
+        "of": np.eye(d)[labels],
+        "all_same": np.ones((n, d)),
+    }
+    batches = [[0, 3, 5, 9], [0, 1, 3, 4, 5], [2, 6, 7, 8, 10], [9, 10], [4]]
+    # batch [0, 3, 5, 9] holds one sample of each class: nobody has a positive
+    yj = jnp.asarray(labels)
+    for name, h in cases.items():
+        hj = jnp.asarray(h, dtype=jnp.float32)
+        assert hj.dtype == jnp.float32
+        for kw in ({}, {"batches": batches}, {"batches": batches, "reduction": "mean"}):
+            loss, g = jax.value_and_grad(lambda x: ufm.scl_loss(x, yj, tau, **kw))(hj)
+            assert np.isfinite(float(loss)), (name, kw)
+            assert np.all(np.isfinite(np.asarray(g))), (name, kw)
+            want = brute_scl_loss(h, labels, tau, **kw)
+            assert float(loss) == pytest.approx(want, rel=1e-3, abs=2e-3 * n), (name, kw)
+
+
+@pytest.mark.parametrize("tau", [0.01, 0.005])
+def test_float32_zero_row_no_nan(tau):
+    rng = np.random.default_rng(4)
+    labels = np.array([0, 0, 1, 1, 1, 2, 2])
+    h = rng.normal(size=(7, 3))
+    h[3] = 0.0
+    yj = jnp.asarray(labels)
+    for kw in ({}, {"batches": [[0, 1, 3], [2, 3, 4, 5, 6]]}):
+        loss, g = jax.value_and_grad(lambda x: ufm.scl_loss(x, yj, tau, **kw))(
+            jnp.asarray(h, dtype=jnp.float32)
+        )
+        assert not np.isnan(float(loss))
+        assert np.isfinite(float(loss))
+        assert not np.any(np.isnan(np.asarray(g)))
+        # the zero row acts as the zero vector (inner products 0), as in the brute loss
+        want = brute_scl_loss(h, labels, tau, **kw)
+        assert float(loss) == pytest.approx(want, rel=1e-3, abs=1e-2)
+
+
+@pytest.mark.parametrize("tau", [0.01, 0.005])
+def test_float32_gram_grad_small_tau_finite(tau):
+    rng = np.random.default_rng(5)
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    counts = np.bincount(labels)
+    for z in (unit_rows(rng.normal(size=(8, 3))), np.eye(3)[labels]):
+        for fn, kw in ((gram_grad.value_and_grad, {}), (gram_grad.value_and_grad_chunked, {"chunk": 3})):
+            loss, g = fn(jnp.asarray(z, dtype=jnp.float32), jnp.asarray(labels, dtype=jnp.int32),
+                         jnp.asarray(counts), tau, **kw)
+            assert np.isfinite(float(loss)) and np.all(np.isfinite(np.asarray(g)))
+            want = brute_scl_loss(z, labels, tau, normalize=False)
+            assert float(loss) == pytest.approx(want, rel=1e-3, abs=1e-2)
+
+
+# ----------------------------------------------------------------------------- closed forms
+
+IMBALANCED = [[5, 5, 2, 2], [7, 3, 2, 5], [10, 2], [3, 3, 3], [2, 9, 4], [12, 6, 3, 2, 2]]
+
+
+@pytest.mark.parametrize("counts", IMBALANCED)
+@pytest.mark.parametrize("tau", [0.02, 0.1, 0.5, 2.0])
+@pytest.mark.parametrize("extra_dims", [0, 2])
+def test_of_loss_equals_brute_at_orthogonal_frame(counts, tau, extra_dims):
+    k = len(counts)
+    labels = np.repeat(np.arange(k), counts)
+    z = np.eye(k + extra_dims)[labels]
+    want = brute_scl_loss(z, labels, tau)
+    assert ufm.of_loss(counts, tau) == pytest.approx(want, rel=1e-10)
+    # and the formula of DESIGN.md section 4, term by term
+    n = np.asarray(counts, dtype=float)
+    formula = np.sum(n * np.log(n - 1 + (n.sum() - n) * np.exp(-1 / tau)))
+    assert ufm.of_loss(counts, tau) == pytest.approx(formula, rel=1e-10)
+
+
+def _etf_vectors(k):
+    v = np.eye(k) - np.ones((k, k)) / k
+    return unit_rows(v)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+@pytest.mark.parametrize("n_per", [2, 3, 5])
+@pytest.mark.parametrize("tau", [0.05, 0.1, 1.0])
+def test_etf_loss_equals_brute_at_simplex_etf(k, n_per, tau):
+    counts = [n_per] * k
+    labels = np.repeat(np.arange(k), counts)
+    u = _etf_vectors(k)
+    gram = u @ u.T
+    np.testing.assert_allclose(gram[~np.eye(k, dtype=bool)], -1.0 / (k - 1), atol=1e-14)
+    want = brute_scl_loss(u[labels], labels, tau)
+    assert ufm.etf_loss(counts, tau) == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("counts", IMBALANCED)
+def test_etf_loss_imbalanced_equals_brute(counts):
+    k = len(counts)
+    labels = np.repeat(np.arange(k), counts)
+    u = _etf_vectors(k)
+    assert ufm.etf_loss(counts, 0.1) == pytest.approx(brute_scl_loss(u[labels], labels, 0.1), rel=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("tau", [0.02, 0.1, 1.0])
+def test_collapsed_loss_random_class_gram(seed, tau):
+    rng = np.random.default_rng(600 + seed)
+    k = int(rng.integers(2, 6))
+    d = int(rng.integers(1, 6))
+    counts = [int(c) for c in rng.integers(2, 8, size=k)]
+    labels = np.repeat(np.arange(k), counts)
+    u = unit_rows(rng.normal(size=(k, d)))
+    a = u @ u.T
+    want = brute_scl_loss(u[labels], labels, tau)
+    assert ufm.collapsed_loss(counts, tau, a) == pytest.approx(want, rel=1e-10)
+    # permuting the samples does not change the brute value (labels travel with rows)
+    perm = rng.permutation(labels.size)
+    assert brute_scl_loss(u[labels][perm], labels[perm], tau) == pytest.approx(want, rel=1e-12)
+
+
+def test_of_is_below_etf_for_imbalanced_under_any_tau():
+    """Sanity of the closed forms' ordering: both are brute values, the OF has orthogonal
+    (cos 0) negatives, the ETF has cos -1/(k-1) < 0 negatives, so the ETF loss is lower."""
+    for counts in IMBALANCED:
+        for tau in (0.05, 0.1, 1.0):
+            assert ufm.etf_loss(counts, tau) < ufm.of_loss(counts, tau)
+
+
+@pytest.mark.parametrize("counts", [[1, 3], [3], [2, 0, 2]])
+def test_closed_forms_reject_bad_counts(counts):
+    with pytest.raises(ValueError):
+        ufm.of_loss(counts, 0.1)

@@ -1,0 +1,38 @@
+"""scl-geometry: the geometry supervised contrastive loss gives to embeddings (UFM / UFM+).
+
+Public API (explicit re-exports; one concern per module):
+
+- labels: ``step_counts``, ``exp_counts``, ``labels_from_counts``
+- loss: ``scl_loss`` (JAX, jit-able, differentiable)
+- closed forms: ``of_loss``, ``etf_loss``, ``collapsed_loss``
+- geometry: ``class_mean_gram``, ``delta_gm``, ``nc1``
+- solver: ``solve`` -> ``SolveResult``
+"""
+
+from ufm.closed_forms import collapsed_loss, etf_loss, of_loss
+from ufm.geometry import class_mean_gram, class_means, delta_gm, etf_gram, nc1, of_gram
+from ufm.labels import counts_from_labels, exp_counts, labels_from_counts, step_counts
+from ufm.loss import scl_loss
+from ufm.solver import SolveResult, SolverConfig, solve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "scl_loss",
+    "step_counts",
+    "exp_counts",
+    "labels_from_counts",
+    "counts_from_labels",
+    "of_loss",
+    "etf_loss",
+    "collapsed_loss",
+    "class_means",
+    "class_mean_gram",
+    "of_gram",
+    "etf_gram",
+    "delta_gm",
+    "nc1",
+    "solve",
+    "SolveResult",
+    "SolverConfig",
+]

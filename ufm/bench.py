@@ -1,0 +1,186 @@
+"""``python -m ufm.bench``: speed and memory figures of the solver and the loss+gradient paths.
+
+Every figure is a ratio against a reference measured in the same process (or, for memory, the
+same child process), so the numbers mean the same on any machine:
+
+1. ``solve``: seconds of the default problem (k=10, R=100, n_min=5, d=10, tau=0.1, nonneg),
+   solve and compile apart, with the gap and Delta_GM reached.
+2. ``gram``: hand-written loss+grad at N=2048, d=128 (float32 N x N work) against the floor
+   of the two N x N x d products it cannot avoid (``Z Z^T`` and ``P Z``); and against
+   ``jax.value_and_grad(scl_loss)`` (autodiff).
+3. ``chunked``: loss+grad at N=100,000, d=128 in row blocks, in a child process: seconds of one
+   call (including its compile, ~1 s) and peak resident memory (and the child's resident memory
+   before the call, after JAX started and compiled a small instance).
+
+``--quick`` shrinks every size (for the tests); ``--json`` prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+def _best_of(fn: Callable[[], Any], repeat: int) -> float:
+    import jax
+
+    jax.block_until_ready(fn())  # compile / warm
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_solve(quick: bool) -> dict[str, Any]:
+    from ufm.labels import step_counts
+    from ufm.solver import solve
+
+    counts = step_counts(4, 10, n_min=3) if quick else step_counts(10, 100, n_min=5)
+    res = solve(counts, nonneg=True, seed=0)
+    return {
+        "counts": res.counts,
+        "n_samples": int(sum(res.counts)),
+        "solve_seconds": res.timing["solve_seconds"],
+        "compile_seconds": res.timing["compile_seconds"],
+        "steps": res.timing["steps"],
+        "rel_gap": res.rel_gap,
+        "delta_gm_of": res.metrics["delta_gm_of"],
+        "status": res.status,
+    }
+
+
+def bench_gram(n: int, d: int, k: int = 10, repeat: int = 5) -> dict[str, Any]:
+    import jax
+    import jax.numpy as jnp
+
+    from ufm.gram_grad import value_and_grad
+    from ufm.loss import scl_loss
+
+    rng = np.random.default_rng(0)
+    y_np = rng.integers(0, k, n)
+    y_np[:k] = np.arange(k)
+    y_np[k : 2 * k] = np.arange(k)  # every class has >= 2 samples
+    counts = np.bincount(y_np, minlength=k)
+    z32 = rng.normal(size=(n, d)).astype(np.float32)
+    z32 /= np.linalg.norm(z32, axis=1, keepdims=True)
+    z, y, c = jnp.asarray(z32), jnp.asarray(y_np), jnp.asarray(counts)
+    p = jax.nn.softmax(z @ z.T, axis=1)
+
+    gram = jax.jit(lambda a: a @ a.T)
+    prod = jax.jit(lambda q, a: q @ a)
+    t_gram = _best_of(lambda: gram(z), repeat)
+    t_prod = _best_of(lambda: prod(p, z), repeat)
+    floor = t_gram + t_prod
+    t_fast = _best_of(lambda: value_and_grad(z, y, c, 0.1), repeat)
+    auto = jax.jit(jax.value_and_grad(lambda a: scl_loss(a, y, 0.1, normalize=False)))
+    t_auto = _best_of(lambda: auto(z), repeat)
+    return {
+        "n": n,
+        "d": d,
+        "floor_seconds": floor,
+        "fast_seconds": t_fast,
+        "autodiff_seconds": t_auto,
+        "fast_over_floor": t_fast / floor,
+        "autodiff_over_fast": t_auto / t_fast,
+    }
+
+
+_CHILD = r"""
+import json, resource, sys, time
+import numpy as np, jax, jax.numpy as jnp
+from ufm.gram_grad import value_and_grad_chunked
+n, d, chunk = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+k = 10
+rng = np.random.default_rng(0)
+y = np.arange(n) % k
+z = rng.normal(size=(n, d)); z /= np.linalg.norm(z, axis=1, keepdims=True)
+with jax.enable_x64(True):
+    zj, yj, cj = jnp.asarray(z), jnp.asarray(y), jnp.asarray(np.bincount(y, minlength=k))
+    jax.block_until_ready(value_and_grad_chunked(zj[:chunk * 2], yj[:chunk * 2], cj, 0.1, chunk=chunk))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    loss, g = value_and_grad_chunked(zj, yj, cj, 0.1, chunk=chunk)
+    jax.block_until_ready(g)
+    first = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"loss": float(loss), "finite": bool(np.isfinite(np.asarray(g)).all()),
+                  "seconds": first,
+                  "rss_before_mib": before / 1024, "peak_rss_mib": peak / 1024}))
+"""
+
+
+def bench_chunked(n: int, d: int, chunk: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(n), str(d), str(chunk)],
+        capture_output=True, text=True, check=True,
+    )
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res.update({"n": n, "d": d, "chunk": chunk, "dense_nxn_float32_mib": n * n * 4 / 2**20})
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ufm.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes (seconds), for tests")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--only", choices=("solve", "gram", "chunked"), action="append",
+                   help="run only these parts (repeatable)")
+    p.add_argument("--chunk-n", type=int, default=None, help="N of the chunked run (default 100000)")
+    args = p.parse_args(argv)
+    parts = args.only or ["solve", "gram", "chunked"]
+    from ufm.versions import library_versions
+
+    out: dict[str, Any] = {"machine": _machine(), "versions": library_versions()}
+    if "solve" in parts:
+        out["solve"] = bench_solve(args.quick)
+        _say(args, f"solve (default problem N={out['solve']['n_samples']}): "
+                   f"{out['solve']['solve_seconds']:.2f} s + {out['solve']['compile_seconds']:.2f} s compile, "
+                   f"rel gap {out['solve']['rel_gap']:.2e}, Delta_GM_OF {out['solve']['delta_gm_of']:.1e}")
+    if "gram" in parts:
+        g = out["gram"] = bench_gram(256, 32) if args.quick else bench_gram(2048, 128)
+        _say(args, f"loss+grad N={g['n']} d={g['d']}: {g['fast_seconds']*1e3:.1f} ms = "
+                   f"{g['fast_over_floor']:.2f}x the matmul floor ({g['floor_seconds']*1e3:.1f} ms); "
+                   f"autodiff {g['autodiff_seconds']*1e3:.1f} ms = {g['autodiff_over_fast']:.2f}x slower")
+    if "chunked" in parts:
+        n = args.chunk_n or (4000 if args.quick else 100_000)
+        c = out["chunked"] = bench_chunked(n, 32 if args.quick else 128, 256 if args.quick else 1024)
+        _say(args, f"chunked loss+grad N={c['n']} d={c['d']}: {c['seconds']:.1f} s, peak RSS "
+                   f"{c['peak_rss_mib']:.0f} MiB (process before the call {c['rss_before_mib']:.0f} MiB; "
+                   f"a dense N x N float32 array alone is {c['dense_nxn_float32_mib']:.0f} MiB)")
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return 0
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def _machine() -> dict[str, Any]:
+    import os
+    import platform
+
+    import jax
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "jax_backend": jax.default_backend(),
+        "devices": [str(dv) for dv in jax.devices()],
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""Command-line plumbing shared by ``python -m ufm.solve`` (and later ``ufm.certify``).
+
+Usage errors print ONE line ``<prog>: error: argument --x: ...`` and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ufm.labels import check_counts, exp_counts, step_counts
+
+__all__ = [
+    "Parser",
+    "add_problem_args",
+    "counts_from_args",
+    "ranged",
+    "usage_error",
+    "format_counts",
+    "format_matrix",
+]
+
+K_MAX, R_MAX, D_MAX = 1000, 1_000_000, 100_000
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line and exit 2 (no usage dump)."""
+
+    def error(self, message: str):  # noqa: D102
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def usage_error(parser: argparse.ArgumentParser, message: str):
+    """Report a usage error on one line and exit 2."""
+    parser.error(message)
+
+
+def ranged(kind: type, lo: float | None = None, hi: float | None = None, *,
+           lo_open: bool = False, hi_open: bool = False) -> Callable[[str], float]:
+    """argparse ``type=`` parsing ``kind`` within ``[lo, hi]`` (an end is excluded if open)."""
+    left = "(" if lo_open else "["
+    right = ")" if hi_open or hi is None else "]"
+    span = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+    what = "an integer" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what} in {span}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be {what} in {span}, got {text!r}")
+        too_low = lo is not None and (value <= lo if lo_open else value < lo)
+        too_high = hi is not None and (value >= hi if hi_open else value > hi)
+        if too_low or too_high:
+            raise argparse.ArgumentTypeError(f"must be {what} in {span}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _counts_list(text: str) -> np.ndarray:
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated integers >= 2 (e.g. 500,500,5,5), got {text!r}"
+        ) from None
+    try:
+        return check_counts(values)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{err}; each count must be >= 2, at least 2 classes") from None
+
+
+def add_problem_args(p: argparse.ArgumentParser) -> None:
+    """The problem flags: class counts, dimension, temperature, ReLU, seed."""
+    g = p.add_argument_group("problem")
+    g.add_argument("--k", type=ranged(int, 2, K_MAX), default=10, help="number of classes (default 10)")
+    g.add_argument("--R", type=ranged(float, 1, R_MAX), default=100.0,
+                   help="imbalance ratio n_max/n_min (default 100; 1 = balanced)")
+    g.add_argument("--rho", type=ranged(float, 0, 1, lo_open=True, hi_open=True), default=0.5,
+                   help="STEP: fraction of minority classes, in (0, 1) (default 0.5)")
+    g.add_argument("--n-min", type=ranged(int, 2, None), default=5,
+                   help="samples in the smallest class (default 5)")
+    g.add_argument("--imbalance", choices=("step", "exp"), default="step",
+                   help="step (two class sizes) or exp (long tail) (default step)")
+    g.add_argument("--counts", type=_counts_list, default=None,
+                   help="explicit class counts, e.g. 500,500,5,5 (overrides --k/--R/--rho/--n-min)")
+    g.add_argument("--d", type=ranged(int, 1, D_MAX), default=None, help="embedding dimension (default k)")
+    g.add_argument("--tau", type=ranged(float, 0, None, lo_open=True), default=0.1,
+                   help="temperature > 0 (default 0.1)")
+    g.add_argument("--nonneg", action="store_true", help="ReLU features: add z >= 0 (UFM+)")
+    g.add_argument("--seed", type=ranged(int, 0, 2**31 - 1), default=0, help="random seed (default 0)")
+
+
+def counts_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> np.ndarray:
+    """Class counts from ``--counts`` or the imbalance flags (usage error if impossible)."""
+    if args.counts is not None:
+        return args.counts
+    if args.imbalance == "step":
+        return step_counts(args.k, args.R, args.rho, args.n_min)
+    n_max = int(round(args.R * args.n_min))
+    try:
+        return exp_counts(args.k, args.R, n_max)
+    except ValueError as err:
+        usage_error(parser, f"argument --R: {err}")
+
+
+def format_counts(counts: Sequence[int]) -> str:
+    """Run-length form: ``500 x5, 5 x5``."""
+    out, prev, run = [], None, 0
+    for c in list(counts) + [None]:
+        if c == prev:
+            run += 1
+            continue
+        if prev is not None:
+            out.append(f"{prev} x{run}" if run > 1 else f"{prev}")
+        prev, run = c, 1
+    return ", ".join(out)
+
+
+def format_matrix(a: np.ndarray, max_k: int = 12) -> str:
+    """Compact 2-decimal table of a k x k matrix (first ``max_k`` rows/columns)."""
+    a = np.asarray(a)
+    k = a.shape[0]
+    shown = a[:max_k, :max_k]
+    rows = ["      " + " ".join(f"{j:>5d}" for j in range(shown.shape[1]))]
+    for i, row in enumerate(shown):
+        rows.append(f"{i:>5d} " + " ".join(f"{v:5.2f}" for v in row))
+    if k > max_k:
+        off = a[~np.eye(k, dtype=bool)]
+        rows.append(f"  ... {k - max_k} more classes; off-diagonal min {off.min():.3f}, "
+                    f"mean {off.mean():.3f}, max {off.max():.3f}")
+    return "\n".join(rows)

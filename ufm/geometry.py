@@ -1,0 +1,101 @@
+"""Geometry metrics of embeddings: class means, their Gram matrix, Delta_GM and NC1.
+
+Definitions (DESIGN.md section 4), on row-normalized embeddings ``z``:
+
+- ``mu_c`` = mean of class ``c``; ``M`` = the means scaled to unit norm; ``G_M = M M^T``.
+- ``delta_gm(G_M, T) = || G_M/||G_M||_F - G_T/||G_T||_F ||_F`` with ``T`` the orthogonal frame
+  (``G_T = I_k``) or the simplex ETF (``G_T = k/(k-1) (I_k - 11^T/k)``).
+- ``nc1 = tr(Sigma_W Sigma_B^+) / k`` with ``Sigma_W = 1/N sum_i (z_i - mu_{y_i})(...)^T`` and
+  ``Sigma_B = 1/k sum_c (mu_c - mu_G)(...)^T``, ``mu_G`` the mean of the class means.
+
+These are float64 NumPy functions: they run once per report or epoch, not in the hot loop.
+
+>>> import numpy as np
+>>> z = np.eye(3)[[0, 0, 1, 1, 2, 2]]
+>>> float(delta_gm(class_mean_gram(z, [0, 0, 1, 1, 2, 2]), "of"))
+0.0
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "class_means",
+    "class_mean_gram",
+    "of_gram",
+    "etf_gram",
+    "delta_gm",
+    "nc1",
+    "normalize_rows",
+]
+
+
+def normalize_rows(h: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit Euclidean norm (zero rows stay zero)."""
+    h = np.asarray(h, dtype=np.float64)
+    norm = np.linalg.norm(h, axis=-1, keepdims=True)
+    return h / np.where(norm > 0, norm, 1.0)
+
+
+def class_means(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
+    """``(k, d)`` matrix of class means ``mu_c`` (rows of ``z`` used as given)."""
+    z = np.asarray(z, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    k = int(y.max()) + 1 if k is None else k
+    sums = np.zeros((k, z.shape[1]))
+    np.add.at(sums, y, z)
+    counts = np.bincount(y, minlength=k).astype(np.float64)
+    return sums / np.maximum(counts, 1.0)[:, None]
+
+
+def class_mean_gram(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
+    """``G_M = M M^T``: cosines between class means of the row-normalized embeddings."""
+    m = normalize_rows(class_means(normalize_rows(z), labels, k))
+    return m @ m.T
+
+
+def of_gram(k: int) -> np.ndarray:
+    """Orthogonal frame: ``I_k``."""
+    return np.eye(k)
+
+
+def etf_gram(k: int) -> np.ndarray:
+    """Simplex ETF: ``k/(k-1) (I_k - 11^T/k)`` (unit diagonal, off-diagonal ``-1/(k-1)``)."""
+    return k / (k - 1) * (np.eye(k) - np.ones((k, k)) / k)
+
+
+def delta_gm(gram: np.ndarray, target: str | np.ndarray = "of") -> float:
+    """Frobenius distance between the unit-Frobenius-norm ``gram`` and target Gram matrices.
+
+    ``target`` is ``"of"``, ``"etf"`` or a ``k x k`` matrix. The value lies in ``[0, 2]``.
+    """
+    g = np.asarray(gram, dtype=np.float64)
+    k = g.shape[0]
+    if isinstance(target, str):
+        if target not in ("of", "etf"):
+            raise ValueError(f"target must be 'of', 'etf' or a matrix, got {target!r}")
+        t = of_gram(k) if target == "of" else etf_gram(k)
+    else:
+        t = np.asarray(target, dtype=np.float64)
+    return float(np.linalg.norm(g / np.linalg.norm(g) - t / np.linalg.norm(t)))
+
+
+def nc1(z: np.ndarray, labels: Sequence[int], k: int | None = None, rcond: float = 1e-6) -> float:
+    """Within-class variability ``tr(Sigma_W Sigma_B^+) / k`` of the row-normalized ``z``.
+
+    ``Sigma_B^+`` is a pseudo-inverse with relative cutoff ``rcond``; the result is clipped at 0
+    (it is a trace of a product of PSD matrices, so a negative value is rounding only).
+    """
+    z = normalize_rows(z)
+    y = np.asarray(labels, dtype=np.int64)
+    mu = class_means(z, y, k)
+    k = mu.shape[0]
+    centered = z - mu[y]
+    sigma_w = centered.T @ centered / z.shape[0]
+    mb = mu - mu.mean(axis=0)
+    sigma_b = mb.T @ mb / k
+    value = np.trace(sigma_w @ np.linalg.pinv(sigma_b, rcond=rcond, hermitian=True)) / k
+    return float(max(value, 0.0))

@@ -1,0 +1,109 @@
+"""Hand-written full-batch SC loss and gradient through the Gram matrix (the solver's hot path).
+
+With ``S = Z Z^T / tau``, the softmax ``P_il = exp(S_il) / sum_{l' != i} exp(S_il')`` (P_ii = 0)
+and ``n_c`` samples in class ``c``, the full-batch loss of unit rows ``Z`` is::
+
+    L = sum_i [ logsumexp_{l != i} S_il - (<z_i, s_{y_i}> - ||z_i||^2) / ((n_{y_i} - 1) tau) ]
+
+where ``s_c`` is the sum of class ``c``'s rows, and its Euclidean gradient in ``Z`` is::
+
+    dL/dZ = ( (P + P^T) Z - 2 (s_y - Z) / (n_y - 1) ) / tau
+
+The N x N work (``S``, ``exp``, ``P``, the two products) runs in ``matmul_dtype`` (float32 by
+default); class sums, per-row totals and the loss stay in the input's dtype (float64 in the
+solver), which keeps the loss accurate to ~1e-9 relative, enough for line searches near the
+optimum. ``value_and_grad_chunked`` does the same in row blocks, never holding an N x N array.
+
+>>> import jax.numpy as jnp
+>>> z = jnp.eye(2)[jnp.array([0, 0, 1, 1])]
+>>> loss, grad = value_and_grad(z, jnp.array([0, 0, 1, 1]), jnp.array([2, 2]), 1.0)
+>>> round(float(loss), 4)
+2.2058
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["value_and_grad", "value_and_grad_chunked", "sphere_value_and_grad"]
+
+
+def _class_terms(z, y, counts, tau):
+    """Positive-pair part: per-row mean positive logit and its gradient term (input dtype)."""
+    k = counts.shape[0]
+    sums = jax.ops.segment_sum(z, y, num_segments=k)  # (k, d)
+    denom = jnp.maximum(counts[y] - 1, 1).astype(z.dtype)[:, None]
+    has_pos = (counts[y] >= 2).astype(z.dtype)
+    others = (sums[y] - z) / denom  # mean of the positives of each anchor
+    pos_mean = jnp.sum(z * others, axis=1) / tau
+    return pos_mean, others, has_pos
+
+
+def _softmax_block(zb, z, row_offset, tau, mm_dtype):
+    """Rows ``zb`` (block of anchors starting at ``row_offset``) against all of ``z``."""
+    s = (zb.astype(mm_dtype) @ z.astype(mm_dtype).T) / tau
+    rows = row_offset + jnp.arange(zb.shape[0])
+    self_mask = rows[:, None] == jnp.arange(z.shape[0])[None, :]
+    s = jnp.where(self_mask, -jnp.inf, s)
+    m = jnp.max(s, axis=1, keepdims=True)
+    e = jnp.exp(s - m)
+    r = jnp.sum(e, axis=1, keepdims=True)
+    p = e / r
+    lse = m[:, 0].astype(zb.dtype) + jnp.log(r[:, 0].astype(zb.dtype))
+    return p, lse
+
+
+@partial(jax.jit, static_argnames=("matmul_dtype",))
+def value_and_grad(z, y, counts, tau, matmul_dtype=jnp.float32):
+    """Full-batch SC loss and its Euclidean gradient in ``z`` (rows not re-normalized)."""
+    pos_mean, others, has_pos = _class_terms(z, y, counts, tau)
+    p, lse = _softmax_block(z, z, 0, tau, matmul_dtype)
+    p = p * has_pos.astype(p.dtype)[:, None]
+    zm = z.astype(matmul_dtype)
+    sym = (p @ zm + p.T @ zm).astype(z.dtype)
+    loss = jnp.sum(has_pos * (lse - pos_mean))
+    grad = (sym - 2.0 * has_pos[:, None] * others) / tau
+    return loss, grad
+
+
+@partial(jax.jit, static_argnames=("chunk", "matmul_dtype"))
+def value_and_grad_chunked(z, y, counts, tau, chunk=512, matmul_dtype=jnp.float32):
+    """``value_and_grad`` in blocks of ``chunk`` anchor rows: memory O(chunk * N), not O(N^2)."""
+    n, d = z.shape
+    pos_mean, others, has_pos = _class_terms(z, y, counts, tau)
+    n_blocks = -(-n // chunk)
+    pad = n_blocks * chunk - n
+    z_pad = jnp.pad(z, ((0, pad), (0, 0)))
+    w_pad = jnp.pad(has_pos, (0, pad))  # padded anchors weigh 0
+    zm = z.astype(matmul_dtype)
+
+    def body(carry, b):
+        loss, g_cols = carry
+        start = b * chunk
+        zb = jax.lax.dynamic_slice_in_dim(z_pad, start, chunk)
+        wb = jax.lax.dynamic_slice_in_dim(w_pad, start, chunk)
+        p, lse = _softmax_block(zb, z, start, tau, matmul_dtype)
+        p = p * wb.astype(p.dtype)[:, None]
+        rows = (p @ zm).astype(z.dtype)  # P Z for this block's rows
+        g_cols = g_cols + (p.T @ zb.astype(matmul_dtype)).astype(z.dtype)  # P^T Z
+        loss = loss + jnp.sum(wb * lse)
+        return (loss, g_cols), rows
+
+    init = (jnp.zeros((), z.dtype), jnp.zeros((n, d), z.dtype))
+    (lse_sum, g_cols), g_rows = jax.lax.scan(body, init, jnp.arange(n_blocks))
+    g_rows = g_rows.reshape(n_blocks * chunk, d)[:n]
+    loss = lse_sum - jnp.sum(has_pos * pos_mean)
+    grad = (g_rows + g_cols - 2.0 * has_pos[:, None] * others) / tau
+    return loss, grad
+
+
+def sphere_value_and_grad(h, y, counts, tau, matmul_dtype=jnp.float32):
+    """Loss of ``normalize(h)`` and its gradient in ``h``: ``(I - z z^T) g / ||h||`` per row."""
+    norm = jnp.linalg.norm(h, axis=1, keepdims=True)
+    z = h / norm
+    loss, g = value_and_grad(z, y, counts, tau, matmul_dtype=matmul_dtype)
+    g_tan = g - jnp.sum(g * z, axis=1, keepdims=True) * z
+    return loss, g_tan / norm

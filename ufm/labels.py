@@ -1,0 +1,92 @@
+"""Class counts and labels: STEP and EXP imbalance, custom counts.
+
+A problem has ``k`` classes with counts ``n_1..n_k`` and ``N = sum n_c`` samples. Labels are
+``0..k-1`` laid out class by class (``labels_from_counts``). Every class needs ``n_c >= 2``,
+otherwise its samples have no positive and the SC loss ignores them as anchors.
+
+>>> step_counts(4, R=10, rho=0.5, n_min=2)
+array([20, 20,  2,  2])
+>>> exp_counts(3, R=4, n_max=8)
+array([8, 4, 2])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "step_counts",
+    "exp_counts",
+    "labels_from_counts",
+    "check_counts",
+    "counts_from_labels",
+]
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def step_counts(k: int, R: float, rho: float = 0.5, n_min: int = 5) -> np.ndarray:
+    """(R, rho)-STEP imbalance: ``round(rho*k)`` minority classes of ``n_min`` samples.
+
+    The other ``k - round(rho*k)`` classes are majority classes with ``round(R*n_min)``
+    samples; majority classes come first. ``R = 1`` is balanced. Rounding is half-up.
+    """
+    if k < 2:
+        raise ValueError(f"k must be >= 2, got {k}")
+    if R < 1:
+        raise ValueError(f"R must be >= 1, got {R}")
+    if not 0 < rho < 1:
+        raise ValueError(f"rho must be in (0, 1), got {rho}")
+    if n_min < 2:
+        raise ValueError(f"n_min must be >= 2, got {n_min}")
+    n_minority = _round_half_up(rho * k)
+    n_major = _round_half_up(R * n_min)
+    return np.array([n_major] * (k - n_minority) + [n_min] * n_minority, dtype=np.int64)
+
+
+def exp_counts(k: int, R: float, n_max: int) -> np.ndarray:
+    """EXP (long-tail) imbalance: ``n_c = floor(n_max * R^(-c/(k-1)))`` for ``c = 0..k-1``.
+
+    The smallest class has ``floor(n_max / R)`` samples (a 1e-9 slack absorbs float error).
+    """
+    if k < 2:
+        raise ValueError(f"k must be >= 2, got {k}")
+    if R < 1:
+        raise ValueError(f"R must be >= 1, got {R}")
+    c = np.arange(k)
+    counts = np.floor(n_max * float(R) ** (-c / (k - 1)) + 1e-9).astype(np.int64)
+    check_counts(counts)
+    return counts
+
+
+def check_counts(counts: Sequence[int]) -> np.ndarray:
+    """Validate counts (at least 2 classes, each with >= 2 samples); return an int array."""
+    arr = np.asarray(counts)
+    if arr.ndim != 1 or arr.size < 2:
+        raise ValueError(f"counts needs at least 2 classes, got {arr.size}")
+    if not np.all(np.equal(np.mod(arr, 1), 0)):
+        raise ValueError("counts must be integers")
+    arr = arr.astype(np.int64)
+    bad = np.flatnonzero(arr < 2)
+    if bad.size:
+        raise ValueError(
+            f"every class needs >= 2 samples (class {int(bad[0])} has {int(arr[bad[0]])})"
+        )
+    return arr
+
+
+def labels_from_counts(counts: Sequence[int]) -> np.ndarray:
+    """Labels ``[0]*n_0 + [1]*n_1 + ...`` (int32)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.repeat(np.arange(counts.size, dtype=np.int32), counts)
+
+
+def counts_from_labels(labels: Sequence[int], k: int | None = None) -> np.ndarray:
+    """Samples per class, ``k = max(label) + 1`` unless given."""
+    labels = np.asarray(labels, dtype=np.int64)
+    return np.bincount(labels, minlength=k or 0).astype(np.int64)

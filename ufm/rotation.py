@@ -1,0 +1,46 @@
+"""Rotate an embedding towards the non-negative orthant (the SC loss is rotation invariant).
+
+``orthant_rotation(z, labels)`` returns the orthogonal ``Q`` (d x d) that maps the normalized
+class means ``M`` (k x d) as close as possible to coordinate axes (orthogonal Procrustes):
+``Q = argmin_{Q^T Q = I} ||M Q - T||_F = U V^T`` with ``U S V^T = svd(M^T T)``, where row ``c``
+of the target ``T`` is the axis ``e_{c mod d}``. ``project_orthant_sphere`` is the Euclidean
+projection onto ``{z >= 0, ||z|| = 1}`` row by row: ``max(v, 0)/||max(v, 0)||``, or the axis
+of the largest entry when no entry is positive.
+
+>>> import numpy as np
+>>> z = np.array([[0.6, 0.8], [-0.8, 0.6]])
+>>> q = orthant_rotation(z, [0, 1])
+>>> np.round(z @ q, 6) + 0.0
+array([[1., 0.],
+       [0., 1.]])
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ufm.geometry import class_means, normalize_rows
+
+__all__ = ["orthant_rotation", "project_orthant_sphere"]
+
+
+def orthant_rotation(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
+    """Orthogonal ``Q`` taking class ``c``'s normalized mean close to the axis ``e_{c mod d}``."""
+    m = normalize_rows(class_means(normalize_rows(z), labels, k))
+    k, d = m.shape
+    target = np.zeros((k, d))
+    target[np.arange(k), np.arange(k) % d] = 1.0
+    u, _, vt = np.linalg.svd(m.T @ target)
+    return u @ vt
+
+
+def project_orthant_sphere(v: jax.Array) -> jax.Array:
+    """Row-wise projection onto the non-negative part of the unit sphere."""
+    pos = jnp.maximum(v, 0.0)
+    norm = jnp.linalg.norm(pos, axis=1, keepdims=True)
+    axis = jax.nn.one_hot(jnp.argmax(v, axis=1), v.shape[1], dtype=v.dtype)
+    return jnp.where(norm > 0, pos / jnp.where(norm > 0, norm, 1.0), axis)

@@ -1,0 +1,134 @@
+"""``python -m ufm.solve``: solve the UFM / UFM+ SC-loss problem and report the geometry.
+
+Examples::
+
+    python -m ufm.solve --k 10 --R 100 --nonneg          # the default problem, text report
+    python -m ufm.solve --k 5 --R 1 --json               # balanced, no ReLU: the simplex ETF
+    python -m ufm.solve --counts 50,50,5,5 --nonneg --out res.json --save-embeddings z.npz
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Sequence
+
+from ufm.cli import Parser, add_problem_args, counts_from_args, format_counts, format_matrix, ranged
+from ufm.io import save_npz_atomic, to_jsonable, write_json_atomic
+from ufm.solver import SolveResult, SolverConfig, solve
+
+__all__ = ["main", "build_parser", "format_report"]
+
+
+def build_parser() -> Parser:
+    p = Parser(
+        prog="python -m ufm.solve",
+        description="Minimize the supervised contrastive loss under the unconstrained features "
+        "model (unit-norm embeddings; --nonneg adds the ReLU constraint z >= 0) and report the "
+        "loss, its gap to the closed-form optimum and the geometry of the class means.",
+    )
+    add_problem_args(p)
+    s = p.add_argument_group("solver")
+    dflt = SolverConfig()
+    s.add_argument("--method", choices=("auto", "samples", "classes"), default="auto",
+                   help="optimize all N embeddings (samples) or one vector per class (classes, "
+                   "exact among collapsed solutions); auto = samples up to N = 20000 (default auto)")
+    s.add_argument("--sphere-steps", type=ranged(int, 1, None), default=dflt.sphere_steps,
+                   help=f"max L-BFGS steps on the sphere (default {dflt.sphere_steps})")
+    s.add_argument("--polish-steps", type=ranged(int, 1, None), default=dflt.polish_steps,
+                   help=f"max projected-gradient steps under --nonneg (default {dflt.polish_steps})")
+    s.add_argument("--gap-tol", type=ranged(float, 0, 1, lo_open=True), default=dflt.gap_tol,
+                   help=f"stop at this relative gap to a known optimum (default {dflt.gap_tol:g})")
+    s.add_argument("--restarts", type=ranged(int, 0, 100), default=dflt.restarts,
+                   help=f"extra seeds tried if a known optimum is not reached (default {dflt.restarts})")
+    s.add_argument("--matmul-dtype", choices=("auto", "float32", "float64"), default=dflt.matmul_dtype,
+                   help="dtype of the N x N products; auto = float32, then a float64 refinement for N > 1024 (default auto)")
+    o = p.add_argument_group("output")
+    o.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    o.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE (atomically)")
+    o.add_argument("--save-embeddings", metavar="FILE.npz", help="save z, labels and counts to FILE.npz")
+    o.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    bar = tqdm(desc="solve", unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+    def update(phase: str, step: int, loss: float) -> None:
+        bar.update(step - bar.n)
+        bar.set_postfix_str(f"{phase} loss={loss:.10g}", refresh=False)
+
+    return bar, update
+
+
+def format_report(res: SolveResult) -> str:
+    """Readable multi-line report of a ``SolveResult``."""
+    c = res.config
+    m = res.metrics
+    relu = "UFM+ (ReLU, z >= 0)" if c["nonneg"] else "UFM (no ReLU)"
+    lines = [
+        f"problem   {relu}: k={c['k']}, N={c['n_samples']}, d={c['d']}, tau={c['tau']:g}"
+        + ("" if c["method"] == "samples" else "  [solved over class vectors: --method classes]"),
+        f"counts    {format_counts(res.counts)}",
+        f"loss      {res.loss:.10f}",
+    ]
+    if res.optimum is not None:
+        name = {"of": "L*_OF, orthogonal frame", "etf": "simplex ETF"}[res.optimum_kind]
+        lines.append(f"optimum   {res.optimum:.10f}  ({name})")
+        lines.append(f"rel. gap  {res.rel_gap:.3e}")
+    else:
+        lines.append("optimum   no closed form for this problem")
+    lines += [
+        f"status    {res.status} (attempt {res.attempts})",
+        f"Delta_GM  to OF {m['delta_gm_of']:.3e}   to ETF {m['delta_gm_etf']:.3e}",
+        f"NC1       {m['nc1']:.3e}",
+        "class-mean cosines:",
+        format_matrix(m["class_mean_gram"]),
+        f"time      {res.timing['solve_seconds']:.2f} s solve ({res.timing['steps']} steps) "
+        f"+ {res.timing['compile_seconds']:.2f} s compile",
+    ]
+    if res.status not in ("optimal", "converged"):
+        lines.append("WARNING   the known optimum was not reached; raise --sphere-steps/"
+                     "--polish-steps/--restarts")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    counts = counts_from_args(parser, args)
+    k = len(counts)
+    d = k if args.d is None else args.d
+    if args.nonneg and d < k:
+        print(f"warning: --d {d} < k = {k} with --nonneg: the orthogonal frame cannot be reached "
+              "and no optimum is known", file=sys.stderr)
+    config = SolverConfig(
+        sphere_steps=args.sphere_steps,
+        polish_steps=args.polish_steps,
+        gap_tol=args.gap_tol,
+        restarts=args.restarts,
+        matmul_dtype=args.matmul_dtype,
+    )
+    bar, progress = (None, None) if args.quiet else _progress_bar()
+    try:
+        res = solve(counts, d=d, tau=args.tau, nonneg=args.nonneg, seed=args.seed,
+                    method=args.method, config=config, progress=progress)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    report = to_jsonable(res.to_dict())
+    report["config"]["problem"] = {
+        "imbalance": "counts" if args.counts is not None else args.imbalance,
+        "R": args.R, "rho": args.rho, "n_min": args.n_min,
+    }
+    if args.out:
+        write_json_atomic(args.out, report)
+    if args.save_embeddings:
+        save_npz_atomic(args.save_embeddings, z=res.z, labels=res.labels, counts=res.counts)
+    print(json.dumps(report, indent=2) if args.json else format_report(res))
+    return 0 if res.status in ("optimal", "converged") else 1

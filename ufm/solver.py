@@ -1,0 +1,445 @@
+"""Solve the UFM / UFM+ SC-loss problem: minimize L(Z) over unit rows (and Z >= 0 with ReLU).
+
+Method (two phases, each a plain first-order method on the exact loss):
+
+1. **Sphere phase**: L-BFGS (optax, zoom line search) on ``h`` with ``Z = normalize(h)``, no
+   sign constraint. Without ReLU the landscape is benign and this is the whole solve.
+2. **Orthant phase** (``nonneg=True``): rotate the sphere solution so the class means sit near
+   coordinate axes (``ufm.rotation.orthant_rotation``; the loss is rotation invariant), project
+   onto ``{Z >= 0, ||z_i|| = 1}``, then polish with projected gradient
+   ``z <- normalize(max(y - a g(y), 0))`` from the extrapolated point ``y`` (FISTA momentum with
+   function-value restart), backtracking on the sufficient-decrease test, growing the step on
+   success.
+
+Single local runs under ReLU from random starts get stuck in spurious points (a large class
+spread over two axes); going through the sphere optimum avoids them. Where a proven lower bound
+is known (``L*_OF`` under ReLU with ``d >= k``; the ETF value when balanced without ReLU with
+``d >= k-1``) the solver stops once the relative gap is below ``gap_tol`` and restarts from a
+new seed if a run ends above ``accept_tol``; the result's ``status`` says whether the reference
+was reached (``"optimal"``), the run stalled at a stationary point without a known reference
+(``"converged"``), or neither (``"not_optimal"``, ``"max_steps"``).
+
+>>> from ufm.labels import step_counts
+>>> res = solve(step_counts(3, R=2, n_min=2), nonneg=True, seed=0)
+>>> res.status, res.rel_gap < 1e-6
+('optimal', True)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ufm import geometry
+from ufm.closed_forms import etf_loss, of_loss
+from ufm.gram_grad import value_and_grad as gram_value_and_grad
+from ufm.gram_grad import value_and_grad_chunked
+from ufm.labels import check_counts, labels_from_counts
+from ufm.loss import scl_loss
+from ufm.rotation import orthant_rotation, project_orthant_sphere
+from ufm.versions import library_versions
+
+__all__ = ["solve", "SolveResult", "SolverConfig", "reference_value"]
+
+Progress = Callable[[str, int, float], None]
+
+CHUNK_ABOVE = 8192  # samples; above this the loss runs in row blocks (no N x N array)
+CLASSES_ABOVE = 20000  # samples; above this method="auto" solves over class vectors
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """Knobs of the two-phase solver (defaults: float64-level accuracy)."""
+
+    sphere_steps: int = 400  # L-BFGS iterations, sphere phase
+    polish_steps: int = 3000  # projected-gradient iterations, orthant phase
+    lbfgs_memory: int = 10
+    gap_tol: float = 1e-12  # stop when (loss - reference)/|reference| <= gap_tol
+    accept_tol: float = 1e-6  # a run ending above this gap (reference known) is restarted
+    ftol: float = 1e-12  # stop when the relative decrease over `patience` steps is below this
+    patience: int = 20
+    restarts: int = 4  # extra attempts from new seeds when the reference is not reached
+    matmul_dtype: str = "auto"  # N x N work: "auto" = float32 then float64 refinement (N > 1024)
+
+
+@dataclass
+class SolveResult:
+    """What ``solve`` returns; ``to_dict()`` is the JSON report."""
+
+    config: dict[str, Any]
+    counts: list[int]
+    loss: float
+    optimum: float | None
+    optimum_kind: str | None
+    rel_gap: float | None
+    status: str
+    metrics: dict[str, Any]
+    timing: dict[str, float]
+    attempts: int
+    z: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    versions: dict[str, str] = field(default_factory=library_versions)
+    certificate: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "config": self.config,
+            "counts": self.counts,
+            "loss": self.loss,
+            "optimum": self.optimum,
+            "optimum_kind": self.optimum_kind,
+            "rel_gap": self.rel_gap,
+            "status": self.status,
+            "attempts": self.attempts,
+            "metrics": self.metrics,
+            "timing": self.timing,
+            "versions": self.versions,
+        }
+        if self.certificate is not None:
+            out["certificate"] = self.certificate
+        return out
+
+
+def reference_value(counts: Sequence[int], tau: float, d: int, nonneg: bool) -> tuple[float, str] | tuple[None, None]:
+    """Proven full-batch optimum when a closed form applies, else ``(None, None)``.
+
+    ``L*_OF`` under ReLU with ``d >= k`` (any counts); the ETF value without ReLU when the
+    classes are balanced and ``d >= k - 1``.
+    """
+    counts = check_counts(counts)
+    k = counts.size
+    if nonneg and d >= k:
+        return of_loss(counts, tau), "of"
+    if not nonneg and d >= k - 1 and np.all(counts == counts[0]):
+        return etf_loss(counts, tau), "etf"
+    return None, None
+
+
+def _rel_gap(loss: float, ref: float | None) -> float | None:
+    return None if ref is None else (loss - ref) / abs(ref)
+
+
+def _collapsed_loss(v, counts, tau):
+    """JAX ``collapsed_loss``: the SC loss of ``Z = V[labels]`` from the k class vectors ``V``."""
+    n = counts.astype(v.dtype)
+    terms = jnp.log(n)[None, :] + (v @ v.T - 1.0) / tau
+    k = n.shape[0]
+    terms = jnp.where(jnp.eye(k, dtype=bool), jnp.log(n - 1.0)[:, None], terms)
+    return jnp.sum(n * jax.nn.logsumexp(terms, axis=1))
+
+
+def _make_objective(labels, counts, tau, batches, matmul_dtype, method="samples"):
+    """``value_and_grad(z)`` of the loss on unit rows (Euclidean gradient)."""
+    y = jnp.asarray(labels)
+    c = jnp.asarray(counts)
+    if method == "classes":
+        return jax.jit(jax.value_and_grad(lambda v: _collapsed_loss(v, c, tau)))
+    if batches is None:
+        mm = jnp.dtype(matmul_dtype)
+        if y.shape[0] > CHUNK_ABOVE:
+
+            def vg(z):
+                return value_and_grad_chunked(z, y, c, tau, chunk=1024, matmul_dtype=mm)
+
+        else:
+
+            def vg(z):
+                return gram_value_and_grad(z, y, c, tau, matmul_dtype=mm)
+
+        return jax.jit(vg)
+    padded = np.asarray(batches)
+    return jax.jit(jax.value_and_grad(lambda z: scl_loss(z, y, tau, batches=padded, normalize=False)))
+
+
+def _sphere_loss(vg):
+    """``f(h) = L(normalize(h))`` with the hand-written gradient as its custom VJP."""
+
+    @jax.custom_vjp
+    def f(h):
+        return fwd(h)[0]
+
+    def fwd(h):
+        norm = jnp.linalg.norm(h, axis=1, keepdims=True)
+        z = h / norm
+        loss, g = vg(z)
+        g = (g - jnp.sum(g * z, axis=1, keepdims=True) * z) / norm
+        return loss, g
+
+    def bwd(g, ct):
+        return (ct * g,)
+
+    f.defvjp(fwd, bwd)
+    return f
+
+
+class _Stopper:
+    """Stops on a reached reference gap or a stalled relative decrease."""
+
+    def __init__(self, ref: float | None, cfg: SolverConfig):
+        self.ref, self.cfg, self.history = ref, cfg, []
+
+    def __call__(self, value: float) -> str | None:
+        self.history.append(value)
+        if self.ref is not None and (value - self.ref) / abs(self.ref) <= self.cfg.gap_tol:
+            return "optimal"
+        p = self.cfg.patience
+        if len(self.history) > p:
+            old = self.history[-p - 1]
+            if old - value <= self.cfg.ftol * abs(old):
+                return "converged"
+        return None
+
+
+def _lbfgs_step(vg, cfg):
+    """Jitted L-BFGS step on ``h`` for ``f(h) = L(normalize(h))``, and its optimizer."""
+    f = _sphere_loss(vg)
+    opt = optax.lbfgs(memory_size=cfg.lbfgs_memory)
+    vag = optax.value_and_grad_from_state(f)
+
+    @jax.jit
+    def step(h, state):
+        value, grad = vag(h, state=state)
+        updates, state = opt.update(grad, state, h, value=value, grad=grad, value_fn=f)
+        return optax.apply_updates(h, updates), state, value
+
+    return opt, step
+
+
+def _sphere_phase(h, lbfgs, cfg, stop, progress, step0):
+    opt, step = lbfgs
+    state = opt.init(h)
+    reason, steps = "max_steps", 0
+    for steps in range(1, cfg.sphere_steps + 1):
+        h, state, value = step(h, state)
+        value = float(value)
+        if progress:
+            progress("sphere", step0 + steps, value)
+        if not np.isfinite(value):
+            raise FloatingPointError("loss became non-finite in the sphere phase")
+        why = stop(value)
+        if why:
+            reason = why
+            break
+    z = h / jnp.linalg.norm(h, axis=1, keepdims=True)
+    return z, reason, steps
+
+
+_A_MIN = 1e-14
+
+
+def _polish_pieces(vg):
+    """Jitted projected-gradient trial step and momentum extrapolation."""
+
+    @jax.jit
+    def trial(y, gy, a):
+        x_new = project_orthant_sphere(y - a * gy)
+        f_new, g_new = vg(x_new)
+        diff = x_new - y
+        return x_new, f_new, g_new, jnp.sum(gy * diff), jnp.sum(diff * diff)
+
+    extrapolate = jax.jit(lambda x, x_prev, beta: project_orthant_sphere(x + beta * (x - x_prev)))
+    return trial, extrapolate
+
+
+def _polish_phase(z, vg, pieces, cfg, stop, progress, step0):
+    """Accelerated projected gradient on {Z >= 0, unit rows} with backtracking and restart."""
+    trial, extrapolate = pieces
+    x = project_orthant_sphere(z)
+    fx, gx = vg(x)
+    fx = float(fx)
+    x_prev, t, a = x, 1.0, 1e-2
+    reason, steps = "max_steps", 0
+    for steps in range(1, cfg.polish_steps + 1):
+        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+        beta = (t - 1.0) / t_next
+        if beta > 0:
+            y = extrapolate(x, x_prev, beta)
+            fy, gy = vg(y)
+            fy = float(fy)
+        else:
+            y, fy, gy = x, fx, gx
+        while True:  # backtracking on the sufficient-decrease test
+            x_new, f_new, g_new, lin, sq = trial(y, gy, a)
+            f_new = float(f_new)
+            if f_new <= fy + float(lin) + float(sq) / (2 * a) + 1e-12 * abs(fy) or a < _A_MIN:
+                break
+            a *= 0.5
+        if a < _A_MIN:  # no step decreases the loss at working precision
+            reason = "converged"
+            break
+        if f_new > fx:  # momentum overshoot: restart from x without momentum
+            t, x_prev = 1.0, x
+            a *= 0.5
+            continue
+        x_prev, x, fx, gx, t = x, x_new, f_new, g_new, t_next
+        a *= 1.25
+        if progress:
+            progress("polish", step0 + steps, fx)
+        why = stop(fx)
+        if why:
+            reason = why
+            break
+    return x, reason, steps
+
+
+def solve(
+    counts: Sequence[int],
+    *,
+    d: int | None = None,
+    tau: float = 0.1,
+    nonneg: bool = False,
+    seed: int = 0,
+    batches: Sequence[Sequence[int]] | None = None,
+    method: str = "auto",
+    config: SolverConfig = SolverConfig(),
+    progress: Progress | None = None,
+) -> SolveResult:
+    """Minimize the SC loss over unit-norm (and, with ``nonneg``, non-negative) embeddings.
+
+    Args:
+      counts: samples per class (each >= 2).
+      d: embedding dimension (default ``k``).
+      tau: temperature.
+      nonneg: add the ReLU constraint ``Z >= 0`` (UFM+).
+      seed: random start ``h ~ N(0, I)``; restart ``r`` uses ``seed + r``.
+      batches: list of index lists (default: one full batch).
+      method: ``"samples"`` optimizes all N embeddings; ``"classes"`` optimizes one vector per
+        class (``Z = V[labels]``, exact among collapsed configurations; its loss is the true
+        loss of that Z; whether collapse is optimal is what ``ufm.certify`` or the closed form
+        decide); ``"auto"`` = samples up to N = 20,000, classes above (full batch only).
+      config: solver knobs (``SolverConfig``).
+      progress: callback ``(phase, step, loss)`` called every step.
+    """
+    counts = check_counts(counts)
+    k = counts.size
+    d = k if d is None else int(d)
+    if d < 1:
+        raise ValueError(f"d must be >= 1, got {d}")
+    if tau <= 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    labels = labels_from_counts(counts)
+    n = labels.size
+    if method == "auto":
+        method = "classes" if batches is None and n > CLASSES_ABOVE else "samples"
+    if method not in ("samples", "classes"):
+        raise ValueError(f"method must be 'auto', 'samples' or 'classes', got {method!r}")
+    if method == "classes" and batches is not None:
+        raise ValueError("method='classes' needs the full batch (batches=None)")
+    rows = labels if method == "samples" else np.arange(k, dtype=np.int32)
+    ref, ref_kind = (None, None) if batches is not None else reference_value(counts, tau, d, nonneg)
+    padded = None
+    if batches is not None:
+        from ufm.loss import pad_batches
+
+        padded = pad_batches(batches)
+
+    stages = _stages(config.matmul_dtype, n) if method == "samples" else ("float64",)
+    with jax.enable_x64(True):
+        vg_exact = _make_objective(labels, counts, tau, padded, "float64", method)
+        machinery = []
+        for dtype in stages:
+            vg = vg_exact if dtype == "float64" else _make_objective(labels, counts, tau, padded, dtype, method)
+            machinery.append((vg, _lbfgs_step(vg, config), _polish_pieces(vg) if nonneg else None))
+        t0 = time.perf_counter()
+        _warm_up(vg_exact, machinery, rows.size, d)
+        compile_seconds = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        best = None
+        total_steps = 0
+        for attempt in range(config.restarts + 1):
+            z = jax.random.normal(jax.random.PRNGKey(seed + attempt), (rows.size, d), dtype=jnp.float64)
+            # Sphere phase: the whole solve without ReLU, a warm start (first stage only) with it.
+            for vg, lbfgs, _ in machinery[: 1 if nonneg else None]:
+                z, reason, steps = _sphere_phase(z, lbfgs, config, _Stopper(ref, config),
+                                                 progress, total_steps)
+                total_steps += steps
+            if nonneg:
+                z = jnp.asarray(np.asarray(z) @ orthant_rotation(np.asarray(z), rows, k))
+                for vg, _, pieces in machinery:
+                    z, reason, steps = _polish_phase(z, vg, pieces, config, _Stopper(ref, config),
+                                                     progress, total_steps)
+                    total_steps += steps
+            loss = float(vg_exact(z)[0])  # report in full float64
+            gap = _rel_gap(loss, ref)
+            if best is None or loss < best[0]:
+                best = (loss, np.asarray(z), reason)
+            if ref is None or gap <= config.accept_tol:
+                break
+        solve_seconds = time.perf_counter() - t0
+
+    loss, z, reason = best
+    if method == "classes":
+        z = z[labels]
+    gap = _rel_gap(loss, ref)
+    if ref is not None:
+        status = "optimal" if gap <= config.accept_tol else "not_optimal"
+    else:
+        status = "converged" if reason in ("converged", "optimal") else "max_steps"
+    gram = geometry.class_mean_gram(z, labels, k)
+    metrics = {
+        "delta_gm_of": geometry.delta_gm(gram, "of"),
+        "delta_gm_etf": geometry.delta_gm(gram, "etf"),
+        "nc1": geometry.nc1(z, labels, k),
+        "min_entry": float(z.min()),
+        "class_mean_gram": gram.tolist(),
+    }
+    cfg = {
+        "k": int(k),
+        "d": d,
+        "tau": tau,
+        "nonneg": nonneg,
+        "seed": seed,
+        "method": method,
+        "n_samples": int(n),
+        "batches": None if batches is None else len(padded),
+        "solver": {f: getattr(config, f) for f in config.__dataclass_fields__},
+    }
+    return SolveResult(
+        config=cfg,
+        counts=[int(c) for c in counts],
+        loss=loss,
+        optimum=ref,
+        optimum_kind=ref_kind,
+        rel_gap=gap,
+        status=status,
+        metrics=metrics,
+        timing={
+            "solve_seconds": solve_seconds,
+            "compile_seconds": compile_seconds,
+            "steps": total_steps,
+        },
+        attempts=attempt + 1,
+        z=z,
+        labels=labels,
+    )
+
+
+def _stages(matmul_dtype: str, n: int) -> tuple[str, ...]:
+    """Precision stages: "auto" is float32 then a float64 refinement for N > 1024, else float64."""
+    if matmul_dtype == "auto":
+        return ("float32", "float64") if n > 1024 else ("float64",)
+    if matmul_dtype not in ("float32", "float64"):
+        raise ValueError(f"matmul_dtype must be 'auto', 'float32' or 'float64', got {matmul_dtype!r}")
+    return (matmul_dtype,)
+
+
+def _warm_up(vg_exact, machinery, n, d):
+    """Compile the jitted pieces once so that solve time excludes compilation."""
+    h = 1.0 + jnp.arange(n * d, dtype=jnp.float64).reshape(n, d) % 3
+    z = h / jnp.linalg.norm(h, axis=1, keepdims=True)
+    jax.block_until_ready(vg_exact(z))
+    for vg, (opt, step), pieces in machinery:
+        f, g = vg(z)
+        h1, state, _ = step(h, opt.init(h))
+        jax.block_until_ready(step(h1, state))  # the returned state's types differ from init's
+        if pieces is not None:
+            trial, extrapolate = pieces
+            jax.block_until_ready(trial(z, g, 1e-2))
+            jax.block_until_ready(extrapolate(z, z, 0.5))

@@ -28,7 +28,10 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-__all__ = ["value_and_grad", "value_and_grad_chunked", "sphere_value_and_grad"]
+__all__ = ["value_and_grad", "value_and_grad_chunked"]
+
+# Largest exponent range exp() covers without underflowing to 0 (float32: e^-87; float64: e^-708).
+_EXP_RANGE = {jnp.dtype(jnp.float32): 80.0, jnp.dtype(jnp.float64): 700.0}
 
 
 def _class_terms(z, y, counts, tau):
@@ -42,13 +45,16 @@ def _class_terms(z, y, counts, tau):
     return pos_mean, others, has_pos
 
 
-def _softmax_block(zb, z, row_offset, tau, mm_dtype):
+def _softmax_block(zb, z, row_offset, tau, mm_dtype, shared_shift):
     """Rows ``zb`` (block of anchors starting at ``row_offset``) against all of ``z``."""
     s = (zb.astype(mm_dtype) @ z.astype(mm_dtype).T) / tau
     rows = row_offset + jnp.arange(zb.shape[0])
     self_mask = rows[:, None] == jnp.arange(z.shape[0])[None, :]
     s = jnp.where(self_mask, -jnp.inf, s)
-    m = jnp.max(s, axis=1, keepdims=True)
+    if shared_shift:  # |S_il| <= max ||z||^2 / tau (Cauchy-Schwarz): one shift for all rows
+        m = jnp.full((zb.shape[0], 1), jnp.max(jnp.sum(z * z, axis=1)).astype(mm_dtype) / tau)
+    else:
+        m = jnp.max(s, axis=1, keepdims=True)
     e = jnp.exp(s - m)
     r = jnp.sum(e, axis=1, keepdims=True)
     p = e / r
@@ -56,22 +62,61 @@ def _softmax_block(zb, z, row_offset, tau, mm_dtype):
     return p, lse
 
 
-@partial(jax.jit, static_argnames=("matmul_dtype",))
 def value_and_grad(z, y, counts, tau, matmul_dtype=jnp.float32):
-    """Full-batch SC loss and its Euclidean gradient in ``z`` (rows not re-normalized)."""
+    """Full-batch SC loss and its Euclidean gradient in ``z``, rows of norm <= 1 (not re-normalized).
+
+    Uses the symmetry of ``S``: the gradient needs ONE N x N x d product ``Q Z`` besides
+    ``Z Z^T``, with ``Q = diag(w) P + (diag(w) P)^T`` built elementwise (``w_i`` = 1 when
+    anchor ``i`` has a positive), with no transposed product and no N x N transpose. Every
+    logit lies in ``[-b, b]``, ``b = max ||z_i||^2 / tau``; when ``2/tau`` fits exp's range
+    (tau > 0.025 in float32) one shared shift ``b`` replaces the row maxima: one exp pass.
+    """
+    mm = jnp.dtype(matmul_dtype)
+    shared = isinstance(tau, (int, float)) and 2.0 / float(tau) < _EXP_RANGE[mm]
+    return _value_and_grad(z, y, counts, tau, mm, shared)
+
+
+@partial(jax.jit, static_argnames=("mm", "shared_shift"))
+def _value_and_grad(z, y, counts, tau, mm, shared_shift):
     pos_mean, others, has_pos = _class_terms(z, y, counts, tau)
-    p, lse = _softmax_block(z, z, 0, tau, matmul_dtype)
-    p = p * has_pos.astype(p.dtype)[:, None]
-    zm = z.astype(matmul_dtype)
-    sym = (p @ zm + p.T @ zm).astype(z.dtype)
-    loss = jnp.sum(has_pos * (lse - pos_mean))
+    zm = z.astype(mm)
+    n = z.shape[0]
+    s = (zm * jnp.asarray(1.0 / tau, mm)) @ zm.T
+    s = jnp.where(jnp.arange(n)[:, None] == jnp.arange(n)[None, :], -jnp.inf, s)
+    # Cauchy-Schwarz: |S_il| <= max_i ||z_i||^2 / tau =: b.
+    b = jnp.max(jnp.sum(zm * zm, axis=1)) / jnp.asarray(tau, mm)
+    w = has_pos.astype(mm)
+
+    def shared(s):
+        e = jnp.exp(s - b)
+        r = jnp.sum(e, axis=1)
+        c = w / r
+        return (c[:, None] + c[None, :]) * e, b + jnp.log(r)
+
+    def per_row(s):
+        m = jnp.max(s, axis=1)
+        r = jnp.sum(jnp.exp(s - m[:, None]), axis=1)
+        c = w / r
+        q = c[:, None] * jnp.exp(s - m[:, None]) + c[None, :] * jnp.exp(s - m[None, :])
+        return q, m + jnp.log(r)
+
+    q, lse = shared(s) if shared_shift else per_row(s)
+    sym = (q @ zm).astype(z.dtype)
+    # log r in the solver's dtype: float32 r carries ~1e-7 relative error, i.e. 1e-7 absolute.
+    loss = jnp.sum(has_pos * (lse.astype(z.dtype) - pos_mean))
     grad = (sym - 2.0 * has_pos[:, None] * others) / tau
     return loss, grad
 
 
-@partial(jax.jit, static_argnames=("chunk", "matmul_dtype"))
 def value_and_grad_chunked(z, y, counts, tau, chunk=512, matmul_dtype=jnp.float32):
     """``value_and_grad`` in blocks of ``chunk`` anchor rows: memory O(chunk * N), not O(N^2)."""
+    mm = jnp.dtype(matmul_dtype)
+    shared = isinstance(tau, (int, float)) and 2.0 / float(tau) < _EXP_RANGE[mm]
+    return _value_and_grad_chunked(z, y, counts, tau, chunk, mm, shared)
+
+
+@partial(jax.jit, static_argnames=("chunk", "matmul_dtype", "shared_shift"))
+def _value_and_grad_chunked(z, y, counts, tau, chunk, matmul_dtype, shared_shift):
     n, d = z.shape
     pos_mean, others, has_pos = _class_terms(z, y, counts, tau)
     n_blocks = -(-n // chunk)
@@ -85,7 +130,7 @@ def value_and_grad_chunked(z, y, counts, tau, chunk=512, matmul_dtype=jnp.float3
         start = b * chunk
         zb = jax.lax.dynamic_slice_in_dim(z_pad, start, chunk)
         wb = jax.lax.dynamic_slice_in_dim(w_pad, start, chunk)
-        p, lse = _softmax_block(zb, z, start, tau, matmul_dtype)
+        p, lse = _softmax_block(zb, z, start, tau, matmul_dtype, shared_shift)
         p = p * wb.astype(p.dtype)[:, None]
         rows = (p @ zm).astype(z.dtype)  # P Z for this block's rows
         g_cols = g_cols + (p.T @ zb.astype(matmul_dtype)).astype(z.dtype)  # P^T Z
@@ -98,12 +143,3 @@ def value_and_grad_chunked(z, y, counts, tau, chunk=512, matmul_dtype=jnp.float3
     loss = lse_sum - jnp.sum(has_pos * pos_mean)
     grad = (g_rows + g_cols - 2.0 * has_pos[:, None] * others) / tau
     return loss, grad
-
-
-def sphere_value_and_grad(h, y, counts, tau, matmul_dtype=jnp.float32):
-    """Loss of ``normalize(h)`` and its gradient in ``h``: ``(I - z z^T) g / ||h||`` per row."""
-    norm = jnp.linalg.norm(h, axis=1, keepdims=True)
-    z = h / norm
-    loss, g = value_and_grad(z, y, counts, tau, matmul_dtype=matmul_dtype)
-    g_tan = g - jnp.sum(g * z, axis=1, keepdims=True) * z
-    return loss, g_tan / norm

@@ -30,10 +30,11 @@ __all__ = ["scl_loss", "normalize", "pad_batches"]
 
 
 def normalize(h: jax.Array) -> jax.Array:
-    """Rows of ``h`` scaled to unit norm (a zero row stays zero, without NaN)."""
+    """Rows of ``h`` scaled to unit norm; a zero row stays zero with a zero gradient (no NaN)."""
     sq = jnp.sum(h * h, axis=-1, keepdims=True)
-    tiny = jnp.finfo(h.dtype).tiny
-    return h * jax.lax.rsqrt(jnp.maximum(sq, tiny))
+    nonzero = sq > 0
+    # double where: the rsqrt never sees 0, so neither its value nor its derivative overflows
+    return jnp.where(nonzero, h * jax.lax.rsqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
 
 
 def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:

@@ -57,6 +57,9 @@ def _progress_bar():
     bar = tqdm(desc="solve", unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
 
     def update(phase: str, step: int, loss: float) -> None:
+        if phase == "compile":
+            bar.set_postfix_str("compiling", refresh=True)
+            return
         bar.update(step - bar.n)
         bar.set_postfix_str(f"{phase} loss={loss:.10g}", refresh=False)
 
@@ -95,9 +98,23 @@ def format_report(res: SolveResult) -> str:
     return "\n".join(lines)
 
 
+def _enable_compilation_cache() -> None:
+    """Persist XLA compilations across runs (~/.cache/scl-geometry/jax; SCL_GEOMETRY_CACHE)."""
+    import os
+
+    import jax
+
+    path = os.environ.get("SCL_GEOMETRY_CACHE", os.path.expanduser("~/.cache/scl-geometry/jax"))
+    if path.lower() in ("", "0", "off", "none"):
+        return
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _enable_compilation_cache()
     counts = counts_from_args(parser, args)
     k = len(counts)
     d = k if args.d is None else args.d

@@ -181,12 +181,13 @@ def _sphere_loss(vg):
 class _Stopper:
     """Stops on a reached reference gap or a stalled relative decrease."""
 
-    def __init__(self, ref: float | None, cfg: SolverConfig):
+    def __init__(self, ref: float | None, cfg: SolverConfig, gap_tol: float | None = None):
         self.ref, self.cfg, self.history = ref, cfg, []
+        self.gap_tol = cfg.gap_tol if gap_tol is None else gap_tol
 
     def __call__(self, value: float) -> str | None:
         self.history.append(value)
-        if self.ref is not None and (value - self.ref) / abs(self.ref) <= self.cfg.gap_tol:
+        if self.ref is not None and (value - self.ref) / abs(self.ref) <= self.gap_tol:
             return "optimal"
         p = self.cfg.patience
         if len(self.history) > p:
@@ -231,6 +232,7 @@ def _sphere_phase(h, lbfgs, cfg, stop, progress, step0):
 
 
 _A_MIN = 1e-14
+_F32_GAP = 3e-8
 
 
 def _polish_pieces(vg):
@@ -243,7 +245,11 @@ def _polish_pieces(vg):
         diff = x_new - y
         return x_new, f_new, g_new, jnp.sum(gy * diff), jnp.sum(diff * diff)
 
-    extrapolate = jax.jit(lambda x, x_prev, beta: project_orthant_sphere(x + beta * (x - x_prev)))
+    @jax.jit
+    def extrapolate(x, x_prev, beta):
+        y = project_orthant_sphere(x + beta * (x - x_prev))
+        return (y, *vg(y))
+
     return trial, extrapolate
 
 
@@ -259,8 +265,7 @@ def _polish_phase(z, vg, pieces, cfg, stop, progress, step0):
         t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
         beta = (t - 1.0) / t_next
         if beta > 0:
-            y = extrapolate(x, x_prev, beta)
-            fy, gy = vg(y)
+            y, fy, gy = extrapolate(x, x_prev, beta)
             fy = float(fy)
         else:
             y, fy, gy = x, fx, gx
@@ -341,14 +346,15 @@ def solve(
 
     stages = _stages(config.matmul_dtype, n) if method == "samples" else ("float64",)
     with jax.enable_x64(True):
-        vg_exact = _make_objective(labels, counts, tau, padded, "float64", method)
-        machinery = []
-        for dtype in stages:
-            vg = vg_exact if dtype == "float64" else _make_objective(labels, counts, tau, padded, dtype, method)
-            machinery.append((vg, _lbfgs_step(vg, config), _polish_pieces(vg) if nonneg else None))
+        if progress:
+            progress("compile", 0, float("nan"))
         t0 = time.perf_counter()
-        _warm_up(vg_exact, machinery, rows.size, d)
+        key = (tuple(int(c) for c in counts), float(tau), d, nonneg, method, stages,
+               config.lbfgs_memory, None if padded is None else (padded.shape, padded.tobytes()))
+        vg_exact, machinery = _machinery(key, labels, counts, padded, rows.size)
         compile_seconds = time.perf_counter() - t0
+        # A float32 stage cannot resolve gaps below its ~1e-8 loss noise: it hands over there.
+        gap_tols = [max(config.gap_tol, _F32_GAP) if dt == "float32" else config.gap_tol for dt in stages]
 
         t0 = time.perf_counter()
         best = None
@@ -356,14 +362,14 @@ def solve(
         for attempt in range(config.restarts + 1):
             z = jax.random.normal(jax.random.PRNGKey(seed + attempt), (rows.size, d), dtype=jnp.float64)
             # Sphere phase: the whole solve without ReLU, a warm start (first stage only) with it.
-            for vg, lbfgs, _ in machinery[: 1 if nonneg else None]:
-                z, reason, steps = _sphere_phase(z, lbfgs, config, _Stopper(ref, config),
+            for (vg, lbfgs, _), tol in zip(machinery[: 1 if nonneg else None], gap_tols):
+                z, reason, steps = _sphere_phase(z, lbfgs, config, _Stopper(ref, config, tol),
                                                  progress, total_steps)
                 total_steps += steps
             if nonneg:
                 z = jnp.asarray(np.asarray(z) @ orthant_rotation(np.asarray(z), rows, k))
-                for vg, _, pieces in machinery:
-                    z, reason, steps = _polish_phase(z, vg, pieces, config, _Stopper(ref, config),
+                for (vg, _, pieces), tol in zip(machinery, gap_tols):
+                    z, reason, steps = _polish_phase(z, vg, pieces, config, _Stopper(ref, config, tol),
                                                      progress, total_steps)
                     total_steps += steps
             loss = float(vg_exact(z)[0])  # report in full float64
@@ -419,6 +425,27 @@ def solve(
         z=z,
         labels=labels,
     )
+
+
+_MACHINERY_CACHE: dict = {}
+
+
+def _machinery(key, labels, counts, padded, n_rows):
+    """Jitted objective, L-BFGS step and polish pieces per stage, compiled once per problem."""
+    if key in _MACHINERY_CACHE:
+        return _MACHINERY_CACHE[key]
+    _, tau, d, nonneg, method, stages, memory, _ = key
+    vg_exact = _make_objective(labels, counts, tau, padded, "float64", method)
+    machinery = []
+    for dtype in stages:
+        vg = vg_exact if dtype == "float64" else _make_objective(labels, counts, tau, padded, dtype, method)
+        lbfgs = _lbfgs_step(vg, SolverConfig(lbfgs_memory=memory))
+        machinery.append((vg, lbfgs, _polish_pieces(vg) if nonneg else None))
+    _warm_up(vg_exact, machinery, n_rows, d)
+    if len(_MACHINERY_CACHE) >= 8:
+        _MACHINERY_CACHE.pop(next(iter(_MACHINERY_CACHE)))
+    _MACHINERY_CACHE[key] = (vg_exact, machinery)
+    return vg_exact, machinery
 
 
 def _stages(matmul_dtype: str, n: int) -> tuple[str, ...]:

@@ -1,0 +1,43 @@
+"""Smoke test of ``python -m ufm.bench --quick``: it runs, and its figures are consistent.
+
+The figures themselves are measured by the benchmark (see README), not asserted here.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import ufm
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_quick_json():
+    out = subprocess.run(
+        [sys.executable, "-m", "ufm.bench", "--quick", "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    solve = res["solve"]
+    assert solve["status"] == "optimal"
+    # the bench's own gap agrees with the closed form recomputed here
+    assert solve["rel_gap"] <= 1e-6
+    assert solve["solve_seconds"] > 0 and solve["compile_seconds"] >= 0
+    gram = res["gram"]
+    assert gram["floor_seconds"] > 0 and gram["fast_seconds"] > 0
+    assert gram["fast_over_floor"] == gram["fast_seconds"] / gram["floor_seconds"]
+    chunked = res["chunked"]
+    assert chunked["finite"] is True
+    assert chunked["peak_rss_mib"] >= chunked["rss_before_mib"] > 0
+    # the chunked loss equals the brute-force loss of the same random problem
+    n, d = chunked["n"], chunked["d"]
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 10
+    z = rng.normal(size=(n, d))
+    z /= np.linalg.norm(z, axis=1, keepdims=True)
+    assert np.isclose(chunked["loss"], float(ufm.scl_loss(z, y, 0.1)), rtol=1e-5)
+    assert "jax" in res["versions"]

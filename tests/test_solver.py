@@ -1,0 +1,163 @@
+"""ufm.solve on small problems: UFM+ reaches the orthogonal frame at the closed-form optimum,
+balanced UFM reaches the simplex ETF, imbalanced UFM goes below the OF value. Every reported
+number is re-derived here from res.z with the independent references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ufm
+from reference import brute_scl_loss, numpy_full_batch_loss
+
+
+def _labels(counts):
+    return np.concatenate([np.full(n, c) for c, n in enumerate(counts)])
+
+
+def _class_mean_gram(z, labels, k):
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    means = np.array([z[labels == c].mean(axis=0) for c in range(k)])
+    means /= np.linalg.norm(means, axis=1, keepdims=True)
+    return means @ means.T
+
+
+def _delta(g, t):
+    return float(np.linalg.norm(g / np.linalg.norm(g) - t / np.linalg.norm(t)))
+
+
+def _etf(k):
+    t = np.full((k, k), -1.0 / (k - 1))
+    np.fill_diagonal(t, 1.0)
+    return t
+
+
+def _check_result_consistency(res, counts, tau, d):
+    """What every SolveResult must satisfy, whatever the problem."""
+    k = len(counts)
+    labels = _labels(counts)
+    assert np.array_equal(np.asarray(res.labels), labels)
+    assert [int(c) for c in res.counts] == list(counts)
+    z = np.asarray(res.z, dtype=np.float64)
+    assert z.shape == (labels.size, d)
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-12)
+    # the reported loss is the true SC loss of the returned embeddings
+    want = brute_scl_loss(z, labels, tau, normalize=False) if labels.size <= 120 else \
+        numpy_full_batch_loss(z, labels, tau)
+    assert res.loss == pytest.approx(want, rel=1e-9)
+    # the reported geometry is that of the returned embeddings
+    g = _class_mean_gram(z, labels, k)
+    np.testing.assert_allclose(np.asarray(res.metrics["class_mean_gram"]), g, atol=1e-9)
+    assert res.metrics["delta_gm_of"] == pytest.approx(_delta(g, np.eye(k)), abs=1e-9)
+    assert res.metrics["delta_gm_etf"] == pytest.approx(_delta(g, _etf(k)), abs=1e-9)
+    assert res.metrics["nc1"] >= 0.0
+    return z, labels, want
+
+
+# ----------------------------------------------------------------------------- UFM+ (ReLU)
+
+NONNEG_CASES = [
+    ("step_R1", [int(c) for c in ufm.step_counts(3, 1, 0.5, 4)], 0),  # balanced, d = k
+    ("step_R10", [20, 20, 2, 2], 2),  # step_counts(4, 10, 0.5, 2), d = k + 2
+    ("step_rho0.75", [10, 2, 2, 2], 0),  # step_counts(4, 5, 0.75, 2)
+    ("exp", [16, 8, 4, 2], 2),  # exp_counts(4, 8, 16)
+    ("random", [7, 3, 2, 5], 0),
+]
+
+
+def test_nonneg_cases_are_what_they_claim():
+    assert NONNEG_CASES[0][1] == [4, 4, 4]
+    assert ufm.step_counts(4, 10, 0.5, 2).tolist() == NONNEG_CASES[1][1]
+    assert ufm.step_counts(4, 5, 0.75, 2).tolist() == NONNEG_CASES[2][1]
+    assert ufm.exp_counts(4, 8, 16).tolist() == NONNEG_CASES[3][1]
+
+
+@pytest.mark.parametrize("name,counts,extra_d", NONNEG_CASES, ids=[c[0] for c in NONNEG_CASES])
+def test_nonneg_reaches_orthogonal_frame(name, counts, extra_d):
+    tau = 0.1
+    k = len(counts)
+    d = k + extra_d
+    res = ufm.solve(counts, d=d, tau=tau, nonneg=True, seed=0)
+    z, labels, loss = _check_result_consistency(res, counts, tau, d)
+    assert res.status == "optimal"
+    assert z.min() >= 0.0
+    of = ufm.of_loss(counts, tau)
+    gap = (loss - of) / abs(of)
+    assert gap <= 1e-6
+    assert gap >= -1e-9  # L*_OF is the global minimum under ReLU: nothing goes below it
+    assert res.metrics["delta_gm_of"] <= 1e-3
+    # collapse onto orthogonal class directions, checked directly on z
+    g = _class_mean_gram(z, labels, k)
+    np.testing.assert_allclose(g, np.eye(k), atol=2e-3)
+    assert res.optimum == pytest.approx(of, rel=1e-12)
+    assert res.rel_gap == pytest.approx((res.loss - of) / of, abs=1e-12)
+
+
+def test_default_problem_two_seeds():
+    """The paper's setting: k = 10, R = 100, rho = 0.5, n_min = 5 (N = 2525), tau = 0.1, ReLU."""
+    counts = [int(c) for c in ufm.step_counts(10, 100)]
+    assert counts == [500] * 5 + [5] * 5
+    of = ufm.of_loss(counts, 0.1)
+    for seed in (0, 1):
+        res = ufm.solve(counts, nonneg=True, seed=seed)
+        z, labels, loss = _check_result_consistency(res, counts, 0.1, 10)
+        assert z.min() >= 0.0
+        gap = (loss - of) / abs(of)
+        assert -1e-9 <= gap <= 1e-5, (seed, gap)
+        assert res.metrics["delta_gm_of"] <= 1e-3
+        assert _delta(_class_mean_gram(z, labels, 10), np.eye(10)) <= 1e-3
+
+
+# ----------------------------------------------------------------------------- UFM (no ReLU)
+
+
+@pytest.mark.parametrize("k", [3, 4, 5])
+def test_balanced_no_relu_reaches_simplex_etf(k):
+    tau = 0.1
+    counts = [4] * k
+    res = ufm.solve(counts, tau=tau, seed=0)
+    z, labels, loss = _check_result_consistency(res, counts, tau, k)
+    etf = ufm.etf_loss(counts, tau)
+    assert (loss - etf) / etf <= 1e-6
+    assert (loss - etf) / etf >= -1e-9  # the ETF value is the global minimum here
+    assert res.metrics["delta_gm_etf"] <= 1e-3
+    g = _class_mean_gram(z, labels, k)
+    off = g[~np.eye(k, dtype=bool)]
+    np.testing.assert_allclose(off, -1.0 / (k - 1), atol=2e-3)
+    assert z.min() < -0.1  # no sign constraint: the ETF needs negative entries
+    assert res.status == "optimal"
+
+
+@pytest.mark.parametrize("counts", [[7, 3, 2, 5]])
+def test_imbalanced_no_relu_beats_orthogonal_frame(counts):
+    tau = 0.1
+    k = len(counts)
+    res = ufm.solve(counts, tau=tau, seed=0)
+    z, labels, loss = _check_result_consistency(res, counts, tau, k)
+    of = ufm.of_loss(counts, tau)
+    # the OF is feasible but not optimal without ReLU: strictly lower, by a clear margin
+    assert loss < of - 1e-5 * of
+    # the simplex ETF (feasible, d = k) is not optimal either under imbalance; the solver beats it
+    assert loss <= ufm.etf_loss(counts, tau) + 1e-9 * of
+    assert res.status == "converged"
+    assert res.optimum is None
+
+
+# ----------------------------------------------------------------------------- invalid input
+
+
+@pytest.mark.parametrize(
+    "counts,kwargs",
+    [
+        ([3, 3], {"tau": 0.0}),
+        ([3, 3], {"tau": -0.1}),
+        ([3, 3], {"d": 0}),
+        ([3, 3], {"d": -2}),
+        ([3, 1, 3], {}),
+        ([1, 4], {"nonneg": True}),
+        ([5], {}),
+    ],
+)
+def test_solve_invalid_inputs(counts, kwargs):
+    with pytest.raises(ValueError):
+        ufm.solve(counts, **kwargs)

@@ -151,6 +151,7 @@ def test_imbalanced_no_relu_beats_orthogonal_frame(counts):
     [
         ([3, 3], {"tau": 0.0}),
         ([3, 3], {"tau": -0.1}),
+        ([3, 3], {"tau": float("nan")}),  # not > 0 either; must not slip past `tau <= 0`
         ([3, 3], {"d": 0}),
         ([3, 3], {"d": -2}),
         ([3, 1, 3], {}),

@@ -326,8 +326,8 @@ def solve(
     d = k if d is None else int(d)
     if d < 1:
         raise ValueError(f"d must be >= 1, got {d}")
-    if tau <= 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+    if not (np.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a finite number > 0, got {tau}")
     labels = labels_from_counts(counts)
     n = labels.size
     if method == "auto":

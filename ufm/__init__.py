@@ -7,18 +7,22 @@ Public API (explicit re-exports; one concern per module):
 - closed forms: ``of_loss``, ``etf_loss``, ``collapsed_loss``
 - geometry: ``class_mean_gram``, ``delta_gm``, ``nc1``
 - solver: ``solve`` -> ``SolveResult``
+- certificates: ``certify`` (reduced / full relaxation, dual bound), ``dual_bound``
 """
 
+from ufm.certificate import certificate, certify
 from ufm.closed_forms import collapsed_loss, etf_loss, of_loss
 from ufm.geometry import class_mean_gram, class_means, delta_gm, etf_gram, nc1, of_gram
 from ufm.labels import counts_from_labels, exp_counts, labels_from_counts, step_counts
-from ufm.loss import scl_loss
+from ufm.dual import dual_bound
+from ufm.loss import gram_loss, scl_loss
 from ufm.solver import SolveResult, SolverConfig, solve
 
 __version__ = "0.1.0"
 
 __all__ = [
     "scl_loss",
+    "gram_loss",
     "step_counts",
     "exp_counts",
     "labels_from_counts",
@@ -35,4 +39,7 @@ __all__ = [
     "solve",
     "SolveResult",
     "SolverConfig",
+    "certify",
+    "certificate",
+    "dual_bound",
 ]

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["scl_loss", "normalize", "pad_batches"]
+__all__ = ["scl_loss", "gram_loss", "normalize", "pad_batches"]
 
 
 def normalize(h: jax.Array) -> jax.Array:
@@ -52,8 +52,13 @@ def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
 
 def _batch_terms(z: jax.Array, y: jax.Array, valid: jax.Array, tau: float):
     """Per-anchor loss and has-positive flag for one batch (rows may be padding)."""
-    s = (z @ z.T) / tau
-    size = z.shape[0]
+    return _gram_batch_terms(z @ z.T, y, valid, tau)
+
+
+def _gram_batch_terms(g: jax.Array, y: jax.Array, valid: jax.Array, tau: float):
+    """Per-anchor loss and has-positive flag of one batch given its Gram block ``g``."""
+    s = g / tau
+    size = g.shape[0]
     off_diag = ~jnp.eye(size, dtype=bool)
     pair = off_diag & valid[:, None] & valid[None, :]
     pos = pair & (y[:, None] == y[None, :])
@@ -108,6 +113,31 @@ def scl_loss(
     if reduction == "mean":
         total = total / jnp.maximum(jnp.sum(has_pos), 1)
     return total
+
+
+def gram_loss(
+    g: jax.Array,
+    labels: jax.Array,
+    tau: float = 0.1,
+    *,
+    batches: Sequence[Sequence[int]] | np.ndarray | None = None,
+) -> jax.Array:
+    """The SC loss (sum convention) as a function of the Gram matrix ``G = Z Z^T`` (N x N).
+
+    Convex in ``G``: ``scl_loss(z, ...) == gram_loss(z @ z.T, ...)`` for unit rows. The
+    diagonal of ``G`` does not enter (self-pairs are excluded). Used by the certificates.
+    """
+    g = jnp.asarray(g)
+    y = jnp.asarray(labels)
+    if batches is None:
+        per_anchor, _ = _gram_batch_terms(g, y, jnp.ones(g.shape[0], dtype=bool), tau)
+        return jnp.sum(per_anchor)
+    idx = jnp.asarray(pad_batches(batches))
+    valid = idx >= 0
+    safe = jnp.where(valid, idx, 0)
+    blocks = g[safe[:, :, None], safe[:, None, :]]
+    per_anchor, _ = jax.vmap(_gram_batch_terms, in_axes=(0, 0, 0, None))(blocks, y[safe], valid, tau)
+    return jnp.sum(per_anchor)
 
 
 _normalize = normalize

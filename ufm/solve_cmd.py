@@ -43,6 +43,13 @@ def build_parser() -> Parser:
                    help=f"extra seeds tried if a known optimum is not reached (default {dflt.restarts})")
     s.add_argument("--matmul-dtype", choices=("auto", "float32", "float64"), default=dflt.matmul_dtype,
                    help="dtype of the N x N products; auto = float32, then a float64 refinement for N > 1024 (default auto)")
+    c = p.add_argument_group("certificate")
+    c.add_argument("--certify", action="store_true",
+                   help="add a certificate: the relaxation's lower bound and the gap to it")
+    c.add_argument("--cert-method", choices=("auto", "reduced", "full", "dual"), default="auto",
+                   help="auto = reduced for the full batch (default auto)")
+    c.add_argument("--cert-tol", type=ranged(float, 0, 1, lo_open=True), default=1e-6,
+                   help="certified when (loss - bound)/|loss| <= this (default 1e-6)")
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     o.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE (atomically)")
@@ -92,6 +99,14 @@ def format_report(res: SolveResult) -> str:
         f"time      {res.timing['solve_seconds']:.2f} s solve ({res.timing['steps']} steps) "
         f"+ {res.timing['compile_seconds']:.2f} s compile",
     ]
+    cert = res.certificate
+    if cert is not None:
+        verdict = "CERTIFIED" if cert["certified"] else "NOT certified"
+        lines.append(f"certificate {verdict}: bound {cert['lower_bound']:.10f}, rel. gap "
+                     f"{cert['rel_gap']:.2e} ({cert['method']}, {cert['solver']} {cert['status']}, "
+                     f"{cert['seconds']:.2f} s)")
+        if "note" in cert:
+            lines.append(f"            {cert['note']}")
     if res.status not in ("optimal", "converged"):
         lines.append("WARNING   the known optimum was not reached; raise --sphere-steps/"
                      "--polish-steps/--restarts")
@@ -138,6 +153,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if args.certify:
+        from ufm.certificate import certificate, certify
+
+        bound = certify(counts, args.tau, nonneg=args.nonneg, method=args.cert_method, z=res.z)
+        res.certificate = certificate(res.loss, bound, args.cert_tol)
     report = to_jsonable(res.to_dict())
     report["config"]["problem"] = {
         "imbalance": "counts" if args.counts is not None else args.imbalance,

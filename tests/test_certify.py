@@ -1,0 +1,158 @@
+"""The dual certificate, ``ufm.certify`` and the certificate in ``solve --certify``.
+
+References are closed forms (``of_loss``, ``etf_loss``, per-batch OF sums written out here)
+and the loss of explicitly constructed feasible points (weak duality).
+"""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+import ufm
+from ufm.dual import dual_bound
+from reference import brute_scl_loss
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _of_point(counts, d=None):
+    k = len(counts)
+    return np.eye(d or k)[ufm.labels_from_counts(counts)]
+
+
+def _etf_point(k):
+    e = np.eye(k) - 1.0 / k
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("counts", [[5, 5, 5], [20, 20, 3, 3], [7, 3, 2, 5], [12, 6, 3, 2]])
+@pytest.mark.parametrize("tau", [0.1, 0.5])
+def test_dual_at_of_equals_of_loss_under_relu(counts, tau):
+    cert = dual_bound(_of_point(counts), ufm.labels_from_counts(counts), tau, nonneg=True)
+    assert math.isclose(cert.lower_bound, ufm.of_loss(counts, tau), rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("k", [3, 4, 6])
+def test_dual_at_etf_equals_etf_loss_without_relu(k):
+    counts = [4] * k
+    z = _etf_point(k)[ufm.labels_from_counts(counts)]
+    cert = dual_bound(z, ufm.labels_from_counts(counts), 0.2, nonneg=False)
+    assert math.isclose(cert.lower_bound, ufm.etf_loss(counts, 0.2), rel_tol=1e-9)
+
+
+def test_dual_at_of_without_relu_is_below_of_loss():
+    # without ReLU the OF is not optimal: the bound from the OF point must be strictly lower
+    counts = [4, 4, 4]
+    cert = dual_bound(_of_point(counts), ufm.labels_from_counts(counts), 0.2, nonneg=False)
+    assert cert.lower_bound < ufm.etf_loss(counts, 0.2) - 1e-6 < ufm.of_loss(counts, 0.2)
+
+
+@pytest.mark.parametrize("nonneg", [True, False])
+@pytest.mark.parametrize("seed", range(4))
+def test_weak_duality_random_points(nonneg, seed):
+    rng = np.random.default_rng(seed)
+    counts = [6, 4, 3, 2]
+    y = ufm.labels_from_counts(counts)
+    for _ in range(3):
+        z = rng.normal(size=(len(y), 5))
+        if nonneg:
+            z = np.abs(z)
+        bound = dual_bound(z, y, 0.3, nonneg=nonneg).lower_bound
+        # below the loss of every feasible point we can build
+        feas = [_of_point(counts, 5), rng.normal(size=(len(y), 5)) ** 2]
+        if not nonneg:
+            feas.append(_etf_point(4)[y])
+        for p in feas:
+            assert bound <= brute_scl_loss(p, y, 0.3) + 1e-9
+
+
+def _per_batch_of_sum(labels, batches, tau):
+    total = 0.0
+    for b in batches:
+        yb = [labels[i] for i in b]
+        for c in set(yb):
+            nc = yb.count(c)
+            if nc >= 2:
+                total += nc * math.log(nc - 1 + (len(b) - nc) * math.exp(-1 / tau))
+    return total
+
+
+def test_dual_batched_of_point_equals_per_batch_of_sum():
+    counts = [4, 4, 3]
+    y = list(ufm.labels_from_counts(counts))
+    rng = np.random.default_rng(0)
+    batches = [list(rng.permutation(len(y))[s : s + 4]) for _ in range(3) for s in range(0, 8, 4)]
+    cert = dual_bound(_of_point(counts), y, 0.2, nonneg=True, batches=batches)
+    assert math.isclose(cert.lower_bound, _per_batch_of_sum(y, batches, 0.2), rel_tol=1e-9)
+    with jax.enable_x64(True):
+        assert math.isclose(cert.loss, brute_scl_loss(_of_point(counts), y, 0.2, batches=batches),
+                            rel_tol=1e-12)
+
+
+def test_solver_point_certified_by_dual_and_reduced():
+    counts = ufm.step_counts(4, 10, n_min=3)
+    for nonneg in (True, False):
+        res = ufm.solve(counts, nonneg=nonneg, seed=0)
+        d = ufm.certify(counts, 0.1, nonneg=nonneg, method="dual", z=res.z)
+        r = ufm.certify(counts, 0.1, nonneg=nonneg)  # auto = reduced
+        assert r.method == "reduced" and r.ok
+        assert abs(res.loss - d.lower_bound) / res.loss <= 1e-7
+        assert abs(r.lower_bound - d.lower_bound) / res.loss <= 1e-6
+        if nonneg:
+            assert math.isclose(d.lower_bound, ufm.of_loss(counts, 0.1), rel_tol=1e-7)
+        else:
+            assert d.lower_bound < ufm.of_loss(counts, 0.1) * (1 - 1e-6)
+
+
+def test_certify_bad_input():
+    with pytest.raises(ValueError):
+        ufm.certify([3, 3], 0.0, nonneg=True)
+    with pytest.raises(ValueError):
+        ufm.certify([3, 3], 0.1, nonneg=True, method="dual")  # no z
+    with pytest.raises(ValueError):
+        ufm.certify([3, 3], 0.1, nonneg=True, method="nope")
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_certify_cli_json():
+    out = _run("ufm.certify", "--k", "4", "--R", "10", "--n-min", "3", "--nonneg", "--json", "--quiet")
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    for key in ("lower_bound", "status", "solver", "seconds", "method", "class_gram", "versions"):
+        assert key in rep
+    counts = ufm.step_counts(4, 10, n_min=3)
+    assert math.isclose(rep["lower_bound"], ufm.of_loss(counts, 0.1), rel_tol=1e-6)
+    # the loss is nearly flat in the minority cross-cosines (weight ~ e^{-1/tau}): loose atol
+    assert np.allclose(rep["class_gram"], np.eye(4), atol=3e-3)
+
+
+def test_solve_certify_cli_json():
+    out = _run("ufm.solve", "--k", "4", "--R", "10", "--n-min", "3", "--nonneg", "--certify",
+               "--json", "--quiet")
+    assert out.returncode == 0, out.stderr
+    cert = json.loads(out.stdout)["certificate"]
+    for key in ("lower_bound", "gap", "rel_gap", "certified", "method", "solver", "status", "seconds"):
+        assert key in cert
+    assert cert["certified"] is True
+    assert math.isclose(cert["lower_bound"], ufm.of_loss(ufm.step_counts(4, 10, n_min=3), 0.1),
+                        rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("argv", [["--tau", "0"], ["--k", "1"], ["--method", "full", "--k", "10"],
+                                  ["--method", "magic"], ["--solver", "MOSEK"]])
+def test_certify_cli_bad_input(argv):
+    out = _run("ufm.certify", *argv)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+    assert argv[0] in lines[0]

@@ -1,0 +1,16 @@
+"""Entry point of ``python -m ufm.certify`` (the code lives in ``ufm.certify_cmd``).
+
+``ufm.certify`` is the FUNCTION (``ufm.certificate.certify``); importing this file as a module
+puts that function in its place in ``sys.modules`` so it is not shadowed.
+"""
+
+import sys
+
+if __name__ == "__main__":
+    from ufm.certify_cmd import main
+
+    raise SystemExit(main())
+else:
+    from ufm.certificate import certify as _certify
+
+    sys.modules[__name__] = _certify  # type: ignore[assignment]

@@ -34,7 +34,7 @@ where ``class_gram`` shows the broken symmetry.
 >>> import ufm
 >>> res = reduced_relaxation([2, 2], tau=1.0, nonneg=True)
 >>> res.ok, round(res.lower_bound, 5), round(ufm.of_loss([2, 2], 1.0), 5)
-(True, 2.20584, 2.20584)
+(True, 2.20578, 2.20578)
 """
 
 from __future__ import annotations

@@ -41,3 +41,18 @@ def test_bench_quick_json():
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     assert np.isclose(chunked["loss"], float(ufm.scl_loss(z, y, 0.1)), rtol=1e-5)
     assert "jax" in res["versions"]
+
+
+def test_bench_quick_certify():
+    out = subprocess.run(
+        [sys.executable, "-m", "ufm.bench", "--quick", "--json", "--only", "certify"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    cases = json.loads(out.stdout)["certify"]["cases"]
+    assert {c["method"] for c in cases} == {"reduced", "full", "dual"}
+    counts = {66: ufm.step_counts(4, 10, n_min=3), 12: [3] * 4}
+    for c in cases:  # ReLU cases: every bound equals the closed form L*_OF (recomputed here)
+        assert c["ok"] and c["seconds"] > 0
+        of = ufm.of_loss(counts[c["n_samples"]], 0.1)
+        assert abs(c["lower_bound"] - of) <= 1e-6 * of

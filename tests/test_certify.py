@@ -156,3 +156,45 @@ def test_certify_cli_bad_input(argv):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out.stderr
     assert argv[0] in lines[0]
+
+
+def test_default_problem_certified_for_20_seeds():
+    """Issue 4: ``solve --certify`` on the default problem (k=10, R=100, n_min=5, ReLU) is
+    certified for 20 seeds by the reduced SDP (what ``auto`` picks), and for the first three also
+    by the dual bound at the solver's own point; both bounds sit within 1e-6 of the closed form
+    L*_OF (an independent reference)."""
+    counts = ufm.step_counts(10, 100, n_min=5)
+    of = ufm.of_loss(counts, 0.1)
+    reduced = ufm.certify(counts, 0.1, nonneg=True)
+    assert reduced.method == "reduced" and reduced.ok
+    assert abs(reduced.lower_bound - of) / of <= 1e-6
+    failures = []
+    for seed in range(20):
+        res = ufm.solve(counts, nonneg=True, seed=seed)
+        bounds = [reduced]
+        if seed < 3:
+            bounds.append(ufm.certify(counts, 0.1, nonneg=True, method="dual", z=res.z))
+            assert abs(bounds[-1].lower_bound - of) / of <= 1e-6
+        for bound in bounds:
+            cert = ufm.certificate(res.loss, bound)
+            if not cert["certified"]:
+                failures.append((seed, bound.method, cert["rel_gap"]))
+    assert not failures, failures
+
+
+def test_no_relu_solver_reaches_broken_symmetry_bound():
+    """Without ReLU at k=10, R=100 the reduced bound is strictly below L*_OF, its A has three
+    different cross-class cosines, and the plain solver reaches the bound (certified)."""
+    counts = ufm.step_counts(10, 100, n_min=5)
+    bound = ufm.certify(counts, 0.1, nonneg=False)
+    assert bound.ok and bound.lower_bound < ufm.of_loss(counts, 0.1) * (1 - 1e-5)
+    res = ufm.solve(counts, nonneg=False, seed=0)
+    cert = ufm.certificate(res.loss, bound)
+    assert cert["certified"], cert
+    # the solver's class-mean cosines match the certificate's A (to the flatness of the loss)
+    a = bound.class_gram
+    g = res.metrics["class_mean_gram"]
+    maj, mnr = np.arange(5), np.arange(5, 10)
+    for rows, cols in ((maj, maj), (maj, mnr), (mnr, mnr)):
+        off = ~np.eye(10, dtype=bool)[np.ix_(rows, cols)]
+        assert abs(np.mean(a[np.ix_(rows, cols)][off]) - np.mean(np.asarray(g)[np.ix_(rows, cols)][off])) < 2e-2

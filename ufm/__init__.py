@@ -4,14 +4,14 @@ Public API (explicit re-exports; one concern per module):
 
 - labels: ``step_counts``, ``exp_counts``, ``labels_from_counts``
 - loss: ``scl_loss`` (JAX, jit-able, differentiable)
-- closed forms: ``of_loss``, ``etf_loss``, ``collapsed_loss``
+- closed forms: ``of_loss``, ``etf_loss``, ``collapsed_loss``, ``batched_of_loss``
 - geometry: ``class_mean_gram``, ``delta_gm``, ``nc1``
 - solver: ``solve`` -> ``SolveResult``
 - certificates: ``certify`` (reduced / full relaxation, dual bound), ``dual_bound``
 """
 
 from ufm.certificate import certificate, certify
-from ufm.closed_forms import collapsed_loss, etf_loss, of_loss
+from ufm.closed_forms import batched_of_loss, collapsed_loss, etf_loss, of_loss
 from ufm.geometry import class_mean_gram, class_means, delta_gm, etf_gram, nc1, of_gram
 from ufm.labels import counts_from_labels, exp_counts, labels_from_counts, step_counts
 from ufm.dual import dual_bound
@@ -30,6 +30,7 @@ __all__ = [
     "of_loss",
     "etf_loss",
     "collapsed_loss",
+    "batched_of_loss",
     "class_means",
     "class_mean_gram",
     "of_gram",

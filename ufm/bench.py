@@ -13,6 +13,14 @@ same child process), so the numbers mean the same on any machine:
    call (including its compile, ~1 s) and peak resident memory (and the child's resident memory
    before the call, after JAX started and compiled a small instance).
 
+4. ``certify``: each certificate method against its closed form: the reduced SDP (k=10 and
+   k=100 STEP, k=30 EXP, ReLU; k=10 without ReLU), the full N x N relaxation (N=40 Clarabel, N=120 SCS, k=4,
+   ReLU) and the dual bound at the collapsed OF point of the default problem (N=2525): seconds
+   and relative distance of the bound to L*_OF.
+
+5. ``graph``: the batch-condition check (``theory_checks``) on 1,000,000 samples x 10 epochs of
+   batches of 50: seconds to read the batches.json and to check it (target <= 10 s together).
+
 ``--quick`` shrinks every size (for the tests); ``--json`` prints one JSON object.
 """
 
@@ -106,6 +114,41 @@ def bench_gram(n: int, d: int, k: int = 10, repeat: int = 5) -> dict[str, Any]:
     }
 
 
+def bench_certify(quick: bool) -> dict[str, Any]:
+    """Seconds of every certificate method and its bound's relative distance to L*_OF."""
+    from ufm.certificate import certify
+    from ufm.closed_forms import of_loss
+    from ufm.labels import exp_counts, labels_from_counts, step_counts
+
+    cases = [
+        ("reduced", "k=10 R=100 ReLU", step_counts(10, 100, n_min=5), True),
+        ("reduced", "k=10 R=100 no ReLU", step_counts(10, 100, n_min=5), False),
+        ("reduced", "k=100 R=10 ReLU", step_counts(100, 10, n_min=5), True),
+        ("reduced", "k=30 EXP R=10 ReLU (distinct counts)", exp_counts(30, 10, 200), True),
+        ("full", "N=40 k=4 ReLU", [10] * 4, True),
+        ("full", "N=120 k=4 ReLU", [30] * 4, True),
+        ("dual", "N=2525 k=10 R=100 ReLU (OF point)", step_counts(10, 100, n_min=5), True),
+    ]
+    if quick:
+        cases = [
+            ("reduced", "k=4 R=10 ReLU", step_counts(4, 10, n_min=3), True),
+            ("full", "N=12 k=4 ReLU", [3] * 4, True),
+            ("dual", "N=66 k=4 ReLU (OF point)", step_counts(4, 10, n_min=3), True),
+        ]
+    out = []
+    for method, name, counts, nonneg in cases:
+        z = np.eye(len(counts))[labels_from_counts(counts)] if method == "dual" else None
+        res = certify(counts, 0.1, nonneg=nonneg, method=method, z=z)
+        of = of_loss(counts, 0.1)
+        out.append({
+            "method": method, "case": name, "n_samples": int(sum(counts)), "k": len(counts),
+            "nonneg": nonneg, "seconds": res.seconds, "solver": res.solver, "status": res.status,
+            "ok": bool(res.ok), "lower_bound": res.lower_bound, "of_loss": of,
+            "rel_to_of": (res.lower_bound - of) / of,
+        })
+    return {"cases": out}
+
+
 _CHILD = r"""
 import json, resource, sys, time
 import numpy as np, jax, jax.numpy as jnp
@@ -144,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ufm.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds), for tests")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--only", choices=("solve", "gram", "chunked"), action="append",
+    p.add_argument("--only", choices=("solve", "gram", "chunked", "certify", "graph"), action="append",
                    help="run only these parts (repeatable)")
     p.add_argument("--seeds", type=int, default=20, help="seeds of the default solve (default 20)")
     p.add_argument("--chunk-n", type=int, default=None, help="N of the chunked run (default 100000)")
     args = p.parse_args(argv)
-    parts = args.only or ["solve", "gram", "chunked"]
+    parts = args.only or ["solve", "gram", "chunked", "certify", "graph"]
     from ufm.versions import library_versions
 
     out: dict[str, Any] = {"machine": _machine(), "versions": library_versions()}
@@ -172,6 +215,18 @@ def main(argv: list[str] | None = None) -> int:
         _say(args, f"chunked loss+grad N={c['n']} d={c['d']}: {c['seconds']:.1f} s, peak RSS "
                    f"{c['peak_rss_mib']:.0f} MiB (process before the call {c['rss_before_mib']:.0f} MiB; "
                    f"a dense N x N float32 array alone is {c['dense_nxn_float32_mib']:.0f} MiB)")
+    if "certify" in parts:
+        out["certify"] = bench_certify(args.quick)
+        for c in out["certify"]["cases"]:
+            _say(args, f"certify {c['method']:<13} {c['case']:<36} {c['seconds']:7.2f} s  {c['solver']:<8} "
+                       f"{c['status']:<10} bound - L*_OF = {c['rel_to_of']:+.1e} (relative)")
+    if "graph" in parts:
+        from theory_checks.bench import bench_graph_check
+
+        gc = out["graph"] = bench_graph_check(20_000, 2, 50) if args.quick else bench_graph_check()
+        _say(args, f"batch check {gc['n_samples']} samples x {gc['epochs']} epochs, batches of "
+                   f"{gc['batch_size']} ({gc['n_batches']} batches, {gc['file_mb']} MB): read "
+                   f"{gc['read_seconds']:.2f} s + check {gc['check_seconds']:.2f} s = {gc['seconds']:.2f} s")
     if args.json:
         print(json.dumps(out, indent=2))
     return 0

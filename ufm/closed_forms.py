@@ -8,6 +8,9 @@ exp((A_cc' - 1)/tau))``, so::
 
 - Orthogonal frame (``A = I``): ``of_loss = sum_c n_c log(n_c - 1 + (N - n_c) e^{-1/tau})``,
   the global minimum under ReLU (UFM+, d >= k) for any counts.
+- Any batching under ReLU (d >= k): the OF minimizes every batch's term at once, so the optimum
+  is ``batched_of_loss = sum_B sum_{c: n_{B,c} >= 2} n_{B,c} log(n_{B,c} - 1 + (|B| - n_{B,c})
+  e^{-1/tau})`` (DESIGN.md section 4); the batch conditions decide only uniqueness.
 - Simplex ETF (``A_cc' = -1/(k-1)``): ``etf_loss``, the global minimum without ReLU when the
   classes are balanced (Graf et al.) and ``d >= k - 1``.
 
@@ -26,7 +29,7 @@ from scipy.special import logsumexp
 
 from ufm.labels import check_counts
 
-__all__ = ["collapsed_loss", "of_loss", "etf_loss"]
+__all__ = ["collapsed_loss", "of_loss", "etf_loss", "batched_of_loss"]
 
 
 def collapsed_loss(counts: Sequence[int], tau: float, class_gram: np.ndarray) -> float:
@@ -50,3 +53,26 @@ def etf_loss(counts: Sequence[int], tau: float) -> float:
     """Loss at collapse onto the simplex ETF (cross-class cosine ``-1/(k-1)``)."""
     k = len(counts)
     return collapsed_loss(counts, tau, k / (k - 1) * (np.eye(k) - 1.0 / k))
+
+
+def batched_of_loss(labels: Sequence[int], batches: Sequence[Sequence[int]], tau: float) -> float:
+    """Sum over batches of the OF value of each batch's own counts (vectorized over batches).
+
+    >>> round(batched_of_loss([0, 0, 1, 1], [[0, 1, 2, 3]], 1.0), 4) == round(of_loss([2, 2], 1.0), 4)
+    True
+    >>> batched_of_loss([0, 0, 1, 1], [[0, 2], [1, 3]], 1.0)  # no anchor has a positive
+    0.0
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    k = int(y.max()) + 1
+    sizes = np.array([len(b) for b in batches], dtype=np.int64)
+    flat = np.concatenate([np.asarray(b, dtype=np.int64) for b in batches]) if sizes.sum() else np.zeros(0, np.int64)
+    bid = np.repeat(np.arange(sizes.size), sizes)
+    n_bc = np.bincount(bid * k + y[flat], minlength=sizes.size * k).reshape(sizes.size, k)
+    rest = (sizes[:, None] - n_bc).astype(np.float64)
+    keep = n_bc >= 2
+    n = n_bc[keep].astype(np.float64)
+    # log(n - 1 + rest e^{-1/tau}) as a two-term log-sum-exp (finite for tiny tau)
+    with np.errstate(divide="ignore"):
+        terms = np.logaddexp(np.log(n - 1.0), np.log(rest[keep]) - 1.0 / tau)
+    return float(np.sum(n * terms))

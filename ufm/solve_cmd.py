@@ -5,6 +5,8 @@ Examples::
     python -m ufm.solve --k 10 --R 100 --nonneg          # the default problem, text report
     python -m ufm.solve --k 5 --R 1 --json               # balanced, no ReLU: the simplex ETF
     python -m ufm.solve --counts 50,50,5,5 --nonneg --out res.json --save-embeddings z.npz
+    python -m ufm.solve --k 4 --R 10 --n-min 3 --nonneg --batch-size 10 --schedule binding --epochs 3
+    python -m ufm.solve --batches batches.json --nonneg --certify   # labels from the file
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import json
 import sys
 from typing import Sequence
+
+import numpy as np
 
 from ufm.cli import Parser, add_problem_args, counts_from_args, format_counts, format_matrix, ranged
 from ufm.io import save_npz_atomic, to_jsonable, write_json_atomic
@@ -28,6 +32,16 @@ def build_parser() -> Parser:
         "loss, its gap to the closed-form optimum and the geometry of the class means.",
     )
     add_problem_args(p)
+    b = p.add_argument_group("batching (default: one full batch)")
+    b.add_argument("--batch-size", type=ranged(int, 2, None), default=None,
+                   help="solve the batched problem: the loss summed over the batches of --schedule")
+    b.add_argument("--schedule", choices=("shuffle", "fixed", "sorted", "binding"), default="shuffle",
+                   help="batch schedule (theory_checks.batches; default shuffle)")
+    b.add_argument("--epochs", type=ranged(int, 1, 10_000), default=1,
+                   help="epochs of the schedule whose batches enter the loss (default 1)")
+    b.add_argument("--batches", metavar="FILE",
+                   help="batches.json (DESIGN.md section 6): labels and batches from the file; "
+                   "the problem flags --k/--R/--counts/... are then ignored")
     s = p.add_argument_group("solver")
     dflt = SolverConfig()
     s.add_argument("--method", choices=("auto", "samples", "classes"), default="auto",
@@ -47,7 +61,8 @@ def build_parser() -> Parser:
     c.add_argument("--certify", action="store_true",
                    help="add a certificate: the relaxation's lower bound and the gap to it")
     c.add_argument("--cert-method", choices=("auto", "reduced", "full", "dual"), default="auto",
-                   help="auto = reduced for the full batch (default auto)")
+                   help="auto = reduced for the full batch; with batches: full up to N = "
+                   "120 samples, else dual (default auto)")
     c.add_argument("--cert-tol", type=ranged(float, 0, 1, lo_open=True), default=1e-6,
                    help="certified when (loss - bound)/|loss| <= this (default 1e-6)")
     o = p.add_argument_group("output")
@@ -85,11 +100,17 @@ def format_report(res: SolveResult) -> str:
         f"loss      {res.loss:.10f}",
     ]
     if res.optimum is not None:
-        name = {"of": "L*_OF, orthogonal frame", "etf": "simplex ETF"}[res.optimum_kind]
+        name = {"of": "L*_OF, orthogonal frame", "etf": "simplex ETF",
+                "batched_of": "sum of per-batch OF values"}[res.optimum_kind]
         lines.append(f"optimum   {res.optimum:.10f}  ({name})")
         lines.append(f"rel. gap  {res.rel_gap:.3e}")
     else:
         lines.append("optimum   no closed form for this problem")
+    bt = c.get("batching")
+    if bt:
+        verdict = "hold: the OF is the unique optimum" if bt["conditions_hold"] else \
+            "fail: the OF is an optimum but not the only one"
+        lines.append(f"batches   {bt['n_batches']} ({bt['source']}); conditions (a*), (b) {verdict}")
     lines += [
         f"status    {res.status} (attempt {res.attempts})",
         f"Delta_GM  to OF {m['delta_gm_of']:.3e}   to ETF {m['delta_gm_etf']:.3e}",
@@ -126,16 +147,56 @@ def _enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+AUTO_FULL_MAX_N = 120  # cert-method auto with batches: the full relaxation up to this N
+
+
+def _batching(parser: Parser, args, counts):
+    """``(counts, labels order, batches, description)`` from --batches / --batch-size."""
+    if args.batches is not None:
+        if args.batch_size is not None:
+            parser.error("--batch-size: not with --batches (the file holds the batches)")
+        from theory_checks.io import BatchesFileError, read_batches_json
+
+        try:
+            labels, flat, _ = read_batches_json(args.batches)
+        except (BatchesFileError, OSError) as exc:
+            parser.error(f"--batches: {exc}")
+        classes, y = np.unique(labels, return_inverse=True)
+        counts = np.bincount(y)
+        if classes.size < 2 or counts.min() < 2:
+            parser.error("--batches: the labels need >= 2 classes with >= 2 samples each")
+        # the solver orders samples by class: sample i of the file is row inv[i]
+        order = np.argsort(y, kind="stable")
+        inv = np.empty_like(order)
+        inv[order] = np.arange(order.size)
+        batches = [inv[b] for b in flat]
+        return counts, order, batches, {"source": args.batches}
+    if args.batch_size is None:
+        return counts, None, None, None
+    from ufm.labels import labels_from_counts
+    from theory_checks.batches import schedule_batches
+
+    batches = schedule_batches(labels_from_counts(counts), schedule=args.schedule,
+                               batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
+    return counts, None, batches, {"source": f"{args.schedule} schedule, batch size "
+                                             f"{args.batch_size}, {args.epochs} epoch(s), seed {args.seed}",
+                                   "schedule": args.schedule, "batch_size": args.batch_size,
+                                   "epochs": args.epochs}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _enable_compilation_cache()
-    counts = counts_from_args(parser, args)
+    counts = counts_from_args(parser, args) if args.batches is None else None
+    counts, order, batches, batching = _batching(parser, args, counts)
     k = len(counts)
     d = k if args.d is None else args.d
     if args.nonneg and d < k:
         print(f"warning: --d {d} < k = {k} with --nonneg: the orthogonal frame cannot be reached "
               "and no optimum is known", file=sys.stderr)
+    if batches is not None and args.method == "classes":
+        parser.error("--method: 'classes' needs the full batch (drop --batch-size/--batches)")
     config = SolverConfig(
         sphere_steps=args.sphere_steps,
         polish_steps=args.polish_steps,
@@ -146,26 +207,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar, progress = (None, None) if args.quiet else _progress_bar()
     try:
         res = solve(counts, d=d, tau=args.tau, nonneg=args.nonneg, seed=args.seed,
-                    method=args.method, config=config, progress=progress)
+                    batches=batches, method=args.method, config=config, progress=progress)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
         if bar is not None:
             bar.close()
+    if batches is not None:
+        from theory_checks.graph import check_batches
+
+        check = check_batches(res.labels, batches, d=d)
+        batching.update(n_batches=len(batches), conditions_hold=bool(check.holds),
+                        check=check.to_dict())
+        res.config["batching"] = batching
     if args.certify:
         from ufm.certificate import certificate, certify
 
-        bound = certify(counts, args.tau, nonneg=args.nonneg, method=args.cert_method, z=res.z)
+        method = args.cert_method
+        if method == "auto" and batches is not None:
+            method = "full" if sum(counts) <= AUTO_FULL_MAX_N else "dual"
+        if method == "reduced" and batches is not None:
+            parser.error("--cert-method: 'reduced' needs the full batch; use full or dual")
+        bound = certify(counts, args.tau, nonneg=args.nonneg, method=method, z=res.z,
+                        batches=batches)
         res.certificate = certificate(res.loss, bound, args.cert_tol)
     report = to_jsonable(res.to_dict())
     report["config"]["problem"] = {
-        "imbalance": "counts" if args.counts is not None else args.imbalance,
+        "imbalance": "file" if args.batches else "counts" if args.counts is not None else args.imbalance,
         "R": args.R, "rho": args.rho, "n_min": args.n_min,
     }
     if args.out:
         write_json_atomic(args.out, report)
     if args.save_embeddings:
-        save_npz_atomic(args.save_embeddings, z=res.z, labels=res.labels, counts=res.counts)
+        z, labels = (res.z, res.labels) if order is None else (res.z[np.argsort(order)], res.labels[np.argsort(order)])
+        save_npz_atomic(args.save_embeddings, z=z, labels=labels, counts=res.counts)
     print(json.dumps(report, indent=2) if args.json else format_report(res))
     return 0 if res.status in ("optimal", "converged") else 1

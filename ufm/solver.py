@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 from ufm import geometry
-from ufm.closed_forms import etf_loss, of_loss
+from ufm.closed_forms import batched_of_loss, etf_loss, of_loss
 from ufm.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.gram_grad import value_and_grad_chunked
 from ufm.labels import check_counts, labels_from_counts
@@ -122,7 +122,9 @@ def reference_value(counts: Sequence[int], tau: float, d: int, nonneg: bool) -> 
 
 
 def _rel_gap(loss: float, ref: float | None) -> float | None:
-    return None if ref is None else (loss - ref) / abs(ref)
+    if ref is None:
+        return None
+    return (loss - ref) / abs(ref) if ref != 0 else loss - ref
 
 
 def _collapsed_loss(v, counts, tau):
@@ -337,7 +339,12 @@ def solve(
     if method == "classes" and batches is not None:
         raise ValueError("method='classes' needs the full batch (batches=None)")
     rows = labels if method == "samples" else np.arange(k, dtype=np.int32)
-    ref, ref_kind = (None, None) if batches is not None else reference_value(counts, tau, d, nonneg)
+    if batches is None:
+        ref, ref_kind = reference_value(counts, tau, d, nonneg)
+    elif nonneg and d >= k:  # the OF minimizes every batch's term (DESIGN.md section 4)
+        ref, ref_kind = batched_of_loss(labels, batches, tau), "batched_of"
+    else:
+        ref, ref_kind = None, None
     padded = None
     if batches is not None:
         from ufm.loss import pad_batches

@@ -1,0 +1,164 @@
+"""``python -m theory_checks.batches``: write a batches.json from a batch schedule.
+
+Labels come from ``--labels FILE`` (a JSON list of integers, or an object with a "labels" key
+such as another batches.json) or from the problem flags (STEP/EXP imbalance or ``--counts``,
+laid out class by class as in ``ufm.labels.labels_from_counts``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["main"]
+
+_EPILOG = """\
+schedules:
+  shuffle  a fresh random permutation every epoch, cut into batches
+  fixed    one random partition (seed only), reused every epoch (batch order redrawn)
+  sorted   class-sorted (random order inside a class, redrawn per epoch): mostly pure
+           batches, the conditions fail
+  binding  one fixed sample per class added to EVERY batch (batch-binding); the others are
+           shuffled per epoch into batches of --batch-size
+
+examples:
+  python -m theory_checks.batches --schedule binding --batch-size 50 --epochs 10 --out b.json
+  python -m theory_checks.batches --schedule sorted --counts 20,20,5,5 --batch-size 8 --out s.json
+  python -m theory_checks.graph --batches b.json
+"""
+
+
+def _parser():
+    from ufm.cli import K_MAX, R_MAX, Parser, ranged
+
+    from theory_checks.batches import SCHEDULES
+
+    p = Parser(
+        prog="python -m theory_checks.batches",
+        description="Write batches.json ({\"labels\", \"batches\", \"config\"}) for a batch schedule "
+                    "over given labels or a STEP/EXP class imbalance.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s = p.add_argument_group("schedule")
+    s.add_argument("--schedule", choices=SCHEDULES, default="shuffle",
+                   help="batch schedule (default shuffle)")
+    s.add_argument("--batch-size", type=ranged(int, 2, None), default=50,
+                   help="samples per batch, >= 2 (binding adds the k binding samples) (default 50)")
+    s.add_argument("--epochs", type=ranged(int, 1, None), default=10, help="epochs, >= 1 (default 10)")
+    s.add_argument("--seed", type=ranged(int, 0, 2**31 - 1), default=0, help="random seed (default 0)")
+    s.add_argument("--drop-last", action="store_true", help="drop each epoch's last partial batch")
+    g = p.add_argument_group("labels (--labels FILE, or the problem flags)")
+    g.add_argument("--labels", metavar="FILE", default=None,
+                   help="JSON list of non-negative integer labels, or an object with a \"labels\" "
+                        "key (overrides the problem flags)")
+    g.add_argument("--k", type=ranged(int, 2, K_MAX), default=10, help="number of classes (default 10)")
+    g.add_argument("--R", type=ranged(float, 1, R_MAX), default=100.0,
+                   help="imbalance ratio n_max/n_min (default 100; 1 = balanced)")
+    g.add_argument("--rho", type=ranged(float, 0, 1, lo_open=True, hi_open=True), default=0.5,
+                   help="STEP: fraction of minority classes, in (0, 1) (default 0.5)")
+    g.add_argument("--n-min", type=ranged(int, 2, None), default=5,
+                   help="samples in the smallest class (default 5)")
+    g.add_argument("--imbalance", choices=("step", "exp"), default="step",
+                   help="step (two class sizes) or exp (long tail) (default step)")
+    g.add_argument("--counts", type=_counts, default=None,
+                   help="explicit class counts, e.g. 500,500,5,5 (overrides --k/--R/--rho/--n-min)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", required=True, metavar="FILE", help="batches.json to write (atomically)")
+    o.add_argument("--quiet", action="store_true", help="print nothing on success")
+    return p
+
+
+def _counts(text: str) -> np.ndarray:
+    from ufm.labels import check_counts
+
+    try:
+        return check_counts([int(v) for v in text.replace(" ", "").split(",") if v != ""])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated integers >= 2, at least 2 classes (e.g. 500,500,5,5), "
+            f"got {text!r}") from None
+
+
+def _labels_file(parser, path: str) -> np.ndarray:
+    from theory_checks.io import BatchesFileError, _labels
+
+    try:
+        obj = json.loads(Path(path).read_bytes())
+    except OSError as err:
+        parser.error(f"argument --labels: {path}: cannot read the file ({err.strerror})")
+    except ValueError as err:
+        parser.error(f"argument --labels: {path}: not valid JSON ({str(err).splitlines()[0]})")
+    if isinstance(obj, dict):
+        if "labels" not in obj:
+            parser.error(f'argument --labels: {path}: the object has no "labels" key')
+        obj = obj["labels"]
+    try:
+        return _labels(obj)
+    except BatchesFileError as err:
+        parser.error(f"argument --labels: {path}: {err}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 written, 2 usage error)."""
+    from ufm.cli import counts_from_args
+    from ufm.labels import labels_from_counts
+    from ufm.versions import library_versions
+
+    from theory_checks.batches import binding_samples, schedule_batches
+    from theory_checks.io import write_batches_json
+
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.labels is not None:
+        labels = _labels_file(parser, args.labels)
+        source = {"labels_file": args.labels}
+    else:
+        counts = counts_from_args(parser, args)
+        labels = labels_from_counts(counts).astype(np.int64)
+        source = {"counts": counts.tolist()}
+        if args.counts is None:
+            source.update(imbalance=args.imbalance, k=args.k, R=args.R, n_min=args.n_min)
+            if args.imbalance == "step":
+                source["rho"] = args.rho
+    try:
+        batches = schedule_batches(labels, schedule=args.schedule, batch_size=args.batch_size,
+                                   epochs=args.epochs, seed=args.seed, drop_last=args.drop_last)
+    except ValueError as err:
+        parser.error(str(err))
+    k = int(np.unique(labels).size)
+    config = {
+        "schedule": args.schedule,
+        "batch_size": args.batch_size,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "drop_last": args.drop_last,
+        **source,
+        "n_samples": int(labels.size),
+        "k": k,
+        "n_batches": len(batches),
+        "binding_samples": (binding_samples(labels, args.seed).tolist()
+                            if args.schedule == "binding" else None),
+        "command": ["python", "-m", "theory_checks.batches", *(sys.argv[1:] if argv is None else argv)],
+        "versions": library_versions(),
+    }
+    try:
+        write_batches_json(args.out, labels, batches, config=config,
+                           progress=not args.quiet and len(batches) > 100_000)
+    except OSError as err:
+        parser.error(f"argument --out: {args.out}: cannot write ({err.strerror or err})")
+    if not args.quiet:
+        extra = f" + {k} binding" if args.schedule == "binding" else ""
+        print(f"wrote {args.out}: {labels.size} samples, {k} classes, {len(batches)} batches "
+              f"({args.schedule}, batch size {args.batch_size}{extra}, {args.epochs} epochs, "
+              f"seed {args.seed}); check it with: python -m theory_checks.graph --batches {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

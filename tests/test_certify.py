@@ -198,3 +198,30 @@ def test_no_relu_solver_reaches_broken_symmetry_bound():
     for rows, cols in ((maj, maj), (maj, mnr), (mnr, mnr)):
         off = ~np.eye(10, dtype=bool)[np.ix_(rows, cols)]
         assert abs(np.mean(a[np.ix_(rows, cols)][off]) - np.mean(np.asarray(g)[np.ix_(rows, cols)][off])) < 2e-2
+
+
+@pytest.mark.parametrize("nonneg", [True, False])
+def test_reduced_full_dual_agree_small_full_batch(nonneg):
+    """N = 24 <= 40, full batch: the three methods give the same bound (to 1e-6 relative)."""
+    counts = [12, 6, 3, 3]
+    res = ufm.solve(counts, nonneg=nonneg, seed=1)
+    bounds = {m: ufm.certify(counts, 0.1, nonneg=nonneg, method=m, z=res.z)
+              for m in ("reduced", "full", "dual")}
+    assert all(b.ok for b in bounds.values())
+    values = [b.lower_bound for b in bounds.values()]
+    assert (max(values) - min(values)) / abs(res.loss) <= 1e-6, bounds
+    assert ufm.certificate(res.loss, bounds["dual"])["certified"]
+
+
+def test_full_and_dual_agree_small_batched():
+    from theory_checks.batches import schedule_batches
+
+    counts = [5, 4, 3]
+    y = ufm.labels_from_counts(counts)
+    for nonneg in (True, False):
+        batches = schedule_batches(y, schedule="fixed", batch_size=4, epochs=2, seed=3)
+        res = ufm.solve(counts, nonneg=nonneg, batches=batches, seed=0)
+        full = ufm.certify(counts, 0.1, nonneg=nonneg, method="full", batches=batches)
+        dual = ufm.certify(counts, 0.1, nonneg=nonneg, method="dual", batches=batches, z=res.z)
+        assert full.ok and dual.ok
+        assert abs(full.lower_bound - dual.lower_bound) / abs(res.loss) <= 1e-6

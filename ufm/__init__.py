@@ -7,6 +7,7 @@ Public API (explicit re-exports; one concern per module):
 - closed forms: ``of_loss``, ``etf_loss``, ``collapsed_loss``, ``batched_of_loss``
 - geometry: ``class_mean_gram``, ``delta_gm``, ``nc1``
 - solver: ``solve`` -> ``SolveResult``
+- cross-entropy under the UFM (Graf et al.): ``ufm.ce`` (``solve_ce``, ``ce_weight_radius``)
 - certificates: ``certify`` (reduced / full relaxation, dual bound), ``dual_bound``
 """
 

@@ -1,0 +1,143 @@
+"""Cross-entropy under the unconstrained features model (Graf et al., ICML 2021; DESIGN.md s. 4).
+
+The comparison problem for the SC loss: features ``z_i`` with ``||z_i|| <= rho_Z``, class weights
+``W`` (k x d, no bias) and
+
+    CE(Z, W) = 1/N sum_i -log( exp(<w_{y_i}, z_i>) / sum_c exp(<w_c, z_i>) ),
+    minimize  CE(Z, W) + lam ||W||_F^2.
+
+Closed forms (balanced classes):
+
+- lower bound: ``CE(Z, W) >= log(1 + (K-1) exp(-rho_Z sqrt(K)/(K-1) ||W||_F))`` for all Z, W
+  (``ce_lower_bound``), with equality at collapse onto an ETF of radius rho_Z and weights on the
+  aligned ETF;
+- with the L2 term the minimizer is that configuration with every weight row of norm ``r_W``,
+  the root of ``2 lam r_W (exp(K/(K-1) rho_Z r_W) + K - 1) - rho_Z = 0`` (``ce_weight_radius``).
+
+``solve_ce`` minimizes the regularized problem with L-BFGS (optax) in float64, the features
+parametrized on the sphere of radius ``rho_Z`` (``z = rho_Z h/||h||``), where the minimizers lie;
+a term ``sum_i (||h_i||^2 - 1)^2`` fixes the free scale of ``h`` without changing ``z``.
+
+>>> r = ce_weight_radius(4, rho_z=1.0, lam=0.01)
+>>> round(2 * 0.01 * r * (math.exp(4 / 3 * r) + 3) - 1.0, 12)
+0.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from scipy.optimize import brentq
+
+from ufm.labels import check_counts, labels_from_counts
+
+__all__ = ["CEResult", "ce_loss", "ce_lower_bound", "ce_weight_radius", "ce_optimum", "solve_ce"]
+
+
+def ce_loss(z: jax.Array, w: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean cross-entropy ``1/N sum_i -log softmax(W z_i)_{y_i}`` (log-sum-exp safe)."""
+    logits = z @ w.T
+    return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(logits, labels[:, None], 1)[:, 0])
+
+
+def ce_lower_bound(k: int, rho_z: float, w_fro: float) -> float:
+    """``log(1 + (K-1) exp(-rho_Z sqrt(K)/(K-1) ||W||_F))``: CE's minimum at fixed ``||W||_F``."""
+    return math.log1p((k - 1) * math.exp(-rho_z * math.sqrt(k) / (k - 1) * w_fro))
+
+
+def ce_weight_radius(k: int, rho_z: float, lam: float) -> float:
+    """Root ``r_W`` of ``2 lam r (exp(K/(K-1) rho_Z r) + K - 1) - rho_Z = 0`` (unique, > 0)."""
+    if k < 2 or rho_z <= 0 or lam <= 0:
+        raise ValueError("need k >= 2, rho_z > 0 and lam > 0")
+
+    def f(r: float) -> float:
+        return 2 * lam * r * (math.exp(k / (k - 1) * rho_z * r) + k - 1) - rho_z
+
+    hi = rho_z / (2 * lam * k)  # f(hi) >= 0 since exp(.) >= 1
+    return brentq(f, 0.0, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps)
+
+
+def ce_optimum(k: int, rho_z: float, lam: float) -> float:
+    """Optimal value ``log(1 + (K-1) e^{-K/(K-1) rho_Z r_W}) + lam K r_W^2`` (balanced)."""
+    r = ce_weight_radius(k, rho_z, lam)
+    return ce_lower_bound(k, rho_z, math.sqrt(k) * r) + lam * k * r * r
+
+
+@dataclass
+class CEResult:
+    """Solution of the regularized CE problem: features, weights and their summaries."""
+
+    z: np.ndarray
+    w: np.ndarray
+    labels: np.ndarray
+    loss: float  # CE + lam ||W||_F^2
+    ce: float
+    r_w: float  # mean row norm of W
+    steps: int
+
+
+def solve_ce(
+    counts: Sequence[int],
+    *,
+    d: int,
+    rho_z: float = 1.0,
+    lam: float = 5e-3,
+    seed: int = 0,
+    steps: int = 3000,
+    tol: float = 1e-10,
+) -> CEResult:
+    """Minimize ``CE(Z, W) + lam ||W||_F^2`` over ``||z_i|| = rho_Z`` and ``W`` (float64).
+
+    >>> res = solve_ce([5, 5, 5], d=3, rho_z=1.0, lam=0.01)
+    >>> abs(res.loss - ce_optimum(3, 1.0, 0.01)) < 1e-8
+    True
+    """
+    counts = check_counts(counts)
+    labels = labels_from_counts(counts)
+    k, n = counts.size, labels.size
+    if d < 1 or rho_z <= 0 or lam <= 0:
+        raise ValueError("need d >= 1, rho_z > 0 and lam > 0")
+    with jax.enable_x64(True):
+        y = jnp.asarray(labels)
+
+        def objective(params):
+            h, w = params
+            sq = jnp.sum(h * h, axis=1, keepdims=True)
+            z = rho_z * h / jnp.sqrt(sq)
+            # the loss sees only h's direction; the scale term (zero at ||h_i|| = 1, no effect on
+            # the optimal z) keeps ||h_i|| near 1, where grad_h is grad_z's tangent part, so
+            # stopping on ||grad|| means stationarity in z (not a norm blow-up)
+            return ce_loss(z, w, y) + lam * jnp.sum(w * w) + jnp.sum((sq - 1.0) ** 2)
+
+        k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+        params = (jax.random.normal(k1, (n, d), jnp.float64), 0.1 * jax.random.normal(k2, (k, d), jnp.float64))
+        opt = optax.lbfgs()
+        vg = optax.value_and_grad_from_state(objective)
+
+        def step(carry):
+            params, state, _, i = carry
+            value, grad = vg(params, state=state)
+            updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=objective)
+            return optax.apply_updates(params, updates), state, optax.tree_utils.tree_norm(grad), i + 1
+
+        @jax.jit
+        def run(params):
+            carry = (params, opt.init(params), jnp.inf, 0)
+            return jax.lax.while_loop(lambda c: (c[3] < steps) & (c[2] > tol), step, carry)
+
+        params, _, _, done = run(params)
+        done = int(done)
+        h, w = params
+        z = rho_z * h / jnp.linalg.norm(h, axis=1, keepdims=True)
+        ce = float(ce_loss(z, w, y))
+        w_np = np.asarray(w)
+        return CEResult(
+            z=np.asarray(z), w=w_np, labels=labels, loss=ce + lam * float(np.sum(w_np**2)), ce=ce,
+            r_w=float(np.mean(np.linalg.norm(w_np, axis=1))), steps=done,
+        )

@@ -24,6 +24,7 @@ def test_bench_quick_json():
     res = json.loads(out.stdout)
     solve = res["solve"]
     assert solve["status"] == "optimal"
+    assert solve["seeds_certified"] == solve["seeds"]
     # the bench's own gap agrees with the closed form recomputed here
     assert solve["rel_gap"] <= 1e-6
     assert solve["solve_seconds"] > 0 and solve["compile_seconds"] >= 0

@@ -158,6 +158,7 @@ def test_certify_cli_bad_input(argv):
     assert argv[0] in lines[0]
 
 
+@pytest.mark.slow  # ~2 min; `python -m ufm.bench` reports seeds_certified for the same 20 seeds
 def test_default_problem_certified_for_20_seeds():
     """Issue 4: ``solve --certify`` on the default problem (k=10, R=100, n_min=5, ReLU) is
     certified for 20 seeds by the reduced SDP (what ``auto`` picks), and for the first three also

@@ -34,7 +34,7 @@ examples:
 
 
 def _parser():
-    from ufm.cli import K_MAX, R_MAX, Parser, ranged
+    from ufm.cli import Parser, add_counts_args, ranged
 
     from theory_checks.batches import SCHEDULES
 
@@ -57,32 +57,11 @@ def _parser():
     g.add_argument("--labels", metavar="FILE", default=None,
                    help="JSON list of non-negative integer labels, or an object with a \"labels\" "
                         "key (overrides the problem flags)")
-    g.add_argument("--k", type=ranged(int, 2, K_MAX), default=10, help="number of classes (default 10)")
-    g.add_argument("--R", type=ranged(float, 1, R_MAX), default=100.0,
-                   help="imbalance ratio n_max/n_min (default 100; 1 = balanced)")
-    g.add_argument("--rho", type=ranged(float, 0, 1, lo_open=True, hi_open=True), default=0.5,
-                   help="STEP: fraction of minority classes, in (0, 1) (default 0.5)")
-    g.add_argument("--n-min", type=ranged(int, 2, None), default=5,
-                   help="samples in the smallest class (default 5)")
-    g.add_argument("--imbalance", choices=("step", "exp"), default="step",
-                   help="step (two class sizes) or exp (long tail) (default step)")
-    g.add_argument("--counts", type=_counts, default=None,
-                   help="explicit class counts, e.g. 500,500,5,5 (overrides --k/--R/--rho/--n-min)")
+    add_counts_args(g)
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, metavar="FILE", help="batches.json to write (atomically)")
     o.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
-
-
-def _counts(text: str) -> np.ndarray:
-    from ufm.labels import check_counts
-
-    try:
-        return check_counts([int(v) for v in text.replace(" ", "").split(",") if v != ""])
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be comma-separated integers >= 2, at least 2 classes (e.g. 500,500,5,5), "
-            f"got {text!r}") from None
 
 
 def _labels_file(parser, path: str) -> np.ndarray:

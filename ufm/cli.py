@@ -80,6 +80,16 @@ def _counts_list(text: str) -> np.ndarray:
 def add_problem_args(p: argparse.ArgumentParser) -> None:
     """The problem flags: class counts, dimension, temperature, ReLU, seed."""
     g = p.add_argument_group("problem")
+    add_counts_args(g)
+    g.add_argument("--d", type=ranged(int, 1, D_MAX), default=None, help="embedding dimension (default k)")
+    g.add_argument("--tau", type=ranged(float, 0, None, lo_open=True), default=0.1,
+                   help="temperature > 0 (default 0.1)")
+    g.add_argument("--nonneg", action="store_true", help="ReLU features: add z >= 0 (UFM+)")
+    g.add_argument("--seed", type=ranged(int, 0, 2**31 - 1), default=0, help="random seed (default 0)")
+
+
+def add_counts_args(g) -> None:
+    """The class-count flags (``--k --R --rho --n-min --imbalance --counts``) on a parser/group."""
     g.add_argument("--k", type=ranged(int, 2, K_MAX), default=10, help="number of classes (default 10)")
     g.add_argument("--R", type=ranged(float, 1, R_MAX), default=100.0,
                    help="imbalance ratio n_max/n_min (default 100; 1 = balanced)")
@@ -91,11 +101,6 @@ def add_problem_args(p: argparse.ArgumentParser) -> None:
                    help="step (two class sizes) or exp (long tail) (default step)")
     g.add_argument("--counts", type=_counts_list, default=None,
                    help="explicit class counts, e.g. 500,500,5,5 (overrides --k/--R/--rho/--n-min)")
-    g.add_argument("--d", type=ranged(int, 1, D_MAX), default=None, help="embedding dimension (default k)")
-    g.add_argument("--tau", type=ranged(float, 0, None, lo_open=True), default=0.1,
-                   help="temperature > 0 (default 0.1)")
-    g.add_argument("--nonneg", action="store_true", help="ReLU features: add z >= 0 (UFM+)")
-    g.add_argument("--seed", type=ranged(int, 0, 2**31 - 1), default=0, help="random seed (default 0)")
 
 
 def counts_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> np.ndarray:

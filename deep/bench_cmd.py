@@ -1,0 +1,125 @@
+"""``python -m deep.bench [--quick] [--json]``: training images/s, JAX vs PyTorch.
+
+Rows: every batch size (default 50 and 512) with one seed and with ``--seeds S`` vmapped
+seeds; the PyTorch step (one model: it has no vmap) at the same batch size when PyTorch is
+importable, and the ratio JAX/PyTorch. ``--quick``: the tiny ResNet, tiny batches, 2 seeds,
+a few steps (a CPU smoke test, not a measurement).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from ufm.cli import Parser, ranged
+
+__all__ = ["main", "build_parser", "format_table"]
+
+_ARCH_SHAPES = {"resnet18": ((2, 2, 2, 2), 64), "resnet-tiny": ((1, 1), 8)}
+
+
+def _sizes(text: str) -> list[int]:
+    import argparse
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 2, got {text!r}") from None
+    if not values or min(values) < 2:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers >= 2, got {text!r}")
+    return values
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m deep.bench",
+               description="Measure training images/s of ResNet-18 + SCL (two augmented views, data "
+               "and augmentation on the device, one jitted step), with and without vmapped seeds, "
+               "and of the same step in PyTorch when it is importable.")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny ResNet, batches 8 and 16, 2 seeds, 2 steps (CPU smoke test)")
+    p.add_argument("--arch", choices=tuple(_ARCH_SHAPES), default=None,
+                   help="network (default resnet18; resnet-tiny with --quick)")
+    p.add_argument("--batch-sizes", type=_sizes, default=None, metavar="B1,B2",
+                   help="batch sizes (default 50,512; 8,16 with --quick)")
+    p.add_argument("--seeds", type=ranged(int, 2, 1024), default=None,
+                   help="vmapped seeds for the second row of each batch size (default 8; 2 with --quick)")
+    p.add_argument("--steps", type=ranged(int, 1, None), default=None,
+                   help="timed steps per row (default 30; 2 with --quick)")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="compute dtype; auto = bfloat16 on a GPU, float32 on the CPU (default auto)")
+    p.add_argument("--conv", choices=("xla", "matmul", "both"), default="xla",
+                   help="convolution implementation (see deep.models); both = a row for each (default xla)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+_HEAD = (f"{'batch':>6} {'seeds':>5} {'conv':>6} {'jax img/s':>11} {'ms/step':>9} {'compile s':>9} "
+         f"{'torch img/s':>11} {'ratio':>6}")
+
+
+def _row(r: dict[str, Any]) -> str:
+    t = r.get("torch_images_per_s")
+    torch_cell = "-" if t is None else f"{t:,.0f}"
+    ratio_cell = "-" if t is None else f"{r['images_per_s'] / t:.2f}x"
+    return (f"{r['batch_size']:>6} {r['seeds']:>5} {r['conv']:>6} {r['images_per_s']:>11,.0f} {r['step_ms']:>9.2f} "
+            f"{r['compile_seconds']:>9.1f} {torch_cell:>11} {ratio_cell:>6}")
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Text table: batch, seeds, JAX img/s, ms/step, compile s, PyTorch img/s, ratio."""
+    return "\n".join([_HEAD] + [_row(r) for r in rows])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from deep.cli import enable_compilation_cache
+
+    enable_compilation_cache()
+    import jax
+
+    from deep.bench import ISSUE_TORCH_H100, bench_jax, default_dtype, torch_status
+
+    q = args.quick
+    arch = args.arch or ("resnet-tiny" if q else "resnet18")
+    sizes = args.batch_sizes or ([8, 16] if q else [50, 512])
+    seeds = args.seeds or (2 if q else 8)
+    steps = args.steps or (2 if q else 30)
+    warmup = 1 if q else 3
+    pool = 256 if q else 4096
+    dtype = default_dtype() if args.dtype == "auto" else args.dtype
+    convs = ["xla", "matmul"] if args.conv == "both" else [args.conv]
+    ok, torch_msg = (False, "PyTorch comparison skipped (--no-torch)") if args.no_torch else torch_status()
+    if not args.json:
+        print(f"{arch} + SCL (two views), {dtype}, {jax.devices()[0].device_kind} "
+              f"({jax.default_backend()}); {torch_msg}")
+        print(_HEAD, flush=True)
+
+    rows: list[dict[str, Any]] = []
+    torch_rows: dict[int, dict[str, Any]] = {}
+    for b in sizes:
+        if ok:
+            from deep.torch_ref import bench_torch
+
+            stages, width = _ARCH_SHAPES[arch]
+            torch_rows[b] = bench_torch(batch_size=b, steps=steps, warmup=warmup, stage_sizes=stages,
+                                        width=width, pool=pool, bf16=dtype == "bfloat16")
+        for conv, s in [(cv, s) for cv in convs for s in (1, seeds)]:
+            r = bench_jax(arch=arch, batch_size=b, seeds=s, steps=steps, warmup=warmup, dtype=dtype,
+                          pool=pool, conv=conv)
+            if b in torch_rows:
+                r["torch_images_per_s"] = torch_rows[b]["images_per_s"]
+                r["ratio_vs_torch"] = r["images_per_s"] / torch_rows[b]["images_per_s"]
+            rows.append(r)
+            if not args.json:
+                print(_row(r), flush=True)
+    report = {"arch": arch, "dtype": dtype, "convs": convs, "device": rows[0]["device"], "backend": jax.default_backend(),
+              "torch": torch_msg, "rows": rows, "torch_rows": list(torch_rows.values()),
+              "issue_torch_h100_images_per_s": ISSUE_TORCH_H100,
+              "note": "images/s counts distinct training images; each is processed in two views"}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif not ok and arch == "resnet18":
+        print("no PyTorch here; the issue's PyTorch H100 reference (bf16 autocast, channels_last): "
+              + ", ".join(f"{v:,.0f} img/s at batch {k}" for k, v in ISSUE_TORCH_H100.items()))
+    return 0

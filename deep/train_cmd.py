@@ -1,0 +1,316 @@
+"""``python -m deep.train``: train a network with SCL (or CE) and log the geometry every epoch.
+
+Examples::
+
+    python -m deep.train --arch resnet18 --R 10 --epochs 100 --out runs/relu
+    python -m deep.train --arch resnet18 --R 10 --no-relu --out runs/norelu
+    python -m deep.train --arch resnet18 --R 10 --schedule binding --out runs/binding
+    python -m deep.train --arch resnet18 --seeds 4 --dtype bfloat16 --out runs/r18x4   # 4 seeds, vmapped
+    python -m deep.train --out runs/relu --resume          # continue after an interruption
+    python -m deep.train --dataset cifar10 --data-dir ~/data --R 100 --out runs/c10
+
+Outputs (``deep.rundir``): ``config.json``, ``metrics.jsonl`` (one line per epoch) and an
+atomic ``checkpoint.npz`` in RUN_DIR (with ``--seeds S > 1``: metrics in RUN_DIR/seed_<s>).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from deep.configs import CONVS, DATASET_DEFAULTS, DATASETS, DTYPES, LOSSES, TrainConfig
+from ufm.cli import Parser, ranged
+
+__all__ = ["main", "build_parser"]
+
+ARCH_CHOICES = ("resnet18", "densenet40", "resnet-tiny", "densenet-tiny")
+SCHEDULE_CHOICES = ("shuffle", "fixed", "sorted", "binding")
+RUN_FLAGS = ("out", "resume", "stop_after", "quiet")  # not part of the configuration
+
+_EPILOG = """\
+data sets (--dataset):
+  digits        scikit-learn's 8x8 digits upsampled to 32x32 (bundled; default)
+  mnist         IDX files in --data-dir: train-images-idx3-ubyte, train-labels-idx1-ubyte,
+  fashionmnist    t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each optionally .gz)
+  cifar10       python batches in --data-dir (or --data-dir/cifar-10-batches-py):
+                  data_batch_1 .. data_batch_5, test_batch
+per-data-set defaults: """ + "; ".join(
+    f"{name}: n-maj {d['n_maj']}, epochs {d['epochs']}, {'flip' if d['flip'] else 'no flip'}"
+    for name, d in DATASET_DEFAULTS.items()) + """
+
+--resume continues RUN_DIR from its last checkpoint with the saved configuration (flags that
+contradict it are an error); --stop-after E ends this invocation after epoch E (to split a run
+into time-boxed pieces: run again with --resume).
+"""
+
+
+def build_parser() -> Parser:
+    d = TrainConfig()
+    p = Parser(
+        prog="python -m deep.train",
+        description="Train a ResNet-18 / DenseNet-40 with the supervised contrastive loss "
+        "(ufm.scl_loss, two augmented views) under STEP imbalance; log Delta_GM to the OF and "
+        "the ETF, NC1 and nearest-class-mean accuracy every epoch.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    m = p.add_argument_group("model and loss")
+    m.add_argument("--arch", choices=ARCH_CHOICES,
+                   help=f"network (tiny variants: CPU smoke tests) (default {d.arch})")
+    m.add_argument("--relu", action=argparse.BooleanOptionalAction,
+                   help="ReLU on the final features before normalization (default on)")
+    m.add_argument("--loss", choices=LOSSES, help=f"scl, or ce with a linear head (default {d.loss})")
+    m.add_argument("--tau", type=ranged(float, 0, None, lo_open=True),
+                   help=f"SCL temperature > 0 (default {d.tau:g})")
+    m.add_argument("--reduction", choices=("mean", "sum"),
+                   help="SCL per batch: mean over anchors (the usual scale for lr 0.1) or the "
+                        f"theory's sum (default {d.reduction})")
+    m.add_argument("--dtype", choices=DTYPES,
+                   help=f"compute dtype (bfloat16: faster on GPU; parameters stay float32) (default {d.dtype})")
+    m.add_argument("--conv", choices=CONVS,
+                   help="convolution implementation: xla (cuDNN/Eigen) or matmul (im2col + one "
+                        f"matmul; may vmap over --seeds faster) (default {d.conv})")
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=DATASETS, help=f"data set (default {d.dataset})")
+    g.add_argument("--data-dir", metavar="DIR", help="folder with the data set's official files")
+    g.add_argument("--R", type=ranged(float, 1, 1e6), help=f"STEP imbalance ratio n_maj/n_min (default {d.R:g})")
+    g.add_argument("--rho", type=ranged(float, 0, 1, lo_open=True, hi_open=True),
+                   help=f"fraction of minority classes (default {d.rho:g})")
+    g.add_argument("--n-maj", type=ranged(int, 2, None), help="majority class size (default per data set)")
+    g.add_argument("--flip", action=argparse.BooleanOptionalAction,
+                   help="random horizontal flips (default per data set: not for digits/mnist)")
+    g.add_argument("--test-fraction", type=ranged(float, 0, 1, lo_open=True, hi_open=True),
+                   help=f"digits: held-out fraction of each class (default {d.test_fraction:g})")
+    g.add_argument("--split-seed", type=ranged(int, 0, 2**31 - 1),
+                   help=f"digits: seed of the train/test split (default {d.split_seed})")
+    o = p.add_argument_group("optimization")
+    o.add_argument("--schedule", choices=SCHEDULE_CHOICES,
+                   help=f"batch sampler from theory_checks.batches (default {d.schedule})")
+    o.add_argument("--batch-size", type=ranged(int, 2, None), help=f"batch size (default {d.batch_size})")
+    o.add_argument("--drop-last", action=argparse.BooleanOptionalAction,
+                   help="drop each epoch's last partial batch (default off)")
+    o.add_argument("--epochs", type=ranged(int, 1, None), help="epochs (default per data set)")
+    o.add_argument("--lr", type=ranged(float, 0, None, lo_open=True),
+                   help=f"learning rate; x0.1 at 116/350 and 232/350 of the epochs (default {d.lr:g})")
+    o.add_argument("--momentum", type=ranged(float, 0, 1, hi_open=True), help=f"(default {d.momentum:g})")
+    o.add_argument("--weight-decay", type=ranged(float, 0, None), help=f"(default {d.weight_decay:g})")
+    o.add_argument("--seed", type=ranged(int, 0, 2**31 - 1), help=f"random seed (default {d.seed})")
+    o.add_argument("--seeds", type=ranged(int, 1, 1024),
+                   help="train seeds seed..seed+S-1 at once, vmapped (default 1)")
+    o.add_argument("--eval-batch-size", type=ranged(int, 1, None),
+                   help=f"images per evaluation call (default {d.eval_batch_size})")
+    r = p.add_argument_group("run")
+    r.add_argument("--out", metavar="RUN_DIR", help="output folder (default runs/<name from the flags>)")
+    r.add_argument("--resume", action="store_true", help="continue RUN_DIR from its checkpoint")
+    r.add_argument("--stop-after", type=ranged(int, 1, None), metavar="E",
+                   help="end this invocation after epoch E (resume later)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _given_config(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in RUN_FLAGS}
+
+
+def _default_out(cfg: TrainConfig) -> Path:
+    relu = "relu" if cfg.relu else "norelu"
+    return Path("runs") / (f"{cfg.dataset}_{cfg.arch}_R{cfg.R:g}_{relu}_{cfg.schedule}_{cfg.loss}"
+                           f"_seed{cfg.seed}" + (f"x{cfg.seeds}" if cfg.seeds > 1 else ""))
+
+
+def _config_for_run(parser: Parser, args: argparse.Namespace) -> tuple[TrainConfig, Path, bool]:
+    """The configuration (fresh, or the saved one on --resume), RUN_DIR, and whether to resume."""
+    from deep.configs import resolve
+    from deep.rundir import CONFIG, read_config
+
+    given = _given_config(args)
+    cfg = resolve(TrainConfig(**given))
+    out = Path(getattr(args, "out", None) or _default_out(cfg))
+    resume = getattr(args, "resume", False)
+    if not (out / CONFIG).is_file():
+        return cfg, out, False
+    if not resume:
+        parser.error(f"argument --out: {out} already holds a run; pass --resume to continue it "
+                     "or choose another --out")
+    try:
+        saved = TrainConfig.from_dict(read_config(out)["config"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        parser.error(f"argument --resume: cannot read {out / CONFIG}: {err}")
+    for name, value in given.items():
+        if name != "data_dir" and getattr(saved, name) != value:
+            flag = "--" + name.replace("_", "-")
+            parser.error(f"argument {flag}: {value!r} differs from the saved run's "
+                         f"{getattr(saved, name)!r}; --resume continues with the saved configuration")
+    if "data_dir" in given:
+        saved = saved.replace(data_dir=given["data_dir"])
+    return saved, out, True
+
+
+def _config_record(run, cfg: TrainConfig, extra: dict[str, Any]) -> dict[str, Any]:
+    import jax
+
+    from deep.models import feature_dim, param_count
+    from ufm.versions import library_versions
+
+    shape = tuple(run.data.images.shape[1:])
+    return {
+        "config": cfg.to_dict(),
+        "seeds": list(run.seeds),
+        "counts": run.counts.tolist(),
+        "n_train": int(run.labels.size),
+        "n_test": int(run.y_test.size),
+        "steps_per_epoch": run.steps_per_epoch,
+        "image_shape": list(shape),
+        "feature_dim": feature_dim(run.model, shape),
+        "param_count": param_count(run.model, shape),
+        "device": str(jax.devices()[0].device_kind),
+        "backend": jax.default_backend(),
+        "versions": _versions(library_versions()),
+        **extra,
+    }
+
+
+def _versions(base: dict[str, str]) -> dict[str, str]:
+    """``ufm.versions.library_versions`` plus scikit-learn (the digits loader)."""
+    from importlib import metadata
+
+    try:
+        return {**base, "scikit-learn": metadata.version("scikit-learn")}
+    except metadata.PackageNotFoundError:
+        return base
+
+
+def _epoch_record(epoch: int, loss: float, metrics: dict[str, Any], lr: float,
+                  seconds: float, train_seconds: float) -> dict[str, Any]:
+    """One metrics.jsonl line: ``seconds`` is the epoch's wall time (training + evaluation)."""
+    gram = metrics.pop("class_mean_gram")
+    return {"epoch": epoch, "loss": float(loss), **metrics, "lr": lr, "seconds": round(seconds, 4),
+            "train_seconds": round(train_seconds, 4), "class_mean_gram": gram}
+
+
+def _geometry(rec: dict[str, Any]) -> str:
+    return (f"dOF={rec['delta_gm_of']:.3f} dETF={rec['delta_gm_etf']:.3f} nc1={rec['nc1']:.3g} "
+            f"acc={rec['ncm_test_acc']:.3f}")
+
+
+def _summary(rec: dict[str, Any]) -> str:
+    return f"loss={rec['loss']:.4f} {_geometry(rec)}"
+
+
+def _start(parser: Parser, cfg: TrainConfig, out: Path, resume: bool):
+    """Load data, build the run, restore or initialize the state; usage errors exit 2."""
+    from deep.checkpoint import CheckpointError, load_checkpoint
+    from deep.data import DataError, load_dataset
+    from deep.rundir import checkpoint_path, seed_dirs, truncate_metrics, write_config
+    from deep.train import init_state, setup
+
+    try:
+        data = load_dataset(cfg.dataset, cfg.data_dir, test_fraction=cfg.test_fraction,
+                            split_seed=cfg.split_seed)
+    except DataError as err:
+        parser.error(f"argument --data-dir: {err}")
+    try:
+        run = setup(cfg, data)
+    except ValueError as err:
+        parser.error(str(err))
+    state, start = init_state(run), 0
+    ckpt = checkpoint_path(out)
+    if resume and ckpt.is_file():
+        try:
+            state, start, seeds = load_checkpoint(ckpt, state)
+        except CheckpointError as err:
+            parser.error(f"argument --resume: {err}")
+        if tuple(seeds) != run.seeds:
+            parser.error(f"argument --resume: the checkpoint holds seeds {list(seeds)}, "
+                         f"the run {list(run.seeds)}")
+    dirs = seed_dirs(out, run.seeds)
+    if start == 0:
+        write_config(out, _config_record(run, cfg, {}))
+        if len(dirs) > 1:
+            for s, d in zip(run.seeds, dirs):
+                write_config(d, _config_record(run, cfg.for_seed(s), {"vmapped_with": list(run.seeds)}))
+    for d in dirs:
+        truncate_metrics(d, start)
+    return run, state, start, dirs, ckpt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cfg, out, resume = _config_for_run(parser, args)
+    if getattr(args, "resume", False) and not resume:
+        print(f"note: {out} holds no run yet; starting it", file=sys.stderr)
+
+    from deep.cli import enable_compilation_cache
+
+    enable_compilation_cache()
+    import jax
+    import numpy as np
+
+    from deep.checkpoint import save_checkpoint
+    from deep.rundir import append_metrics
+    from deep.train import evaluate, lr_at_epoch, train_epoch
+
+    run, state, start, dirs, ckpt = _start(parser, cfg, out, resume)
+    stop = min(cfg.epochs, getattr(args, "stop_after", cfg.epochs))
+    if start >= cfg.epochs:
+        print(f"{out}: all {cfg.epochs} epochs done", file=sys.stderr)
+        return 0
+    if stop <= start:
+        print(f"{out}: --stop-after {stop}, and {start} epochs are done already: nothing to do",
+              file=sys.stderr)
+        return 0
+    bar = None
+    if not getattr(args, "quiet", False) and start < stop:
+        from tqdm import tqdm
+
+        bar = tqdm(total=(stop - start) * run.steps_per_epoch, desc=f"train {out.name}",
+                   unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    last = {"t": time.monotonic(), "postfix": ""}
+
+    def on_step(t: int, loss) -> None:
+        if bar is None:
+            return
+        bar.update(1)
+        now = time.monotonic()
+        if now - last["t"] > 2.0:  # fetching the loss waits for the device: only now and then
+            last["t"] = now
+            bar.set_postfix_str(f"loss={float(np.mean(jax.device_get(loss))):.4f} {last['postfix']}")
+
+    rec = None
+    try:
+        for epoch in range(start, stop):
+            t0 = time.perf_counter()
+            if bar is not None:
+                bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+            state, losses = train_epoch(run, state, epoch, on_step)
+            train_seconds = time.perf_counter() - t0
+            metrics = evaluate(run, state)
+            seconds = time.perf_counter() - t0
+            lr = lr_at_epoch(cfg, epoch)
+            records = [_epoch_record(epoch + 1, losses[i], metrics[i], lr, seconds, train_seconds)
+                       for i in range(len(dirs))]
+            for d, r in zip(dirs, records):
+                append_metrics(d, r)
+            save_checkpoint(ckpt, state, epoch=epoch + 1, seeds=run.seeds)
+            rec = records[0]
+            last["postfix"] = _geometry(rec)
+            if bar is not None:
+                bar.set_postfix_str(_summary(rec))
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print(f"interrupted; continue with: python -m deep.train --out {out} --resume",
+              file=sys.stderr)
+        return 130
+    if bar is not None:
+        bar.close()
+    if rec is not None:
+        done = "done" if stop >= cfg.epochs else f"stopped (--stop-after {stop}); continue with --resume"
+        seeds = f" ({len(dirs)} seeds; seed {run.seeds[0]} shown)" if len(dirs) > 1 else ""
+        print(f"{out}: epoch {rec['epoch']}/{cfg.epochs} {done}{seeds}: {_summary(rec)}")
+    return 0

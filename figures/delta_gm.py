@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 import ufm
 from figures.common import (COLORS, WIDTH, certified_solve, class_cosines, plt, reduced_bound, save,

@@ -48,6 +48,7 @@ def compute(cfg: dict) -> dict:
             "steps": ce_res.steps,
         },
     }
+    summary["certified"] = bool(summary["sc"]["certified"] and summary["ce"]["certified"])
     plot = {"k": k, "n": n, "tau": tau, "labels": labels, "sc_z": np.asarray(sc.result.z),
             "ce_z": ce_res.z / cfg["rho_z"], "ce_w": w, "rho_z": cfg["rho_z"], "lam": cfg["lam"],
             "r_w": ce_res.r_w}

@@ -99,6 +99,7 @@ def make(names: list[str], out: Path, quick: bool, log=print) -> dict:
         "mode": mode,
         "figures": {n: figures[n] for n in FIGURES if n in figures},
         "total_seconds_this_run": total,
+        "seconds_all_figures": sum(v["seconds"] for v in figures.values()),
         "made_this_run": names,
         "versions": library_versions(),
     }

@@ -451,7 +451,7 @@ def full_relaxation(
 
     G = cp.Variable((n_samples, n_samples), PSD=True)
     g_vec = cp.vec(G, order="C")  # entry (i, j) at i*N + j, matching the flat indices
-    scale = 1.0  # no 1/N rescaling: SCS converges far worse on the rescaled objective
+    # (no 1/N rescaling of the objective here: SCS converges far worse on the rescaled one)
     objective = 0
     for n_terms, (flat, weight) in sorted(groups.items()):
         n_rows = flat.shape[0]
@@ -461,9 +461,9 @@ def full_relaxation(
             shape=(flat.size, n_samples * n_samples),
         )
         logits = cp.reshape(sel @ g_vec, (n_rows, n_terms), order="C")
-        objective = objective + (scale * weight) @ cp.log_sum_exp(logits, axis=1)
+        objective = objective + weight @ cp.log_sum_exp(logits, axis=1)
     # positive part; coefficients fold onto the upper triangle used above
-    objective = objective - (scale / tau) * (pos @ g_vec)
+    objective = objective - (pos @ g_vec) / tau
     constraints = [cp.diag(G) == 1.0]
     if nonneg:
         # strict upper triangle only: G is symmetric and diag(G) = 1, so G >= 0 on every
@@ -475,7 +475,7 @@ def full_relaxation(
 
     gram = class_gram = None
     bound = rigorous = float("nan")
-    conic_value = primal / scale
+    conic_value = primal
     if G.value is not None:
         gram = np.array(G.value, dtype=np.float64)
         gram = (gram + gram.T) / 2
@@ -487,7 +487,7 @@ def full_relaxation(
         rigorous = gram_dual_bound(
             gram, y, tau, nonneg=nonneg, batches=None if batches is None else batch_list, m_tol=1e-4
         ).lower_bound
-        bound = max(rigorous, value / scale) if np.isfinite(value) else rigorous
+        bound = max(rigorous, value) if np.isfinite(value) else rigorous
     return RelaxationResult(
         lower_bound=bound,
         status=status,

@@ -151,7 +151,8 @@ AUTO_FULL_MAX_N = 120  # cert-method auto with batches: the full relaxation up t
 
 
 def _batching(parser: Parser, args, counts):
-    """``(counts, labels order, batches, description)`` from --batches / --batch-size."""
+    """``(counts, row of each file sample or None, batches, description)`` from --batches /
+    --batch-size."""
     if args.batches is not None:
         if args.batch_size is not None:
             parser.error("--batch-size: not with --batches (the file holds the batches)")
@@ -170,7 +171,7 @@ def _batching(parser: Parser, args, counts):
         inv = np.empty_like(order)
         inv[order] = np.arange(order.size)
         batches = [inv[b] for b in flat]
-        return counts, order, batches, {"source": args.batches}
+        return counts, inv, batches, {"source": args.batches}
     if args.batch_size is None:
         return counts, None, None, None
     from ufm.labels import labels_from_counts
@@ -189,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _enable_compilation_cache()
     counts = counts_from_args(parser, args) if args.batches is None else None
-    counts, order, batches, batching = _batching(parser, args, counts)
+    counts, rows, batches, batching = _batching(parser, args, counts)
     k = len(counts)
     d = k if args.d is None else args.d
     if args.nonneg and d < k:
@@ -240,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         write_json_atomic(args.out, report)
     if args.save_embeddings:
-        z, labels = (res.z, res.labels) if order is None else (res.z[np.argsort(order)], res.labels[np.argsort(order)])
+        z, labels = (res.z, res.labels) if rows is None else (res.z[rows], res.labels[rows])
         save_npz_atomic(args.save_embeddings, z=z, labels=labels, counts=res.counts)
     print(json.dumps(report, indent=2) if args.json else format_report(res))
     return 0 if res.status in ("optimal", "converged") else 1

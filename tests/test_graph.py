@@ -460,3 +460,31 @@ def test_cli_bad_input_one_line_exit_2(cli, name):
     assert r.stdout == ""
     if name in BAD_FILES:
         assert BAD_FILES[name][1] in r.stderr, r.stderr
+
+
+def test_batch_files_are_written_with_the_usual_mode_and_read_back(tmp_path):
+    """The atomic writer (``ufm.io.atomic_write``) gives 0666 less the umask, not mkstemp's
+    0600, and the file reads back to what was written."""
+    import os
+
+    from theory_checks.io import read_batches_json, write_batches_json
+
+    path = tmp_path / "b.json"
+    write_batches_json(path, [0, 1, 1], [[0, 1], [1, 2]], config={"seed": 3})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    labels, fb, config = read_batches_json(path)
+    assert labels.tolist() == [0, 1, 1] and [b.tolist() for b in fb] == [[0, 1], [1, 2]]
+    assert config == {"seed": 3}
+    assert [p.name for p in tmp_path.iterdir()] == ["b.json"]  # no temp file left behind
+
+
+def test_cli_and_file_modules_load_without_jax_or_cvxpy():
+    """Usage errors and batch files need neither JAX nor cvxpy (they load after the checks)."""
+    code = ("import sys, theory_checks.io, theory_checks.graph_cmd, ufm.solve_cmd, "
+            "ufm.certify_cmd, ufm.io; print([m for m in ('jax', 'cvxpy') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -16,16 +16,17 @@ exactly that: booleans, floats (even 2.0), strings and nulls are not integers.
 from __future__ import annotations
 
 import gc
+import io
 import itertools
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from theory_checks.graph import FlatBatches
+from ufm.io import atomic_write
 
 __all__ = ["BatchesFileError", "read_batches_json", "write_batches_json"]
 
@@ -148,21 +149,6 @@ def _parsed(obj: Any) -> tuple[np.ndarray, FlatBatches]:
     return labels, _batches(obj["batches"], labels.size)
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_batches_json(path: str | os.PathLike, labels: Sequence[int], batches: Any,
                        config: dict | None = None, progress: bool = False) -> None:
     """Write ``{"config": ..., "labels": [...], "batches": [[...], ...]}`` atomically (temp file
@@ -191,7 +177,13 @@ def write_batches_json(path: str | os.PathLike, labels: Sequence[int], batches: 
             fh.write("[" + ", ".join(map(str, items)) + ("]\n" if b == last else "],\n"))
         fh.write("]\n}\n")
 
-    _atomic_write(Path(path), write)
+    def write_bytes(fh) -> None:
+        text = io.TextIOWrapper(fh, encoding="utf-8")
+        write(text)
+        text.flush()
+        text.detach()  # leave fh open for atomic_write's fsync
+
+    atomic_write(path, write_bytes)
 
 
 def _plain(obj: Any) -> Any:

@@ -9,39 +9,62 @@ Public API (explicit re-exports; one concern per module):
 - solver: ``solve`` -> ``SolveResult``
 - cross-entropy under the UFM (Graf et al.): ``ufm.ce`` (``solve_ce``, ``ce_weight_radius``)
 - certificates: ``certify`` (reduced / full relaxation, dual bound), ``dual_bound``
+
+The names are loaded on first use, so JAX-free modules (``ufm.io``, ``ufm.labels``) import
+without JAX or cvxpy.
+
+>>> import ufm
+>>> float(ufm.of_loss([2, 2], tau=1.0)) > 0
+True
 """
 
-from ufm.certificate import certificate, certify
-from ufm.closed_forms import batched_of_loss, collapsed_loss, etf_loss, of_loss
-from ufm.geometry import class_mean_gram, class_means, delta_gm, etf_gram, nc1, of_gram
-from ufm.labels import counts_from_labels, exp_counts, labels_from_counts, step_counts
-from ufm.dual import dual_bound
-from ufm.loss import gram_loss, scl_loss
-from ufm.solver import SolveResult, SolverConfig, solve
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "scl_loss",
-    "gram_loss",
-    "step_counts",
-    "exp_counts",
-    "labels_from_counts",
-    "counts_from_labels",
-    "of_loss",
-    "etf_loss",
-    "collapsed_loss",
-    "batched_of_loss",
-    "class_means",
-    "class_mean_gram",
-    "of_gram",
-    "etf_gram",
-    "delta_gm",
-    "nc1",
-    "solve",
-    "SolveResult",
-    "SolverConfig",
-    "certify",
-    "certificate",
-    "dual_bound",
-]
+_EXPORTS = {
+    "scl_loss": "ufm.loss",
+    "gram_loss": "ufm.loss",
+    "step_counts": "ufm.labels",
+    "exp_counts": "ufm.labels",
+    "labels_from_counts": "ufm.labels",
+    "counts_from_labels": "ufm.labels",
+    "of_loss": "ufm.closed_forms",
+    "etf_loss": "ufm.closed_forms",
+    "collapsed_loss": "ufm.closed_forms",
+    "batched_of_loss": "ufm.closed_forms",
+    "class_means": "ufm.geometry",
+    "class_mean_gram": "ufm.geometry",
+    "of_gram": "ufm.geometry",
+    "etf_gram": "ufm.geometry",
+    "delta_gm": "ufm.geometry",
+    "nc1": "ufm.geometry",
+    "solve": "ufm.solver",
+    "SolveResult": "ufm.solver",
+    "SolverConfig": "ufm.config",
+    "certify": "ufm.certification",
+    "certificate": "ufm.certification",
+    "dual_bound": "ufm.dual",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    try:  # a submodule, e.g. ``ufm.ce`` after a bare ``import ufm``
+        return importlib.import_module(f"ufm.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"ufm.{name}":
+            raise
+    raise AttributeError(f"module 'ufm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -60,7 +60,7 @@ def bench_solve(quick: bool, seeds: int = 1) -> dict[str, Any]:
     counts = step_counts(4, 10, n_min=3) if quick else step_counts(10, 100, n_min=5)
     runs = [solve(counts, nonneg=True, seed=s) for s in range(seeds)]
     res = runs[0]
-    from ufm.certificate import certificate, certify
+    from ufm.certification import certificate, certify
 
     bound = certify(counts, 0.1, nonneg=True)  # what `solve --certify` does (reduced)
     certified = sum(certificate(r.loss, bound)["certified"] for r in runs)
@@ -122,7 +122,7 @@ def bench_gram(n: int, d: int, k: int = 10, repeat: int = 5) -> dict[str, Any]:
 
 def bench_certify(quick: bool) -> dict[str, Any]:
     """Seconds of every certificate method and its bound's relative distance to L*_OF."""
-    from ufm.certificate import certify
+    from ufm.certification import certify
     from ufm.closed_forms import of_loss
     from ufm.labels import exp_counts, labels_from_counts, step_counts
 

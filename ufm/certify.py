@@ -1,6 +1,6 @@
 """Entry point of ``python -m ufm.certify`` (the code lives in ``ufm.certify_cmd``).
 
-``ufm.certify`` is the FUNCTION (``ufm.certificate.certify``); importing this file as a module
+``ufm.certify`` is the FUNCTION (``ufm.certification.certify``); importing this file as a module
 puts that function in its place in ``sys.modules`` so it is not shadowed.
 """
 
@@ -11,6 +11,6 @@ if __name__ == "__main__":
 
     raise SystemExit(main())
 else:
-    from ufm.certificate import certify as _certify
+    from ufm.certification import certify as _certify
 
     sys.modules[__name__] = _certify  # type: ignore[assignment]

@@ -16,7 +16,6 @@ from typing import Sequence
 
 import numpy as np
 
-from ufm.certificate import certify
 from ufm.cli import Parser, add_problem_args, counts_from_args, format_counts, format_matrix
 from ufm.io import to_jsonable, write_json_atomic
 from ufm.versions import library_versions
@@ -53,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = int(np.sum(counts))
     if args.method == "full" and n > 400:
         parser.error(f"argument --method: full needs N <= 400 samples (got N = {n}); use reduced or dual")
+    from ufm.certification import certify  # cvxpy and JAX load once the arguments are valid
+
     z = None
     if args.method == "dual":
         from ufm.solver import solve

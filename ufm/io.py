@@ -6,11 +6,11 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
-__all__ = ["write_json_atomic", "save_npz_atomic", "to_jsonable"]
+__all__ = ["atomic_write", "write_json_atomic", "save_npz_atomic", "to_jsonable"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -28,7 +28,23 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def _atomic(path: str | os.PathLike, write) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(fh)`` on a temp file in ``path``'s folder, fsync, then ``os.replace`` it
+    onto ``path``: readers see the old file or the whole new one, never a part. The file gets
+    the usual mode of a new file (0666 less the umask), not ``mkstemp``'s 0600.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.txt")
+    >>> atomic_write(p, lambda fh: fh.write(b"hi"))
+    >>> open(p).read(), oct(os.stat(p).st_mode & 0o777) == oct(0o666 & ~_umask())
+    ('hi', True)
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -36,6 +52,7 @@ def _atomic(path: str | os.PathLike, write) -> None:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -47,9 +64,9 @@ def _atomic(path: str | os.PathLike, write) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     text = json.dumps(to_jsonable(obj), indent=2) + "\n"
-    _atomic(path, lambda fh: fh.write(text.encode()))
+    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """``np.savez`` to ``path`` atomically."""
-    _atomic(path, lambda fh: np.savez(fh, **arrays))
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ufm.cli import Parser, add_problem_args, counts_from_args, format_counts, format_matrix, ranged
 from ufm.io import save_npz_atomic, to_jsonable, write_json_atomic
-from ufm.solver import SolveResult, SolverConfig, solve
+from ufm.config import SolverConfig
+
+if TYPE_CHECKING:
+    from ufm.solver import SolveResult
 
 __all__ = ["main", "build_parser", "format_report"]
 
@@ -188,7 +191,6 @@ def _batching(parser: Parser, args, counts):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _enable_compilation_cache()
     counts = counts_from_args(parser, args) if args.batches is None else None
     counts, rows, batches, batching = _batching(parser, args, counts)
     k = len(counts)
@@ -198,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               "and no optimum is known", file=sys.stderr)
     if batches is not None and args.method == "classes":
         parser.error("--method: 'classes' needs the full batch (drop --batch-size/--batches)")
+    from ufm.solver import solve  # JAX loads only once the arguments are valid
+
+    _enable_compilation_cache()
     config = SolverConfig(
         sphere_steps=args.sphere_steps,
         polish_steps=args.polish_steps,
@@ -223,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         check=check.to_dict())
         res.config["batching"] = batching
     if args.certify:
-        from ufm.certificate import certificate, certify
+        from ufm.certification import certificate, certify
 
         method = args.cert_method
         if method == "auto" and batches is not None:

@@ -37,6 +37,7 @@ import numpy as np
 import optax
 
 from ufm import geometry
+from ufm.config import SolverConfig
 from ufm.closed_forms import batched_of_loss, etf_loss, of_loss
 from ufm.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.gram_grad import value_and_grad_chunked
@@ -51,21 +52,6 @@ Progress = Callable[[str, int, float], None]
 
 CHUNK_ABOVE = 8192  # samples; above this the loss runs in row blocks (no N x N array)
 CLASSES_ABOVE = 20000  # samples; above this method="auto" solves over class vectors
-
-
-@dataclass(frozen=True)
-class SolverConfig:
-    """Knobs of the two-phase solver (defaults: float64-level accuracy)."""
-
-    sphere_steps: int = 400  # L-BFGS iterations, sphere phase
-    polish_steps: int = 3000  # projected-gradient iterations, orthant phase
-    lbfgs_memory: int = 10
-    gap_tol: float = 1e-12  # stop when (loss - reference)/|reference| <= gap_tol
-    accept_tol: float = 1e-6  # a run ending above this gap (reference known) is restarted
-    ftol: float = 1e-12  # stop when the relative decrease over `patience` steps is below this
-    patience: int = 20
-    restarts: int = 4  # extra attempts from new seeds when the reference is not reached
-    matmul_dtype: str = "auto"  # N x N work: "auto" = float32 then float64 refinement (N > 1024)
 
 
 @dataclass

@@ -39,6 +39,8 @@ def normalize(h: jax.Array) -> jax.Array:
 
 def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
     """A list of index lists as one ``(n_batches, max_size)`` int array padded with -1."""
+    if isinstance(batches, jax.Array) and batches.ndim == 2:  # already padded (maybe traced)
+        return batches
     if isinstance(batches, np.ndarray) and batches.ndim == 2:
         return batches.astype(np.int64)
     sizes = [len(b) for b in batches]

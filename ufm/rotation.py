@@ -38,6 +38,7 @@ def orthant_rotation(z: np.ndarray, labels: Sequence[int], k: int | None = None)
     return u @ vt
 
 
+@jax.jit
 def project_orthant_sphere(v: jax.Array) -> jax.Array:
     """Row-wise projection onto the non-negative part of the unit sphere."""
     pos = jnp.maximum(v, 0.0)

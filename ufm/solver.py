@@ -28,6 +28,7 @@ was reached (``"optimal"``), the run stalled at a stationary point without a kno
 from __future__ import annotations
 
 import time
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -42,7 +43,7 @@ from ufm.closed_forms import batched_of_loss, etf_loss, of_loss
 from ufm.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.gram_grad import value_and_grad_chunked
 from ufm.labels import check_counts, labels_from_counts
-from ufm.loss import scl_loss
+from ufm.loss import normalize, scl_loss
 from ufm.rotation import orthant_rotation, project_orthant_sphere
 from ufm.versions import library_versions
 
@@ -122,27 +123,22 @@ def _collapsed_loss(v, counts, tau):
     return jnp.sum(n * jax.nn.logsumexp(terms, axis=1))
 
 
-def _make_objective(labels, counts, tau, batches, matmul_dtype, method="samples"):
-    """``value_and_grad(z)`` of the loss on unit rows (Euclidean gradient)."""
-    y = jnp.asarray(labels)
-    c = jnp.asarray(counts)
+def _make_objective(tau, matmul_dtype, method, batched, chunked):
+    """Jitted ``vg(z, data) = value_and_grad`` of the loss on unit rows (Euclidean gradient).
+
+    ``data = (labels, counts, padded_batches or None)`` is an argument, not a constant, so one
+    compilation serves every problem of the same shapes (seeds, schedules, imbalances).
+    """
     if method == "classes":
-        return jax.jit(jax.value_and_grad(lambda v: _collapsed_loss(v, c, tau)))
-    if batches is None:
-        mm = jnp.dtype(matmul_dtype)
-        if y.shape[0] > CHUNK_ABOVE:
-
-            def vg(z):
-                return value_and_grad_chunked(z, y, c, tau, chunk=1024, matmul_dtype=mm)
-
-        else:
-
-            def vg(z):
-                return gram_value_and_grad(z, y, c, tau, matmul_dtype=mm)
-
-        return jax.jit(vg)
-    padded = np.asarray(batches)
-    return jax.jit(jax.value_and_grad(lambda z: scl_loss(z, y, tau, batches=padded, normalize=False)))
+        return jax.jit(lambda v, data: jax.value_and_grad(_collapsed_loss)(v, data[1], tau))
+    if batched:
+        return jax.jit(lambda z, data: jax.value_and_grad(
+            lambda z: scl_loss(z, data[0], tau, batches=data[2], normalize=False))(z))
+    mm = jnp.dtype(matmul_dtype)
+    if chunked:
+        return jax.jit(lambda z, data: value_and_grad_chunked(z, data[0], data[1], tau, chunk=1024,
+                                                              matmul_dtype=mm))
+    return jax.jit(lambda z, data: gram_value_and_grad(z, data[0], data[1], tau, matmul_dtype=mm))
 
 
 def _sphere_loss(vg):
@@ -187,12 +183,12 @@ class _Stopper:
 
 def _lbfgs_step(vg, cfg):
     """Jitted L-BFGS step on ``h`` for ``f(h) = L(normalize(h))``, and its optimizer."""
-    f = _sphere_loss(vg)
     opt = optax.lbfgs(memory_size=cfg.lbfgs_memory)
-    vag = optax.value_and_grad_from_state(f)
 
     @jax.jit
-    def step(h, state):
+    def step(h, state, data):
+        f = _sphere_loss(lambda z: vg(z, data))
+        vag = optax.value_and_grad_from_state(f)
         value, grad = vag(h, state=state)
         updates, state = opt.update(grad, state, h, value=value, grad=grad, value_fn=f)
         return optax.apply_updates(h, updates), state, value
@@ -200,12 +196,20 @@ def _lbfgs_step(vg, cfg):
     return opt, step
 
 
-def _sphere_phase(h, lbfgs, cfg, stop, progress, step0):
+_unit_rows = jax.jit(normalize)
+
+
+def _init_state(opt, h):
+    """``opt.init(h)`` with strong scalar types, as ``step`` returns them (one compilation)."""
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), opt.init(h))
+
+
+def _sphere_phase(h, lbfgs, cfg, stop, progress, step0, data):
     opt, step = lbfgs
-    state = opt.init(h)
+    state = _init_state(opt, h)
     reason, steps = "max_steps", 0
     for steps in range(1, cfg.sphere_steps + 1):
-        h, state, value = step(h, state)
+        h, state, value = step(h, state, data)
         value = float(value)
         if progress:
             progress("sphere", step0 + steps, value)
@@ -215,8 +219,7 @@ def _sphere_phase(h, lbfgs, cfg, stop, progress, step0):
         if why:
             reason = why
             break
-    z = h / jnp.linalg.norm(h, axis=1, keepdims=True)
-    return z, reason, steps
+    return _unit_rows(h), reason, steps
 
 
 _A_MIN = 1e-14
@@ -227,38 +230,38 @@ def _polish_pieces(vg):
     """Jitted projected-gradient trial step and momentum extrapolation."""
 
     @jax.jit
-    def trial(y, gy, a):
+    def trial(y, gy, a, data):
         x_new = project_orthant_sphere(y - a * gy)
-        f_new, g_new = vg(x_new)
+        f_new, g_new = vg(x_new, data)
         diff = x_new - y
         return x_new, f_new, g_new, jnp.sum(gy * diff), jnp.sum(diff * diff)
 
     @jax.jit
-    def extrapolate(x, x_prev, beta):
+    def extrapolate(x, x_prev, beta, data):
         y = project_orthant_sphere(x + beta * (x - x_prev))
-        return (y, *vg(y))
+        return (y, *vg(y, data))
 
     return trial, extrapolate
 
 
-def _polish_phase(z, vg, pieces, cfg, stop, progress, step0):
+def _polish_phase(z, vg, pieces, cfg, stop, progress, step0, data):
     """Accelerated projected gradient on {Z >= 0, unit rows} with backtracking and restart."""
     trial, extrapolate = pieces
     x = project_orthant_sphere(z)
-    fx, gx = vg(x)
+    fx, gx = vg(x, data)
     fx = float(fx)
     x_prev, t, a = x, 1.0, 1e-2
     reason, steps = "max_steps", 0
     for steps in range(1, cfg.polish_steps + 1):
         t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-        beta = (t - 1.0) / t_next
+        beta = float((t - 1.0) / t_next)
         if beta > 0:
-            y, fy, gy = extrapolate(x, x_prev, beta)
+            y, fy, gy = extrapolate(x, x_prev, beta, data)
             fy = float(fy)
         else:
             y, fy, gy = x, fx, gx
         while True:  # backtracking on the sufficient-decrease test
-            x_new, f_new, g_new, lin, sq = trial(y, gy, a)
+            x_new, f_new, g_new, lin, sq = trial(y, gy, a, data)
             f_new = float(f_new)
             if f_new <= fy + float(lin) + float(sq) / (2 * a) + 1e-12 * abs(fy) or a < _A_MIN:
                 break
@@ -300,7 +303,8 @@ def solve(
       d: embedding dimension (default ``k``).
       tau: temperature.
       nonneg: add the ReLU constraint ``Z >= 0`` (UFM+).
-      seed: random start ``h ~ N(0, I)``; restart ``r`` uses ``seed + r``.
+      seed: random start ``h ~ N(0, I)`` (``numpy.random.default_rng(seed)``); restart ``r``
+        uses ``seed + r``.
       batches: list of index lists (default: one full batch).
       method: ``"samples"`` optimizes all N embeddings; ``"classes"`` optimizes one vector per
         class (``Z = V[labels]``, exact among collapsed configurations; its loss is the true
@@ -342,9 +346,11 @@ def solve(
         if progress:
             progress("compile", 0, float("nan"))
         t0 = time.perf_counter()
-        key = (tuple(int(c) for c in counts), float(tau), d, nonneg, method, stages,
-               config.lbfgs_memory, None if padded is None else (padded.shape, padded.tobytes()))
-        vg_exact, machinery = _machinery(key, labels, counts, padded, rows.size)
+        data = (jnp.asarray(labels), jnp.asarray(counts),
+                None if padded is None else jnp.asarray(padded))
+        key = (n, k, float(tau), d, nonneg, method, stages, config.lbfgs_memory,
+               None if padded is None else padded.shape)
+        vg_exact, machinery = _machinery(key, data, rows.size)
         compile_seconds = time.perf_counter() - t0
         # A float32 stage cannot resolve gaps below its ~1e-8 loss noise: it hands over there.
         gap_tols = [max(config.gap_tol, _F32_GAP) if dt == "float32" else config.gap_tol for dt in stages]
@@ -353,19 +359,19 @@ def solve(
         best = None
         total_steps = 0
         for attempt in range(config.restarts + 1):
-            z = jax.random.normal(jax.random.PRNGKey(seed + attempt), (rows.size, d), dtype=jnp.float64)
+            z = jnp.asarray(np.random.default_rng(seed + attempt).standard_normal((rows.size, d)))
             # Sphere phase: the whole solve without ReLU, a warm start (first stage only) with it.
             for (vg, lbfgs, _), tol in zip(machinery[: 1 if nonneg else None], gap_tols):
                 z, reason, steps = _sphere_phase(z, lbfgs, config, _Stopper(ref, config, tol),
-                                                 progress, total_steps)
+                                                 progress, total_steps, data)
                 total_steps += steps
             if nonneg:
                 z = jnp.asarray(np.asarray(z) @ orthant_rotation(np.asarray(z), rows, k))
                 for (vg, _, pieces), tol in zip(machinery, gap_tols):
                     z, reason, steps = _polish_phase(z, vg, pieces, config, _Stopper(ref, config, tol),
-                                                     progress, total_steps)
+                                                     progress, total_steps, data)
                     total_steps += steps
-            loss = float(vg_exact(z)[0])  # report in full float64
+            loss = float(vg_exact(z, data)[0])  # report in full float64
             gap = _rel_gap(loss, ref)
             if best is None or loss < best[0]:
                 best = (loss, np.asarray(z), reason)
@@ -423,18 +429,21 @@ def solve(
 _MACHINERY_CACHE: dict = {}
 
 
-def _machinery(key, labels, counts, padded, n_rows):
-    """Jitted objective, L-BFGS step and polish pieces per stage, compiled once per problem."""
+def _machinery(key, data, n_rows):
+    """Jitted objective, L-BFGS step and polish pieces per stage, compiled once per problem
+    shape ``key`` (the labels, counts and batches are arguments, ``data``)."""
     if key in _MACHINERY_CACHE:
         return _MACHINERY_CACHE[key]
-    _, tau, d, nonneg, method, stages, memory, _ = key
-    vg_exact = _make_objective(labels, counts, tau, padded, "float64", method)
+    n, _, tau, d, nonneg, method, stages, memory, batch_shape = key
+    objective = partial(_make_objective, tau, method=method, batched=batch_shape is not None,
+                        chunked=n > CHUNK_ABOVE)
+    vg_exact = objective("float64")
     machinery = []
     for dtype in stages:
-        vg = vg_exact if dtype == "float64" else _make_objective(labels, counts, tau, padded, dtype, method)
+        vg = vg_exact if dtype == "float64" else objective(dtype)
         lbfgs = _lbfgs_step(vg, SolverConfig(lbfgs_memory=memory))
         machinery.append((vg, lbfgs, _polish_pieces(vg) if nonneg else None))
-    _warm_up(vg_exact, machinery, n_rows, d)
+    _warm_up(vg_exact, machinery, n_rows, d, data)
     if len(_MACHINERY_CACHE) >= 8:
         _MACHINERY_CACHE.pop(next(iter(_MACHINERY_CACHE)))
     _MACHINERY_CACHE[key] = (vg_exact, machinery)
@@ -450,16 +459,15 @@ def _stages(matmul_dtype: str, n: int) -> tuple[str, ...]:
     return (matmul_dtype,)
 
 
-def _warm_up(vg_exact, machinery, n, d):
+def _warm_up(vg_exact, machinery, n, d, data):
     """Compile the jitted pieces once so that solve time excludes compilation."""
     h = 1.0 + jnp.arange(n * d, dtype=jnp.float64).reshape(n, d) % 3
     z = h / jnp.linalg.norm(h, axis=1, keepdims=True)
-    jax.block_until_ready(vg_exact(z))
+    jax.block_until_ready(vg_exact(z, data))
     for vg, (opt, step), pieces in machinery:
-        f, g = vg(z)
-        h1, state, _ = step(h, opt.init(h))
-        jax.block_until_ready(step(h1, state))  # the returned state's types differ from init's
+        f, g = vg(z, data)
+        jax.block_until_ready(step(h, _init_state(opt, h), data))
         if pieces is not None:
             trial, extrapolate = pieces
-            jax.block_until_ready(trial(z, g, 1e-2))
-            jax.block_until_ready(extrapolate(z, z, 0.5))
+            jax.block_until_ready(trial(z, g, 1e-2, data))
+            jax.block_until_ready(extrapolate(z, z, 0.5, data))

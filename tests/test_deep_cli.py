@@ -6,7 +6,8 @@ STEP n_maj 20, R 2: 150 images, 3 steps of 50 per epoch, 2 epochs):
 
 - ``straight``: seed 1, two epochs;
 - ``vmapped``: ``--seeds 2`` (seeds 0 and 1 in one vmapped process);
-- ``resumed``: seed 1, ``--stop-after 1``, a fake torn epoch-2 line, then ``--resume``.
+- ``resumed``: seed 1, ``--stop-after 1`` (alongside the others), a fake torn epoch-2 line,
+  then ``--resume``.
 
 Usage errors (they exit before any compilation) are also checked in this process, by calling
 the CLIs' ``main`` directly.
@@ -58,6 +59,8 @@ def cli(tmp_path_factory):
     d = {name: tmp / name for name in ("straight", "vmapped", "resumed", "report")}
     jobs = {
         "straight": ("deep.train", TINY + ["--seed", "1", "--out", str(d["straight"])]),
+        # interrupted run: one epoch (then a line as if killed between metrics and checkpoint)
+        "stop": ("deep.train", TINY + ["--seed", "1", "--out", str(d["resumed"]), "--stop-after", "1"]),
         "vmapped": ("deep.train", TINY + ["--seed", "0", "--seeds", "2", "--out", str(d["vmapped"])]),
         "bench": ("deep.bench", ["--quick", "--batch-sizes", "8", "--json"]),
         "no_dir": ("deep.train", TINY + ["--dataset", "mnist", "--data-dir", str(tmp / "nowhere")]),
@@ -66,9 +69,6 @@ def cli(tmp_path_factory):
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(_run, mod, args, env) for name, (mod, args) in jobs.items()}
         out = {name: f.result() for name, f in futures.items()}
-    # interrupted run: one epoch, then a line as if killed between metrics and checkpoint
-    resumed = TINY + ["--seed", "1", "--out", str(d["resumed"])]
-    out["stop"] = _run("deep.train", resumed + ["--stop-after", "1"], env)
     with open(d["resumed"] / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps({"epoch": 2, "loss": -1.0}) + "\n")
     out["resume"] = _run("deep.train", ["--out", str(d["resumed"]), "--resume", "--quiet"], env)

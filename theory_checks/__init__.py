@@ -14,8 +14,7 @@ True
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ufm.lazy import lazy_exports
 
 _EXPORTS = {
     "check_batches": "theory_checks.graph",
@@ -34,13 +33,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'theory_checks' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(globals(), "theory_checks", _EXPORTS)

@@ -20,8 +20,7 @@ True
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ufm.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -53,18 +52,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    try:  # a submodule, e.g. ``ufm.ce`` after a bare ``import ufm``
-        return importlib.import_module(f"ufm.{name}")
-    except ModuleNotFoundError as err:
-        if err.name != f"ufm.{name}":
-            raise
-    raise AttributeError(f"module 'ufm' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(globals(), "ufm", _EXPORTS)

@@ -73,7 +73,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from deep.cli import enable_compilation_cache
+    from ufm.cli import enable_compilation_cache
 
     enable_compilation_cache()
     import jax

@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "resume", False) and not resume:
         print(f"note: {out} holds no run yet; starting it", file=sys.stderr)
 
-    from deep.cli import enable_compilation_cache
+    from ufm.cli import enable_compilation_cache
 
     enable_compilation_cache()
     import jax

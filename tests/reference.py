@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-__all__ = ["brute_scl_loss", "numpy_full_batch_loss", "unit_rows"]
+__all__ = ["batched_of_value", "brute_scl_loss", "numpy_full_batch_loss", "unit_rows"]
 
 
 def _logsumexp(values):
@@ -89,3 +89,17 @@ def numpy_full_batch_loss(z, labels, tau):
     has = n_pos > 0
     pos_mean = np.where(same, s, 0.0).sum(axis=1) / np.maximum(n_pos, 1)
     return float(np.sum((lse - pos_mean)[has]))
+
+
+def batched_of_value(labels, batches, tau) -> float:
+    """The batched loss at collapse onto an orthogonal frame, by a loop over batches and classes:
+    sum_B sum_{c: n_{B,c} >= 2} n_{B,c} log(n_{B,c} - 1 + (|B| - n_{B,c}) e^{-1/tau})."""
+    labels = np.asarray(labels)
+    total = 0.0
+    for b in batches:
+        yb = labels[np.asarray(b, dtype=np.int64)]
+        for c in np.unique(yb):
+            nb = int(np.sum(yb == c))
+            if nb >= 2:
+                total += nb * math.log(nb - 1 + (len(b) - nb) * math.exp(-1.0 / tau))
+    return total

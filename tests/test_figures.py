@@ -19,6 +19,7 @@ import pytest
 from scipy.optimize import brentq
 
 import ufm
+from reference import batched_of_value
 from theory_checks.batches import schedule_batches
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,17 +102,6 @@ def test_delta_gm_relu_is_of_and_balanced_no_relu_is_etf(made):
             assert p["delta_gm_etf"] > 1e-2 and p["delta_gm_of"] > 0.3
 
 
-def _loop_batched_of(labels, batches, tau):
-    total = 0.0
-    for b in batches:
-        yb = [int(labels[i]) for i in b]
-        for c in set(yb):
-            n = yb.count(c)
-            if n >= 2:
-                total += n * math.log(n - 1 + (len(b) - n) * math.exp(-1.0 / tau))
-    return total
-
-
 def test_batching_values_match_the_batched_of_optimum(made):
     fig = made[1]["figures"]["batching"]
     cfg = fig["config"]
@@ -119,7 +109,7 @@ def test_batching_values_match_the_batched_of_optimum(made):
     for run in fig["runs"]:
         batches = schedule_batches(labels, schedule=run["schedule"], batch_size=cfg["batch_size"],
                                    epochs=cfg["epochs"], seed=run["seed"])
-        ref = _loop_batched_of(labels, batches, cfg["tau"])
+        ref = batched_of_value(labels, batches, cfg["tau"])
         assert math.isclose(ufm.batched_of_loss(labels, batches, cfg["tau"]), ref, rel_tol=1e-12)
         assert math.isclose(run["batched_of_loss"], ref, rel_tol=1e-12)
         assert abs(run["loss"] - ref) <= 1e-6 * ref  # the optimal value is always reached

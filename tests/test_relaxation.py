@@ -9,7 +9,6 @@ the solver reports is re-evaluated by the reference loss, not by the relaxation'
 from __future__ import annotations
 
 import json
-import math
 
 import jax
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 import ufm
 from ufm import relaxation
 from ufm.relaxation import RelaxationResult, full_relaxation, reduced_relaxation
+from reference import batched_of_value
 
 REL = 1e-6  # value accuracy against closed forms
 DUAL_TOL = 1e-6  # slack allowed in weak-duality checks (relative)
@@ -47,19 +47,6 @@ def gram_from_class_gram(counts, a: np.ndarray) -> np.ndarray:
     g = np.asarray(a)[np.ix_(y, y)].copy()
     np.fill_diagonal(g, 1.0)
     return g
-
-
-def batched_of_value(labels, batches, tau) -> float:
-    """sum_B sum_{c: n_{B,c} >= 2} n_{B,c} log(n_{B,c} - 1 + (|B| - n_{B,c}) e^{-1/tau})."""
-    labels = np.asarray(labels)
-    total = 0.0
-    for b in batches:
-        yb = labels[np.asarray(b)]
-        for c in np.unique(yb):
-            nb = int(np.sum(yb == c))
-            if nb >= 2:
-                total += nb * math.log(nb - 1 + (len(b) - nb) * math.exp(-1.0 / tau))
-    return total
 
 
 def section6_holds(labels, batches) -> bool:

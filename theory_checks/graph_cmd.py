@@ -12,6 +12,8 @@ import os
 import sys
 from typing import Any, Sequence
 
+from ufm.cli import Parser, ranged
+
 __all__ = ["main", "format_report"]
 
 _EPILOG = """\
@@ -28,26 +30,8 @@ exit status: 0 conditions hold, 1 they do not, 2 unusable input.
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """One-line usage errors, exit 2 (as ``ufm.cli.Parser``, without importing JAX)."""
-
-    def error(self, message: str):  # noqa: D102
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(2)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def _parser() -> _Parser:
-    p = _Parser(
+def _parser() -> Parser:
+    p = Parser(
         prog="python -m theory_checks.graph",
         description="Check whether mini-batches make the OF the UNIQUE minimizer of the batched "
                     "SC loss (UFM+, DESIGN.md section 6): prints the verdict and exactly why.",
@@ -55,11 +39,11 @@ def _parser() -> _Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--batches", required=True, metavar="FILE", help="batches.json to check")
-    p.add_argument("--d", type=_positive_int, default=None,
+    p.add_argument("--d", type=ranged(int, 1, None), default=None,
                    help="embedding dimension the verdict is read at (exact for d >= k+1; "
                         "default: not given, the note covers every d)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--max-list", type=_positive_int, default=10, metavar="N",
+    p.add_argument("--max-list", type=ranged(int, 1, None), default=10, metavar="N",
                    help="text output: show at most N items per list (default 10)")
     return p
 

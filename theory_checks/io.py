@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from theory_checks.graph import FlatBatches
-from ufm.io import atomic_write
+from ufm.io import atomic_write, to_jsonable
 
 __all__ = ["BatchesFileError", "read_batches_json", "write_batches_json"]
 
@@ -161,7 +161,7 @@ def write_batches_json(path: str | os.PathLike, labels: Sequence[int], batches: 
     def write(fh) -> None:
         fh.write("{\n")
         if config is not None:
-            rows = [f"  {json.dumps(str(k))}: {json.dumps(v)}" for k, v in _plain(config).items()]
+            rows = [f"  {json.dumps(str(k))}: {json.dumps(v)}" for k, v in to_jsonable(config).items()]
             fh.write('"config": {\n' + ",\n".join(rows) + "\n},\n")
         fh.write('"labels": [' + ", ".join(map(str, labels.tolist())) + "],\n")
         fh.write('"batches": [\n')
@@ -184,16 +184,3 @@ def write_batches_json(path: str | os.PathLike, labels: Sequence[int], batches: 
         text.detach()  # leave fh open for atomic_write's fsync
 
     atomic_write(path, write_bytes)
-
-
-def _plain(obj: Any) -> Any:
-    """NumPy scalars/arrays as Python values (for the config)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

@@ -22,6 +22,7 @@ __all__ = [
     "usage_error",
     "format_counts",
     "format_matrix",
+    "enable_compilation_cache",
 ]
 
 K_MAX, R_MAX, D_MAX = 1000, 1_000_000, 100_000
@@ -142,3 +143,19 @@ def format_matrix(a: np.ndarray, max_k: int = 12) -> str:
         rows.append(f"  ... {k - max_k} more classes; off-diagonal min {off.min():.3f}, "
                     f"mean {off.mean():.3f}, max {off.max():.3f}")
     return "\n".join(rows)
+
+
+def enable_compilation_cache() -> None:
+    """Persist XLA compilations across runs (``~/.cache/scl-geometry/jax``), for the CLIs of
+    ``ufm`` and ``deep``. ``SCL_GEOMETRY_CACHE`` overrides the folder; ``off`` (or empty,
+    ``0``, ``none``) disables. Imports JAX, so call it once the arguments are valid.
+    """
+    import os
+
+    import jax
+
+    path = os.environ.get("SCL_GEOMETRY_CACHE", os.path.expanduser("~/.cache/scl-geometry/jax"))
+    if path.lower() in ("", "0", "off", "none"):
+        return
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

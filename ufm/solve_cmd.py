@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ufm.cli import Parser, add_problem_args, counts_from_args, format_counts, format_matrix, ranged
+from ufm.cli import (Parser, add_problem_args, counts_from_args, enable_compilation_cache,
+                     format_counts, format_matrix, ranged)
 from ufm.io import save_npz_atomic, to_jsonable, write_json_atomic
 from ufm.config import SolverConfig
 
@@ -137,19 +138,6 @@ def format_report(res: SolveResult) -> str:
     return "\n".join(lines)
 
 
-def _enable_compilation_cache() -> None:
-    """Persist XLA compilations across runs (~/.cache/scl-geometry/jax; SCL_GEOMETRY_CACHE)."""
-    import os
-
-    import jax
-
-    path = os.environ.get("SCL_GEOMETRY_CACHE", os.path.expanduser("~/.cache/scl-geometry/jax"))
-    if path.lower() in ("", "0", "off", "none"):
-        return
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
 AUTO_FULL_MAX_N = 120  # cert-method auto with batches: the full relaxation up to this N
 
 
@@ -202,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--method: 'classes' needs the full batch (drop --batch-size/--batches)")
     from ufm.solver import solve  # JAX loads only once the arguments are valid
 
-    _enable_compilation_cache()
+    enable_compilation_cache()
     config = SolverConfig(
         sphere_steps=args.sphere_steps,
         polish_steps=args.polish_steps,

@@ -1,4 +1,5 @@
-"""Command-line plumbing shared by ``python -m ufm.solve`` (and later ``ufm.certify``).
+"""Command-line plumbing shared by the CLIs of ``ufm``, ``theory_checks`` and ``deep`` (JAX-free:
+JAX loads only in ``enable_compilation_cache``, once the arguments are valid).
 
 Usage errors print ONE line ``<prog>: error: argument --x: ...`` and exit with status 2.
 """

@@ -15,7 +15,9 @@ from ufm.cli import Parser, ranged
 
 __all__ = ["main", "build_parser", "format_table"]
 
-_ARCH_SHAPES = {"resnet18": ((2, 2, 2, 2), 64), "resnet-tiny": ((1, 1), 8)}
+# (stage sizes, width) of deep.models.ARCHS's ResNets, for the PyTorch reference (JAX-free here)
+_ARCH_SHAPES = {"resnet18": ((2, 2, 2, 2), 64), "resnet-small": ((1, 1, 1, 1), 16),
+                "resnet-tiny": ((1, 1), 8)}
 
 
 def _sizes(text: str) -> list[int]:

@@ -182,6 +182,8 @@ class DenseNet(nn.Module):
 ARCHS: dict[str, Callable[..., nn.Module]] = {
     "resnet18": functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), width=64),
     "densenet40": functools.partial(DenseNet, depth=40, growth=12, stem=16),
+    # ResNet-10 at a quarter width (128-d features, 0.31M parameters): CPU-scale experiments
+    "resnet-small": functools.partial(ResNet, stage_sizes=(1, 1, 1, 1), width=16),
     # tiny variants: the same code paths at a size a 2-core CPU trains in seconds (tests, smoke runs)
     "resnet-tiny": functools.partial(ResNet, stage_sizes=(1, 1), width=8),
     "densenet-tiny": functools.partial(DenseNet, depth=10, growth=4, stem=8),

@@ -26,7 +26,7 @@ from ufm.cli import Parser, ranged
 
 __all__ = ["main", "build_parser"]
 
-ARCH_CHOICES = ("resnet18", "densenet40", "resnet-tiny", "densenet-tiny")
+ARCH_CHOICES = ("resnet18", "densenet40", "resnet-small", "resnet-tiny", "densenet-tiny")
 SCHEDULE_CHOICES = ("shuffle", "fixed", "sorted", "binding")
 RUN_FLAGS = ("out", "resume", "stop_after", "quiet")  # not part of the configuration
 

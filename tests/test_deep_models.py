@@ -79,3 +79,25 @@ def test_matmul_conv_equals_flax_conv(strides, padding, k):
 def test_matmul_conv_presets_have_the_same_parameters():
     for arch in ("resnet18", "densenet40"):
         assert param_count(make_model(arch, conv="matmul")) == param_count(make_model(arch))
+
+
+def test_cli_choices_match_the_presets():
+    """The JAX-free CLIs list the presets by hand; they must name exactly deep.models.ARCHS."""
+    from deep.bench_cmd import _ARCH_SHAPES
+    from deep.train_cmd import ARCH_CHOICES
+
+    assert set(ARCH_CHOICES) == set(ARCHS)
+    for arch, (stages, width) in _ARCH_SHAPES.items():
+        assert ARCHS[arch].keywords == {"stage_sizes": stages, "width": width}, arch
+
+
+def test_resnet_small_parameter_count():
+    # ResNet-10 layout at width 16: conv/BN weights counted by hand from the block structure
+    def block(c_in, c_out):
+        n = 9 * c_in * c_out + 2 * c_out + 9 * c_out * c_out + 2 * c_out
+        return n + (c_in * c_out + 2 * c_out if c_in != c_out else 0)
+
+    widths = [16, 32, 64, 128]
+    expected = 9 * 1 * 16 + 2 * 16 + sum(block(a, b) for a, b in zip([16] + widths[:-1], widths))
+    assert param_count(make_model("resnet-small"), (32, 32, 1)) == expected
+    assert feature_dim(make_model("resnet-small")) == 128

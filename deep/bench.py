@@ -100,6 +100,7 @@ def bench_jax(*, arch: str = "resnet18", batch_size: int = 50, seeds: int = 1, s
         "images_per_s": seeds * batch_size * steps / seconds,
         "step_ms": 1e3 * seconds / steps,
         "final_loss": float(np.mean(jax.device_get(loss))),
+        "params": int(sum(np.size(x) for x in jax.tree_util.tree_leaves(state.params)) // seeds),
     }
 
 

@@ -115,13 +115,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(r)
             if not args.json:
                 print(_row(r), flush=True)
-    report = {"arch": arch, "dtype": dtype, "convs": convs, "device": rows[0]["device"], "backend": jax.default_backend(),
-              "torch": torch_msg, "rows": rows, "torch_rows": list(torch_rows.values()),
+    n_jax = rows[0]["params"]
+    n_torch = next(iter(torch_rows.values()))["params"] if torch_rows else None
+    report = {"arch": arch, "params_jax": n_jax, "params_torch": n_torch, "dtype": dtype, "convs": convs,
+              "device": rows[0]["device"], "backend": jax.default_backend(), "torch": torch_msg, "rows": rows, "torch_rows": list(torch_rows.values()),
               "issue_torch_h100_images_per_s": ISSUE_TORCH_H100,
               "note": "images/s counts distinct training images; each is processed in two views"}
     if args.json:
         print(json.dumps(report, indent=2))
-    elif not ok and arch == "resnet18":
+        return 0
+    if n_torch is not None:
+        same = "the same network" if n_torch == n_jax else "DIFFERENT networks: the ratio compares unlike models"
+        print(f"parameters: JAX {n_jax:,}, PyTorch {n_torch:,} ({same})")
+    if not ok and arch == "resnet18":
         print("no PyTorch here; the issue's PyTorch H100 reference (bf16 autocast, channels_last): "
               + ", ".join(f"{v:,.0f} img/s at batch {k}" for k, v in ISSUE_TORCH_H100.items()))
     return 0

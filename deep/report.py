@@ -5,11 +5,15 @@ names each run by the configuration fields that differ between the runs (e.g. ``
 vs ``schedule=binding``), ``figures`` returns matplotlib figures (Agg) of Delta_GM to the OF
 and to the ETF, NC1, the class-mean cosine groups and the nearest-class-mean accuracy against
 the epoch, ``final_table`` the last epoch of each run as text. Reading and saving files is
-``deep.report_cmd``'s job.
+``deep.report_cmd``'s job. Runs that differ only in their seed form one group
+(``seed_groups``): one colour in the plots, and ``seed_summary`` gives mean, standard deviation
+and range of the final values over the seeds.
 
 >>> runs = [RunMetrics("a", {"relu": True, "seed": 0}, [{"epoch": 1, "delta_gm_of": 0.5}]),
 ...         RunMetrics("b", {"relu": False, "seed": 0}, [{"epoch": 1, "delta_gm_of": 0.7}])]
 >>> run_labels(runs)
+['relu=True', 'relu=False']
+>>> [g.label for g in seed_groups(runs + [RunMetrics("c", {"relu": True, "seed": 1}, [])])]
 ['relu=True', 'relu=False']
 """
 
@@ -18,7 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-__all__ = ["RunMetrics", "run_labels", "figures", "final_table", "TABLE_COLUMNS"]
+import numpy as np
+
+__all__ = ["RunMetrics", "SeedGroup", "run_labels", "seed_groups", "figures", "final_table",
+           "seed_summary", "TABLE_COLUMNS", "SUMMARY_COLUMNS"]
 
 TABLE_COLUMNS = (
     ("epoch", "epoch", "{:d}"),
@@ -32,6 +39,9 @@ TABLE_COLUMNS = (
     ("ncm_train_acc", "NCM_tr", "{:.3f}"),
     ("ncm_test_acc", "NCM_te", "{:.3f}"),
 )
+
+# columns of the over-seeds summary
+SUMMARY_COLUMNS = ("delta_gm_of", "delta_gm_etf", "nc1", "ncm_test_acc")
 
 # configuration fields that never name a run (bookkeeping, or equal by construction)
 _IGNORED = {"data_dir", "eval_batch_size", "seeds", "lr_milestones"}
@@ -58,6 +68,59 @@ def run_labels(runs: Sequence[RunMetrics]) -> list[str]:
     return labels
 
 
+@dataclass
+class SeedGroup:
+    """Runs whose configurations agree except for the seed: a label and indices into the runs."""
+
+    label: str
+    members: list[int]
+
+
+def seed_groups(runs: Sequence[RunMetrics]) -> list[SeedGroup]:
+    """Group the runs by configuration without the seed, in order of first appearance.
+
+    The label names the fields (other than the seed) that differ between groups.
+    """
+    keys = sorted({k for r in runs for k in r.config} - _IGNORED - {"seed"})
+    sig = [tuple(repr(r.config.get(k)) for k in keys) for r in runs]
+    order: dict[tuple, list[int]] = {}
+    for i, s in enumerate(sig):
+        order.setdefault(s, []).append(i)
+    groups = list(order.values())
+    if len(groups) == 1 or not runs[0].config:
+        labels = [runs[g[0]].name if len(g) == 1 else f"{runs[g[0]].name} (+{len(g) - 1})" for g in groups]
+    else:
+        differ = [j for j, k in enumerate(keys) if len({sig[g[0]][j] for g in groups}) > 1]
+        labels = [", ".join(f"{keys[j]}={runs[g[0]].config.get(keys[j])}" for j in differ) for g in groups]
+    return [SeedGroup(lab, g) for lab, g in zip(labels, groups)]
+
+
+def seed_summary(runs: Sequence[RunMetrics]) -> str:
+    """Final values over the seeds of each group: ``mean +- sd [min, max] (n)``; sd with n - 1."""
+    head = ["group", "n"] + [dict((k, h) for k, h, _ in TABLE_COLUMNS)[c] for c in SUMMARY_COLUMNS]
+    rows = []
+    for g in seed_groups(runs):
+        row = [g.label, str(len(g.members))]
+        for col in SUMMARY_COLUMNS:
+            v = np.array([runs[i].records[-1][col] for i in g.members
+                          if runs[i].records and runs[i].records[-1].get(col) is not None], float)
+            if v.size == 0:
+                row.append("-")
+                continue
+            f = (lambda x: f"{x:.3g}") if col == "nc1" else (lambda x: f"{x:.3f}")
+            sd = f" +- {f(v.std(ddof=1))}" if v.size > 1 else ""
+            row.append(f"{f(v.mean())}{sd} [{f(v.min())}, {f(v.max())}]")
+        rows.append(row)
+    return _format(head, rows)
+
+
+def _format(head: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    fmt_row = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(r, widths)))
+    return "\n".join([fmt_row(head)] + [fmt_row(r) for r in rows])
+
+
 def _series(run: RunMetrics, key: str) -> tuple[list[int], list[float]]:
     pts = [(r["epoch"], r[key]) for r in run.records if r.get(key) is not None]
     return [p[0] for p in pts], [p[1] for p in pts]
@@ -72,8 +135,16 @@ def figures(runs: Sequence[RunMetrics]) -> dict[str, Any]:
 
     from matplotlib.ticker import MaxNLocator
 
-    labels = run_labels(runs)
-    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(runs))]
+    # one colour per seed group, labelled once (with the number of seeds when more than one)
+    labels: list[str | None] = [None] * len(runs)
+    colors: list[Any] = [None] * len(runs)
+    groups = seed_groups(runs)
+    if len(groups) == len(runs):
+        groups = [SeedGroup(lab, [i]) for i, lab in enumerate(run_labels(runs))]
+    for j, g in enumerate(groups):
+        for i in g.members:
+            colors[i] = plt.get_cmap("tab10")(j % 10)
+        labels[g.members[0]] = g.label + (f" ({len(g.members)} seeds)" if len(g.members) > 1 else "")
     out: dict[str, Any] = {}
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
@@ -117,7 +188,7 @@ def figures(runs: Sequence[RunMetrics]) -> dict[str, Any]:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for run, lab, col in zip(runs, labels, colors):
-        ax.plot(*_series(run, "ncm_test_acc"), label=f"{lab} (test)", color=col)
+        ax.plot(*_series(run, "ncm_test_acc"), label=None if lab is None else f"{lab} (test)", color=col)
         ax.plot(*_series(run, "ncm_train_acc"), ls="--", color=col, alpha=0.7)
     ax.set_title("nearest-class-mean accuracy (dashed: train)")
     ax.set_xlabel("epoch")
@@ -149,10 +220,7 @@ def final_table(runs: Sequence[RunMetrics]) -> str:
     for run, lab in zip(runs, labels):
         last = run.records[-1] if run.records else {}
         rows.append([lab] + [_cell(fmt, last.get(key)) for key, _, fmt in TABLE_COLUMNS])
-    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
-    fmt_row = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(r, widths)))
-    return "\n".join([fmt_row(head)] + [fmt_row(r) for r in rows])
+    return _format(head, rows)
 
 
 if __name__ == "__main__":

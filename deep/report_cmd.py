@@ -1,6 +1,7 @@
 """``python -m deep.report RUN_DIR [RUN_DIR ...] [--out DIR]``: plots and a final-epoch table.
 
-A RUN_DIR with ``seed_*`` folders (a ``--seeds S`` run) counts as one run per seed. Writes
+A RUN_DIR with ``seed_*`` folders (a ``--seeds S`` run) counts as one run per seed; runs that
+differ only in the seed share a colour, and the table is followed by their mean, sd and range. Writes
 ``delta_gm.png``, ``nc1.png``, ``cosines.png`` and ``accuracy.png`` to ``--out`` (default: the
 first RUN_DIR) and prints the table (``--json``: the final records as JSON instead).
 """
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     runs = load_runs(parser, args.runs)
-    from deep.report import figures, final_table
+    from deep.report import figures, final_table, seed_groups, seed_summary
 
     out = Path(args.out or args.runs[0])
     out.mkdir(parents=True, exist_ok=True)
@@ -67,8 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         final = [{"run": r.name, **{k: v for k, v in (r.records[-1] if r.records else {}).items()
                                     if k != "class_mean_gram"}} for r in runs]
-        print(json.dumps({"final": final, "figures": written}, indent=2))
+        groups = [{"label": g.label, "runs": [runs[i].name for i in g.members]} for g in seed_groups(runs)]
+        print(json.dumps({"final": final, "seed_groups": groups, "figures": written}, indent=2))
     else:
         print(final_table(runs))
+        if any(len(g.members) > 1 for g in seed_groups(runs)):
+            print("\nfinal epoch over seeds: mean +- sd [min, max]")
+            print(seed_summary(runs))
         print("figures: " + ", ".join(written), file=sys.stderr)
     return 0

@@ -164,4 +164,5 @@ def bench_torch(*, batch_size: int, steps: int, warmup: int = 3,
         "images_per_s": batch_size * steps / seconds,
         "step_ms": 1e3 * seconds / steps,
         "final_loss": float(loss.detach()),
+        "params": sum(p.numel() for p in model.parameters()),
     }

@@ -214,7 +214,11 @@ def test_report_writes_pngs_and_table(cli):
         assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = proc.stdout.strip().splitlines()
     assert rows[0].split()[:4] == ["run", "epoch", "loss", "dGM_OF"]
-    assert len(rows) == 1 + 3  # straight, vmapped/seed_0, vmapped/seed_1
+    assert len(rows[:rows.index("")]) == 1 + 3  # straight, vmapped/seed_0, vmapped/seed_1
+    # the three differ only in the seed: one group of three in the over-seeds summary
+    summary = rows[rows.index("") + 1:]
+    assert summary[0].startswith("final epoch over seeds") and summary[1].split()[:2] == ["group", "n"]
+    assert len(summary) == 3 and summary[2].split()[1:3] == ["(+2)", "3"]  # "<first run> (+2)", n = 3
 
 
 def test_report_needs_runs(capsys, monkeypatch, tmp_path):
@@ -229,8 +233,13 @@ def test_bench_quick(cli):
     report = json.loads(proc.stdout)
     assert [(r["batch_size"], r["seeds"]) for r in report["rows"]] == [(8, 1), (8, 2)]
     assert all(r["images_per_s"] > 0 and math.isfinite(r["final_loss"]) for r in report["rows"])
+    # resnet-tiny on 3 channels, by hand: stem 3*3*3*8 + BN 2*8 = 232; block 8->8: 2*(9*8*8 + 16)
+    # = 1184; block 8->16, stride 2: 9*8*16 + 32 + 9*16*16 + 32 + shortcut 8*16 + 32 = 3680
+    assert report["params_jax"] == 232 + 1184 + 3680
     try:
         import torch  # noqa: F401
     except ImportError:
         assert report["torch"].startswith("PyTorch is not importable")
-        assert report["torch_rows"] == []
+        assert report["torch_rows"] == [] and report["params_torch"] is None
+    else:  # the PyTorch reference is the same network
+        assert report["params_torch"] == report["params_jax"]

@@ -118,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_jax = rows[0]["params"]
     n_torch = next(iter(torch_rows.values()))["params"] if torch_rows else None
     report = {"arch": arch, "params_jax": n_jax, "params_torch": n_torch, "dtype": dtype, "convs": convs,
-              "device": rows[0]["device"], "backend": jax.default_backend(), "torch": torch_msg, "rows": rows, "torch_rows": list(torch_rows.values()),
+              "device": rows[0]["device"], "backend": jax.default_backend(), "torch": torch_msg,
+              "rows": rows, "torch_rows": list(torch_rows.values()),
               "issue_torch_h100_images_per_s": ISSUE_TORCH_H100,
               "note": "images/s counts distinct training images; each is processed in two views"}
     if args.json:

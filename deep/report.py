@@ -56,10 +56,15 @@ class RunMetrics:
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _differing(runs: Sequence[RunMetrics], drop: frozenset[str] = frozenset()) -> list[str]:
+    """Config fields (bar bookkeeping and ``drop``) whose values differ between the runs."""
+    keys = sorted({k for r in runs for k in r.config} - _IGNORED - drop)
+    return [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
+
+
 def run_labels(runs: Sequence[RunMetrics]) -> list[str]:
     """Short labels: the config fields whose values differ between runs, else the names."""
-    keys = sorted({k for r in runs for k in r.config} - _IGNORED)
-    differ = [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
+    differ = _differing(runs)
     if not differ or len(runs) == 1:
         return [r.name for r in runs]
     labels = [", ".join(f"{k}={r.config.get(k)}" for k in differ) for r in runs]
@@ -81,18 +86,15 @@ def seed_groups(runs: Sequence[RunMetrics]) -> list[SeedGroup]:
 
     The label names the fields (other than the seed) that differ between groups.
     """
-    keys = sorted({k for r in runs for k in r.config} - _IGNORED - {"seed"})
-    sig = [tuple(repr(r.config.get(k)) for k in keys) for r in runs]
+    keys = _differing(runs, frozenset({"seed"}))
     order: dict[tuple, list[int]] = {}
-    for i, s in enumerate(sig):
-        order.setdefault(s, []).append(i)
+    for i, r in enumerate(runs):
+        order.setdefault(tuple(repr(r.config.get(k)) for k in keys), []).append(i)
     groups = list(order.values())
-    if len(groups) == 1 or not runs[0].config:
-        labels = [runs[g[0]].name if len(g) == 1 else f"{runs[g[0]].name} (+{len(g) - 1})" for g in groups]
-    else:
-        differ = [j for j, k in enumerate(keys) if len({sig[g[0]][j] for g in groups}) > 1]
-        labels = [", ".join(f"{keys[j]}={runs[g[0]].config.get(keys[j])}" for j in differ) for g in groups]
-    return [SeedGroup(lab, g) for lab, g in zip(labels, groups)]
+    if not keys:  # one group
+        g = groups[0]
+        return [SeedGroup(runs[0].name if len(g) == 1 else f"{runs[0].name} (+{len(g) - 1})", g)]
+    return [SeedGroup(", ".join(f"{k}={runs[g[0]].config.get(k)}" for k in keys), g) for g in groups]
 
 
 def seed_summary(runs: Sequence[RunMetrics]) -> str:

@@ -1,9 +1,10 @@
 """``python -m deep.report RUN_DIR [RUN_DIR ...] [--out DIR]``: plots and a final-epoch table.
 
 A RUN_DIR with ``seed_*`` folders (a ``--seeds S`` run) counts as one run per seed; runs that
-differ only in the seed share a colour, and the table is followed by their mean, sd and range. Writes
-``delta_gm.png``, ``nc1.png``, ``cosines.png`` and ``accuracy.png`` to ``--out`` (default: the
-first RUN_DIR) and prints the table (``--json``: the final records as JSON instead).
+differ only in the seed share a colour, and the table is followed by their mean, sd and range.
+Writes ``delta_gm.png``, ``nc1.png``, ``cosines.png`` and ``accuracy.png`` to ``--out``
+(default: the first RUN_DIR) and prints the table (``--json``: the final records as JSON
+instead).
 """
 
 from __future__ import annotations
@@ -65,14 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = out / f"{stem}.png"
         fig.savefig(path, dpi=120)
         written.append(str(path))
+    groups = seed_groups(runs)
     if args.json:
         final = [{"run": r.name, **{k: v for k, v in (r.records[-1] if r.records else {}).items()
                                     if k != "class_mean_gram"}} for r in runs]
-        groups = [{"label": g.label, "runs": [runs[i].name for i in g.members]} for g in seed_groups(runs)]
-        print(json.dumps({"final": final, "seed_groups": groups, "figures": written}, indent=2))
+        named = [{"label": g.label, "runs": [runs[i].name for i in g.members]} for g in groups]
+        print(json.dumps({"final": final, "seed_groups": named, "figures": written}, indent=2))
     else:
         print(final_table(runs))
-        if any(len(g.members) > 1 for g in seed_groups(runs)):
+        if any(len(g.members) > 1 for g in groups):
             print("\nfinal epoch over seeds: mean +- sd [min, max]")
             print(seed_summary(runs))
         print("figures: " + ", ".join(written), file=sys.stderr)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ufm.io import save_npz_atomic
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_due", "CheckpointError"]
 
 
 class CheckpointError(ValueError):
@@ -38,6 +38,19 @@ class CheckpointError(ValueError):
 def _flatten(tree: Any) -> tuple[list[str], list[Any]]:
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     return [jax.tree_util.keystr(p) for p, _ in leaves], [v for _, v in leaves]
+
+
+def checkpoint_due(epoch: int, every: int, last: int) -> bool:
+    """Whether to checkpoint after ``epoch`` (1-based): every ``every`` epochs, and at ``last``.
+
+    ``last`` is the final epoch of this invocation (``--epochs`` or ``--stop-after``), so a
+    finished or time-boxed run always ends with a checkpoint; an interrupt loses at most
+    ``every - 1`` epochs (``--resume`` drops their metrics lines and trains them again).
+
+    >>> [e for e in range(1, 8) if checkpoint_due(e, every=3, last=7)]
+    [3, 6, 7]
+    """
+    return epoch % every == 0 or epoch >= last
 
 
 def save_checkpoint(path: str | os.PathLike, tree: Any, *, epoch: int, seeds: Sequence[int]) -> None:

@@ -16,6 +16,7 @@ atomic ``checkpoint.npz`` in RUN_DIR (with ``--seeds S > 1``: metrics in RUN_DIR
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ __all__ = ["main", "build_parser"]
 
 ARCH_CHOICES = ("resnet18", "densenet40", "resnet-small", "resnet-tiny", "densenet-tiny")
 SCHEDULE_CHOICES = ("shuffle", "fixed", "sorted", "binding")
-RUN_FLAGS = ("out", "resume", "stop_after", "quiet")  # not part of the configuration
+RUN_FLAGS = ("out", "resume", "stop_after", "checkpoint_every", "quiet")  # not part of the configuration
 
 _EPILOG = """\
 data sets (--dataset):
@@ -108,6 +109,9 @@ def build_parser() -> Parser:
     r.add_argument("--resume", action="store_true", help="continue RUN_DIR from its checkpoint")
     r.add_argument("--stop-after", type=ranged(int, 1, None), metavar="E",
                    help="end this invocation after epoch E (resume later)")
+    r.add_argument("--checkpoint-every", type=ranged(int, 1, None), default=1, metavar="N",
+                   help="checkpoint every N epochs and at the end (default 1; an interrupt "
+                        "loses at most N-1 epochs)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -238,6 +242,10 @@ def _start(parser: Parser, cfg: TrainConfig, out: Path, resume: bool):
     return run, state, start, dirs, ckpt
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -251,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import jax
     import numpy as np
 
-    from deep.checkpoint import save_checkpoint
+    from deep.checkpoint import checkpoint_due, save_checkpoint
     from deep.rundir import append_metrics
     from deep.train import evaluate, lr_at_epoch, train_epoch
 
@@ -282,6 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.set_postfix_str(f"loss={float(np.mean(jax.device_get(loss))):.4f} {last['postfix']}")
 
     rec = None
+    # SIGTERM (kill, timeout, batch schedulers) stops like Ctrl-C, and Ctrl-C works even when
+    # started as a background job of a script (which starts with SIGINT ignored).
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         for epoch in range(start, stop):
             t0 = time.perf_counter()
@@ -296,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        for i in range(len(dirs))]
             for d, r in zip(dirs, records):
                 append_metrics(d, r)
-            save_checkpoint(ckpt, state, epoch=epoch + 1, seeds=run.seeds)
+            if checkpoint_due(epoch + 1, getattr(args, "checkpoint_every", 1), stop):
+                save_checkpoint(ckpt, state, epoch=epoch + 1, seeds=run.seeds)
             rec = records[0]
             last["postfix"] = _geometry(rec)
             if bar is not None:
@@ -307,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"interrupted; continue with: python -m deep.train --out {out} --resume",
               file=sys.stderr)
         return 130
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     if bar is not None:
         bar.close()
     if rec is not None:

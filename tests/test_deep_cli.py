@@ -6,8 +6,8 @@ STEP n_maj 20, R 2: 150 images, 3 steps of 50 per epoch, 2 epochs):
 
 - ``straight``: seed 1, two epochs;
 - ``vmapped``: ``--seeds 2`` (seeds 0 and 1 in one vmapped process);
-- ``resumed``: seed 1, ``--stop-after 1`` (alongside the others), a fake torn epoch-2 line,
-  then ``--resume``.
+- ``resumed``: seed 1, ``--stop-after 1 --checkpoint-every 2`` (alongside the others; the end
+  of an invocation is always checkpointed), a fake torn epoch-2 line, then ``--resume``.
 
 Usage errors (they exit before any compilation) are also checked in this process, by calling
 the CLIs' ``main`` directly.
@@ -18,11 +18,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("flax")
@@ -60,7 +63,8 @@ def cli(tmp_path_factory):
     jobs = {
         "straight": ("deep.train", TINY + ["--seed", "1", "--out", str(d["straight"])]),
         # interrupted run: one epoch (then a line as if killed between metrics and checkpoint)
-        "stop": ("deep.train", TINY + ["--seed", "1", "--out", str(d["resumed"]), "--stop-after", "1"]),
+        "stop": ("deep.train", TINY + ["--seed", "1", "--out", str(d["resumed"]), "--stop-after", "1",
+                                     "--checkpoint-every", "2"]),
         "vmapped": ("deep.train", TINY + ["--seed", "0", "--seeds", "2", "--out", str(d["vmapped"])]),
         "bench": ("deep.bench", ["--quick", "--batch-sizes", "8", "--json"]),
         "no_dir": ("deep.train", TINY + ["--dataset", "mnist", "--data-dir", str(tmp / "nowhere")]),
@@ -69,11 +73,13 @@ def cli(tmp_path_factory):
     with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {name: pool.submit(_run, mod, args, env) for name, (mod, args) in jobs.items()}
         out = {name: f.result() for name, f in futures.items()}
+    with np.load(d["resumed"] / "checkpoint.npz") as f:
+        out["stop_checkpoint_epoch"] = int(f["epoch"])
     with open(d["resumed"] / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps({"epoch": 2, "loss": -1.0}) + "\n")
     out["resume"] = _run("deep.train", ["--out", str(d["resumed"]), "--resume", "--quiet"], env)
     out["report"] = _run("deep.report", [str(d["straight"]), str(d["vmapped"]), "--out", str(d["report"])], env)
-    out["dirs"] = d
+    out["dirs"], out["env"] = d, env
     return out
 
 
@@ -138,12 +144,35 @@ def test_two_epoch_run_writes_finite_metrics_and_config(cli):
 def test_resume_reproduces_the_uninterrupted_run(cli):
     _ok(cli["stop"])
     assert "stopped" in cli["stop"].stdout
+    assert cli["stop_checkpoint_epoch"] == 1  # --checkpoint-every 2, but the invocation ended at 1
     _ok(cli["resume"])
     straight, resumed = _metrics(cli["dirs"]["straight"]), _metrics(cli["dirs"]["resumed"])
     assert [r["epoch"] for r in resumed] == [1, 2]  # the torn epoch-2 line was dropped
     for a, b in zip(straight, resumed):
         assert _scalars(b) == pytest.approx(_scalars(a), rel=1e-6, abs=1e-9)
         assert _flat(b["class_mean_gram"]) == pytest.approx(_flat(a["class_mean_gram"]), abs=1e-6)
+
+
+def test_sigterm_stops_like_ctrl_c(cli, tmp_path):
+    """``kill``/``timeout`` (SIGTERM) ends the run cleanly after whole epochs, exit status 130."""
+    out = tmp_path / "term"
+    args = [sys.executable, "-m", "deep.train", *TINY, "--epochs", "300", "--seed", "1", "--out", str(out)]
+    proc = subprocess.Popen(args, cwd=ROOT, env=cli["env"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics, deadline = out / "metrics.jsonl", time.monotonic() + 300
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 1):
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "no epoch finished in 300 s"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted; continue with" in err and "Traceback" not in err
+    rows = _metrics(out)
+    assert 1 <= len(rows) < 300 and [r["epoch"] for r in rows] == list(range(1, len(rows) + 1))
+    # epoch 1 has lr 0.1 for any --epochs, so it equals the straight run's first epoch
+    assert _scalars(rows[0]) == pytest.approx(_scalars(_metrics(cli["dirs"]["straight"])[0]),
+                                              rel=1e-6, abs=1e-9)
 
 
 def test_resume_guards(cli, capsys, monkeypatch):

@@ -16,7 +16,8 @@ import optax  # noqa: E402
 import ufm  # noqa: E402
 import ufm.loss  # noqa: E402
 from deep.augment import augment, two_views  # noqa: E402
-from deep.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from deep.checkpoint import (CheckpointError, checkpoint_due, load_checkpoint,  # noqa: E402
+                             save_checkpoint)
 from deep.configs import TrainConfig  # noqa: E402
 from deep.data import load_digits  # noqa: E402
 from deep.train import (  # noqa: E402
@@ -176,3 +177,13 @@ def test_checkpoint_roundtrip_and_mismatch(tmp_path):
     (tmp_path / "torn.npz").write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="cannot read"):
         load_checkpoint(tmp_path / "torn.npz", tree)
+
+
+@pytest.mark.parametrize("every,last,due", [
+    (1, 4, [1, 2, 3, 4]),
+    (2, 5, [2, 4, 5]),
+    (3, 6, [3, 6]),
+    (10, 4, [4]),  # longer than the run: only the end
+])
+def test_checkpoint_due_every_n_epochs_and_at_the_end(every, last, due):
+    assert [e for e in range(1, last + 1) if checkpoint_due(e, every, last)] == due

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The GPU measurements of the `deep` package in one time-boxed call (the device tool allows one
+# command of at most 10 minutes, and a session 15 minutes of device time in all).
+#
+#   1. deep.train: ResNet-18 on digits at STEP R = 10 and R = 100 (R = 100 with 150 majority and
+#      2 minority images per class), ReLU / no ReLU / binding schedule, $SEEDS vmapped seeds each.
+#      The six runs train at once on the one GPU (batch 50 leaves it mostly idle); each gets
+#      SIGTERM after $TRAIN_TIMEOUT s, which deep.train ends like Ctrl-C, keeping every finished epoch.
+#   2. deep.report for each R (plots + final-epoch table with mean +- sd over the seeds).
+#   3. deep.bench (JAX vs PyTorch when importable), alone on the GPU, rows printed as they finish.
+#   4. The dual certificate of the UFM+ optimum at N = 10,010 (k = 10, STEP R = 10).
+#
+# Everything it keeps lands in OUT_DIR as at most 8 files: log.txt, bench.txt, cert.json,
+# report_r<R>.txt, deep_gpu.tar.gz (the runs' config.json + metrics.jsonl and the PNGs; no
+# checkpoints). Unpack the archive into the repository root: runs/ and figures/deep/.
+#
+#   bash figures/deep_gpu.sh "$OUT"                      # on the GPU (device tool: OUT is set)
+#
+# The same script at tiny size on a CPU (tests/test_deep_gpu_script.py runs this):
+#   ARCH=resnet-tiny EPOCHS=1 SEEDS=1 RS=2 TRAIN_ARGS="--n-maj 20" \
+#   BENCH_ARGS="--quick --batch-sizes 8 --no-torch" CERT_ARGS="--k 4 --R 10 --n-min 5" \
+#   bash figures/deep_gpu.sh /tmp/deep_gpu_out
+set -u -o pipefail
+
+OUT_DIR=${1:-${OUT:-/tmp/deep_gpu_out}}
+WORK=${WORK:-$(mktemp -d /tmp/deep_gpu.XXXXXX)}
+PY=${PY:-python3}
+ARCH=${ARCH:-resnet18}
+EPOCHS=${EPOCHS:-100}
+SEEDS=${SEEDS:-3}
+RS=${RS:-"10 100"}
+R100_ARGS=${R100_ARGS:-"--test-fraction 0.1 --n-maj 150"}
+TRAIN_ARGS=${TRAIN_ARGS:-""}
+TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-300}
+BENCH_ARGS=${BENCH_ARGS:-""}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-150}
+CERT_ARGS=${CERT_ARGS:-"--k 10 --R 10 --n-min 182"}
+CERT_TIMEOUT=${CERT_TIMEOUT:-90}
+
+export PYTHONUNBUFFERED=1 SCL_GEOMETRY_CACHE=off
+mkdir -p "$OUT_DIR" "$WORK/runs" "$WORK/figures/deep"
+log() { echo "$(date +%T) $*" | tee -a "$OUT_DIR/log.txt"; }
+
+log "deep_gpu: ARCH=$ARCH EPOCHS=$EPOCHS SEEDS=$SEEDS RS='$RS' WORK=$WORK"
+$PY -c 'import jax, flax, optax; print("jax", jax.__version__, "flax", flax.__version__,
+"optax", optax.__version__, jax.devices())' 2>&1 | tee -a "$OUT_DIR/log.txt"
+command -v nvidia-smi >/dev/null && nvidia-smi -L 2>&1 | tee -a "$OUT_DIR/log.txt"
+
+# 1. Training: every run at once, each with a slice of the GPU memory.
+n_runs=$(( $(wc -w <<<"$RS") * 3 ))
+export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-$(awk "BEGIN{print 0.9/$n_runs}")}
+pids=()
+for R in $RS; do
+    extra=$TRAIN_ARGS
+    [ "$R" = 100 ] && extra="$extra $R100_ARGS"
+    for variant in relu norelu binding; do
+        case $variant in
+            relu) flags="" ;;
+            norelu) flags="--no-relu" ;;
+            binding) flags="--schedule binding" ;;
+        esac
+        name="r${R}_$variant"
+        # shellcheck disable=SC2086  # word splitting of the flag strings is intended
+        timeout -k 30 "$TRAIN_TIMEOUT" $PY -m deep.train --arch "$ARCH" --R "$R" \
+            --epochs "$EPOCHS" --seeds "$SEEDS" --checkpoint-every 25 --quiet $flags $extra \
+            --out "$WORK/runs/$name" >"$WORK/$name.log" 2>&1 &
+        pids+=($!)
+    done
+done
+log "training ${#pids[@]} runs (at most ${TRAIN_TIMEOUT}s)"
+for pid in "${pids[@]}"; do wait "$pid"; done
+for f in "$WORK"/r*.log; do log "$(basename "$f" .log): $(tail -n 1 "$f")"; done
+unset XLA_PYTHON_CLIENT_MEM_FRACTION
+
+# 2. Reports: one per R, over every seed of the three variants.
+for R in $RS; do
+    mapfile -t dirs < <(find "$WORK/runs" -path "*/r${R}_*" -name metrics.jsonl -printf '%h\n' | sort)
+    if [ "${#dirs[@]}" -gt 0 ]; then
+        $PY -m deep.report "${dirs[@]}" --out "$WORK/figures/deep/r$R" >"$OUT_DIR/report_r$R.txt" 2>&1
+        log "report r$R: rc=$? (${#dirs[@]} runs)"
+    fi
+done
+
+# 3. Bench, alone on the GPU.
+log "bench (at most ${BENCH_TIMEOUT}s)"
+# shellcheck disable=SC2086
+timeout -k 20 "$BENCH_TIMEOUT" $PY -m deep.bench $BENCH_ARGS 2>&1 | tee "$OUT_DIR/bench.txt"
+log "bench rc=$?"
+
+# 4. The dual certificate at N = 10,010.
+log "certificate (at most ${CERT_TIMEOUT}s): ufm.solve $CERT_ARGS --nonneg --certify --cert-method dual"
+# shellcheck disable=SC2086
+timeout -k 20 "$CERT_TIMEOUT" $PY -m ufm.solve $CERT_ARGS --nonneg --certify --cert-method dual \
+    --quiet --out "$OUT_DIR/cert.json" 2>&1 | tail -n 4 | tee -a "$OUT_DIR/log.txt"
+log "certificate rc=$?"
+
+# Pack the small files (no checkpoints) into one archive.
+(cd "$WORK" && find runs figures -name '*.json' -o -name '*.jsonl' -o -name '*.png' | sort |
+    tar czf "$OUT_DIR/deep_gpu.tar.gz" -T -)
+log "packed $(tar tzf "$OUT_DIR/deep_gpu.tar.gz" | wc -l) files into deep_gpu.tar.gz"

@@ -47,7 +47,7 @@ def test_gpu_script_at_tiny_size(tmp_path):
         assert not any(n.endswith(".npz") for n in names)  # no checkpoints
         for variant in ("relu", "norelu", "binding"):
             for seed in (0, 1):
-                member = tar.extractfile(f"runs/r2_{variant}/seed_{seed}/metrics.jsonl")
+                member = tar.extractfile(f"figures/deep/runs/r2_{variant}/seed_{seed}/metrics.jsonl")
                 rows = [json.loads(line) for line in member.read().decode().splitlines()]
                 assert [r["epoch"] for r in rows] == [1, 2]
                 assert all(math.isfinite(r[k]) for r in rows for k in ("loss", "delta_gm_of", "nc1"))

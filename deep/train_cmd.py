@@ -242,10 +242,6 @@ def _start(parser: Parser, cfg: TrainConfig, out: Path, resume: bool):
     return run, state, start, dirs, ckpt
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -293,8 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (kill, timeout, batch schedulers) stops like Ctrl-C, and Ctrl-C works even when
     # started as a background job of a script (which starts with SIGINT ignored).
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for sig in handlers:  # the stdlib handler raises KeyboardInterrupt for any signal
+        signal.signal(sig, signal.default_int_handler)
     try:
         for epoch in range(start, stop):
             t0 = time.perf_counter()
@@ -309,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        for i in range(len(dirs))]
             for d, r in zip(dirs, records):
                 append_metrics(d, r)
-            if checkpoint_due(epoch + 1, getattr(args, "checkpoint_every", 1), stop):
+            if checkpoint_due(epoch + 1, args.checkpoint_every, stop):
                 save_checkpoint(ckpt, state, epoch=epoch + 1, seeds=run.seeds)
             rec = records[0]
             last["postfix"] = _geometry(rec)

@@ -302,6 +302,6 @@ def step_subset(y_pool: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray
         avail = np.flatnonzero(y_pool == c)
         if avail.size < n:
             raise ValueError(f"class {c} has {avail.size} training samples, {int(n)} asked for "
-                             "(lower --n-maj or --R)")
+                             "(lower --n-maj or --R; for digits also --test-fraction)")
         picks.append(np.sort(rng.permutation(avail)[:n]))
     return np.concatenate(picks).astype(np.int64)

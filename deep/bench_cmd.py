@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import jax
 
     from deep.bench import ISSUE_TORCH_H100, bench_jax, default_dtype, torch_status
+    from ufm.versions import library_versions, machine_info
 
     q = args.quick
     arch = args.arch or ("resnet-tiny" if q else "resnet18")
@@ -117,11 +118,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(_row(r), flush=True)
     n_jax = rows[0]["params"]
     n_torch = next(iter(torch_rows.values()))["params"] if torch_rows else None
-    report = {"arch": arch, "params_jax": n_jax, "params_torch": n_torch, "dtype": dtype, "convs": convs,
+    versions = library_versions()
+    if ok:
+        versions["torch"] = torch_msg.removeprefix("PyTorch ")
+    report = {"config": {"arch": arch, "batch_sizes": sizes, "seeds": seeds, "steps": steps,
+                         "warmup": warmup, "pool": pool, "dtype": dtype, "convs": convs, "torch": ok},
+              "arch": arch, "params_jax": n_jax, "params_torch": n_torch, "dtype": dtype, "convs": convs,
               "device": rows[0]["device"], "backend": jax.default_backend(), "torch": torch_msg,
               "rows": rows, "torch_rows": list(torch_rows.values()),
               "issue_torch_h100_images_per_s": ISSUE_TORCH_H100,
-              "note": "images/s counts distinct training images; each is processed in two views"}
+              "note": "images/s counts distinct training images; each is processed in two views",
+              "machine": machine_info(), "versions": versions}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -158,7 +158,7 @@ def _config_record(run, cfg: TrainConfig, extra: dict[str, Any]) -> dict[str, An
     import jax
 
     from deep.models import feature_dim, param_count
-    from ufm.versions import library_versions
+    from ufm.versions import library_versions, machine_info
 
     shape = tuple(run.data.images.shape[1:])
     return {
@@ -173,6 +173,7 @@ def _config_record(run, cfg: TrainConfig, extra: dict[str, Any]) -> dict[str, An
         "param_count": param_count(run.model, shape),
         "device": str(jax.devices()[0].device_kind),
         "backend": jax.default_backend(),
+        "machine": machine_info(),
         "versions": _versions(library_versions()),
         **extra,
     }

@@ -137,6 +137,7 @@ def test_two_epoch_run_writes_finite_metrics_and_config(cli):
     assert cfg["config"]["epochs"] == 2 and cfg["config"]["dataset"] == "digits"
     assert cfg["counts"] == [20] * 5 + [10] * 5 and cfg["n_train"] == 150
     assert {"jax", "flax", "optax", "numpy"} <= set(cfg["versions"])
+    assert cfg["machine"]["cpus"] == os.cpu_count() and cfg["machine"]["cpu_model"]
     assert (folder / "checkpoint.npz").is_file()
     assert "epoch 2/2 done" in cli["straight"].stdout
 
@@ -265,6 +266,8 @@ def test_bench_quick(cli):
     # resnet-tiny on 3 channels, by hand: stem 3*3*3*8 + BN 2*8 = 232; block 8->8: 2*(9*8*8 + 16)
     # = 1184; block 8->16, stride 2: 9*8*16 + 32 + 9*16*16 + 32 + shortcut 8*16 + 32 = 3680
     assert report["params_jax"] == 232 + 1184 + 3680
+    assert report["config"]["batch_sizes"] == [8] and report["config"]["seeds"] == 2
+    assert {"jax", "flax", "optax"} <= set(report["versions"]) and report["machine"]["cpus"] == os.cpu_count()
     try:
         import torch  # noqa: F401
     except ImportError:

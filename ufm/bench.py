@@ -199,9 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-n", type=int, default=None, help="N of the chunked run (default 100000)")
     args = p.parse_args(argv)
     parts = args.only or ["solve", "gram", "chunked", "certify", "graph"]
-    from ufm.versions import library_versions
+    from ufm.versions import library_versions, machine_info
 
-    out: dict[str, Any] = {"machine": _machine(), "versions": library_versions()}
+    out: dict[str, Any] = {"machine": machine_info(), "versions": library_versions()}
     if "solve" in parts:
         sv = out["solve"] = bench_solve(args.quick, 2 if args.quick else args.seeds)
         _say(args, f"solve (default problem N={sv['n_samples']}), seed 0: {sv['solve_seconds']:.2f} s "
@@ -241,21 +241,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _say(args: argparse.Namespace, line: str) -> None:
     print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
-
-
-def _machine() -> dict[str, Any]:
-    import os
-    import platform
-
-    import jax
-
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "jax_backend": jax.default_backend(),
-        "devices": [str(dv) for dv in jax.devices()],
-    }
 
 
 if __name__ == "__main__":

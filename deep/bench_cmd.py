@@ -120,11 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_torch = next(iter(torch_rows.values()))["params"] if torch_rows else None
     versions = library_versions()
     if ok:
-        versions["torch"] = torch_msg.removeprefix("PyTorch ")
+        import torch
+
+        versions["torch"] = torch.__version__
     report = {"config": {"arch": arch, "batch_sizes": sizes, "seeds": seeds, "steps": steps,
                          "warmup": warmup, "pool": pool, "dtype": dtype, "convs": convs, "torch": ok},
-              "arch": arch, "params_jax": n_jax, "params_torch": n_torch, "dtype": dtype, "convs": convs,
-              "device": rows[0]["device"], "backend": jax.default_backend(), "torch": torch_msg,
+              "params_jax": n_jax, "params_torch": n_torch, "device": rows[0]["device"], "torch": torch_msg,
               "rows": rows, "torch_rows": list(torch_rows.values()),
               "issue_torch_h100_images_per_s": ISSUE_TORCH_H100,
               "note": "images/s counts distinct training images; each is processed in two views",

@@ -172,7 +172,6 @@ def _config_record(run, cfg: TrainConfig, extra: dict[str, Any]) -> dict[str, An
         "feature_dim": feature_dim(run.model, shape),
         "param_count": param_count(run.model, shape),
         "device": str(jax.devices()[0].device_kind),
-        "backend": jax.default_backend(),
         "machine": machine_info(),
         "versions": _versions(library_versions()),
         **extra,

@@ -266,6 +266,7 @@ def test_bench_quick(cli):
     # resnet-tiny on 3 channels, by hand: stem 3*3*3*8 + BN 2*8 = 232; block 8->8: 2*(9*8*8 + 16)
     # = 1184; block 8->16, stride 2: 9*8*16 + 32 + 9*16*16 + 32 + shortcut 8*16 + 32 = 3680
     assert report["params_jax"] == 232 + 1184 + 3680
+    assert report["config"]["arch"] == "resnet-tiny" and report["config"]["dtype"] == "float32"
     assert report["config"]["batch_sizes"] == [8] and report["config"]["seeds"] == 2
     assert {"jax", "flax", "optax"} <= set(report["versions"]) and report["machine"]["cpus"] == os.cpu_count()
     try:

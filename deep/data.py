@@ -41,6 +41,7 @@ from ufm.labels import step_counts
 
 __all__ = [
     "DataError",
+    "ImbalanceError",
     "ImageData",
     "load_dataset",
     "load_digits",
@@ -64,6 +65,14 @@ _SUBSET_TAG, _SPLIT_TAG = 101, 102  # SeedSequence spawn keys (independent strea
 
 class DataError(ValueError):
     """A data set cannot be read; the message is one line naming what to put where."""
+
+
+class ImbalanceError(ValueError):
+    """The STEP counts cannot be drawn from the data; ``argument`` names the flag to change."""
+
+    def __init__(self, message: str, argument: str):
+        super().__init__(message)
+        self.argument = argument
 
 
 @dataclass(frozen=True)
@@ -279,12 +288,13 @@ def step_class_counts(k: int, R: float, rho: float, n_maj: int) -> np.ndarray:
     """STEP counts with majority size ``n_maj`` and minority ``round(n_maj / R)`` (>= 2).
 
     Built with ``ufm.labels.step_counts`` (majority classes first); raises ``ValueError``
-    when ``n_maj / R`` rounds below 2.
+    (``ImbalanceError``) when ``n_maj / R`` rounds below 2.
     """
     n_min = int(np.floor(n_maj / R + 0.5))
     if n_min < 2:
-        raise ValueError(f"R = {R:g} with n_maj = {n_maj} leaves round(n_maj/R) = {n_min} "
-                         f"minority samples; every class needs >= 2 (n_maj >= {int(np.ceil(1.5 * R))})")
+        raise ImbalanceError(f"R = {R:g} with n_maj = {n_maj} leaves round(n_maj/R) = {n_min} "
+                             f"minority samples; every class needs >= 2 (n_maj >= "
+                             f"{int(np.ceil(1.5 * R))})", "--R")
     return step_counts(k, R=n_maj / n_min, rho=rho, n_min=n_min)
 
 
@@ -292,8 +302,8 @@ def step_subset(y_pool: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray
     """Pool indices of ``counts[c]`` seeded random samples of each class ``c``, class by class.
 
     Ordered by class, then by pool index, so the subset's labels are
-    ``ufm.labels.labels_from_counts(counts)`` for every seed. Raises ``ValueError`` when a
-    class has fewer samples than asked for.
+    ``ufm.labels.labels_from_counts(counts)`` for every seed. Raises ``ImbalanceError`` (a
+    ``ValueError``) when a class has fewer samples than asked for.
     """
     y_pool = np.asarray(y_pool)
     rng = _rng(seed, _SUBSET_TAG)
@@ -301,7 +311,8 @@ def step_subset(y_pool: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray
     for c, n in enumerate(np.asarray(counts)):
         avail = np.flatnonzero(y_pool == c)
         if avail.size < n:
-            raise ValueError(f"class {c} has {avail.size} training samples, {int(n)} asked for "
-                             "(lower --n-maj or --R; for digits also --test-fraction)")
+            raise ImbalanceError(f"class {c} has {avail.size} training samples, {int(n)} asked "
+                                 "for (lower --n-maj or --R; for digits also --test-fraction)",
+                                 "--n-maj")
         picks.append(np.sort(rng.permutation(avail)[:n]))
     return np.concatenate(picks).astype(np.int64)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ufm.cli import Parser
+from ufm.cli import Parser, output_dir, unwritable_reason, write_failed
 
 __all__ = ["main", "build_parser", "load_runs"]
 
@@ -25,7 +25,8 @@ def build_parser() -> Parser:
                "mean accuracy against the epoch for training runs of python -m deep.train, and "
                "print the final epoch of each.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (metrics.jsonl, config.json)")
-    p.add_argument("--out", metavar="DIR", help="folder for the PNGs (default: the first RUN_DIR)")
+    p.add_argument("--out", metavar="DIR", type=output_dir,
+                   help="folder for the PNGs (default: the first RUN_DIR)")
     p.add_argument("--json", action="store_true", help="print the final records as JSON")
     return p
 
@@ -58,13 +59,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = load_runs(parser, args.runs)
     from deep.report import figures, final_table, seed_groups, seed_summary
+    from ufm.io import save_figure_atomic
 
     out = Path(args.out or args.runs[0])
-    out.mkdir(parents=True, exist_ok=True)
+    reason = unwritable_reason(out, folder=True)
+    if reason is not None:
+        parser.error(f"argument --out: cannot write the figures to {str(out)!r}: {reason}")
     written = []
     for stem, fig in figures(runs).items():
         path = out / f"{stem}.png"
-        fig.savefig(path, dpi=120)
+        try:
+            save_figure_atomic(fig, path, dpi=120)
+        except OSError as err:
+            write_failed(parser, "--out", path, err)
         written.append(str(path))
     groups = seed_groups(runs)
     if args.json:

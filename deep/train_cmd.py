@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from deep.configs import CONVS, DATASET_DEFAULTS, DATASETS, DTYPES, LOSSES, TrainConfig
-from ufm.cli import Parser, ranged
+from ufm.cli import Parser, output_dir, ranged, unwritable_reason
 
 __all__ = ["main", "build_parser"]
 
@@ -105,7 +105,8 @@ def build_parser() -> Parser:
     o.add_argument("--eval-batch-size", type=ranged(int, 1, None),
                    help=f"images per evaluation call (default {d.eval_batch_size})")
     r = p.add_argument_group("run")
-    r.add_argument("--out", metavar="RUN_DIR", help="output folder (default runs/<name from the flags>)")
+    r.add_argument("--out", metavar="RUN_DIR", type=output_dir,
+                   help="output folder (default runs/<name from the flags>)")
     r.add_argument("--resume", action="store_true", help="continue RUN_DIR from its checkpoint")
     r.add_argument("--stop-after", type=ranged(int, 1, None), metavar="E",
                    help="end this invocation after epoch E (resume later)")
@@ -135,6 +136,9 @@ def _config_for_run(parser: Parser, args: argparse.Namespace) -> tuple[TrainConf
     cfg = resolve(TrainConfig(**given))
     out = Path(getattr(args, "out", None) or _default_out(cfg))
     resume = getattr(args, "resume", False)
+    reason = unwritable_reason(out, folder=True)
+    if reason is not None:
+        parser.error(f"argument --out: cannot write {str(out)!r}: {reason}")
     if not (out / CONFIG).is_file():
         return cfg, out, False
     if not resume:
@@ -208,7 +212,7 @@ def _summary(rec: dict[str, Any]) -> str:
 def _start(parser: Parser, cfg: TrainConfig, out: Path, resume: bool):
     """Load data, build the run, restore or initialize the state; usage errors exit 2."""
     from deep.checkpoint import CheckpointError, load_checkpoint
-    from deep.data import DataError, load_dataset
+    from deep.data import DataError, ImbalanceError, load_dataset
     from deep.rundir import checkpoint_path, seed_dirs, truncate_metrics, write_config
     from deep.train import init_state, setup
 
@@ -219,6 +223,8 @@ def _start(parser: Parser, cfg: TrainConfig, out: Path, resume: bool):
         parser.error(f"argument --data-dir: {err}")
     try:
         run = setup(cfg, data)
+    except ImbalanceError as err:
+        parser.error(f"argument {err.argument}: {err}")
     except ValueError as err:
         parser.error(str(err))
     state, start = init_state(run), 0
@@ -317,6 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"interrupted; continue with: python -m deep.train --out {out} --resume",
               file=sys.stderr)
         return 130
+    except OSError as err:  # disk full, folder removed, ...: the last checkpoint stays valid
+        if bar is not None:
+            bar.close()
+        print(f"python -m deep.train: error: cannot write to {out} ({err.strerror or err}); fix "
+              f"it and continue with: python -m deep.train --out {out} --resume", file=sys.stderr)
+        return 1
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ufm  # noqa: E402
+from ufm.io import save_figure_atomic  # noqa: E402
 
 DPI = 120
 WIDTH = 8.0  # inches: 960 px at DPI, shown at ~800 px in the README
@@ -139,5 +140,6 @@ def three_cosines(gram: np.ndarray, counts: Sequence[int]) -> dict[str, float]:
 
 
 def save(fig, path) -> None:
-    fig.savefig(path, dpi=DPI)
+    """Write ``fig`` to ``path`` atomically and close it."""
+    save_figure_atomic(fig, path, dpi=DPI)
     plt.close(fig)

@@ -10,7 +10,6 @@ tests run it); the default sizes are the README's.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ufm.cli import Parser, output_dir
 from ufm.io import write_json_atomic
 from ufm.versions import library_versions
 
@@ -109,14 +109,14 @@ def make(names: list[str], out: Path, quick: bool, log=print) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m figures.make", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m figures.make", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for the tests)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
+    parser.add_argument("--out", type=output_dir, default=str(Path(__file__).resolve().parent),
                         help="output folder (default: the figures package folder)")
     parser.add_argument("--only", nargs="+", choices=list(FIGURES), metavar="NAME",
                         help=f"figures to make (default: all): {', '.join(FIGURES)}")
     args = parser.parse_args(argv)
-    make(args.only or list(FIGURES), args.out, args.quick)
+    make(args.only or list(FIGURES), Path(args.out), args.quick)
     return 0
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import ufm
 
@@ -42,6 +43,7 @@ def test_bench_quick_json():
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     assert np.isclose(chunked["loss"], float(ufm.scl_loss(z, y, 0.1)), rtol=1e-5)
     assert "jax" in res["versions"]
+    assert res["config"]["quick"] is True and res["config"]["chunk_n"] == n
 
 
 def test_bench_quick_certify():
@@ -57,3 +59,14 @@ def test_bench_quick_certify():
         assert c["ok"] and c["seconds"] > 0
         of = ufm.of_loss(counts[c["n_samples"]], 0.1)
         assert abs(c["lower_bound"] - of) <= 1e-6 * of
+
+
+def test_bench_bad_input_one_line_exit_2(capsys):
+    from ufm.bench import main
+
+    for argv, flag in ((["--seeds", "0"], "--seeds"), (["--chunk-n", "1"], "--chunk-n"),
+                       (["--only", "nope"], "--only")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(err) == 1 and f"argument {flag}" in err[0], err

@@ -444,6 +444,8 @@ def test_cli_json_keys(cli):
         assert key in out
     assert out["holds"] is True and out["d"] == 3 and out["exact"] is True
     assert set(out["conditions"]) == {"a_star", "b"}
+    assert out["config"]["d"] == 3 and out["config"]["batches"] == out["file"]
+    assert {"python", "numpy", "networkx"} <= set(out["versions"])
     bad = json.loads(cli["bad_json"].stdout)
     assert cli["bad_json"].returncode == 1
     assert bad["conditions"]["a_star"]["passed"] is False

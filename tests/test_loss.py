@@ -208,6 +208,42 @@ def test_scl_loss_bad_reduction(bad):
         ufm.scl_loss(h, jnp.array([0, 0, 1, 1]), 0.1, reduction=bad)
 
 
+@pytest.mark.parametrize("tau", [0, 0.0, -0.1, float("nan"), float("inf"), np.float32(0), "0.1"])
+def test_losses_reject_a_bad_temperature(tau):
+    """A number tau <= 0 or non-finite is an error, not a silent NaN or a sign-flipped loss."""
+    h = jnp.eye(4)[:, :2] + 0.1
+    y = jnp.array([0, 0, 1, 1])
+    for fn, kw in ((ufm.scl_loss, {}), (ufm.scl_loss, {"batches": [[0, 1, 2, 3]]}), (ufm.gram_loss, {})):
+        with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+            fn(h @ h.T if fn is ufm.gram_loss else h, y, tau, **kw)
+    for fn in (ufm.of_loss, ufm.etf_loss):
+        with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+            fn([2, 2], tau)
+    with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+        ufm.batched_of_loss([0, 0, 1, 1], [[0, 1, 2, 3]], tau)
+
+
+def test_losses_reject_mismatched_labels():
+    h = jnp.ones((4, 2))
+    with pytest.raises(ValueError, match="one label per row"):
+        ufm.scl_loss(h, jnp.array([0, 0, 1]), 0.1)
+    with pytest.raises(ValueError, match="one label per row"):
+        ufm.scl_loss(h, jnp.array([[0, 0, 1, 1]]), 0.1)
+    with pytest.raises(ValueError, match="N x d"):
+        ufm.scl_loss(jnp.ones(4), jnp.array([0, 0, 1, 1]), 0.1)
+    with pytest.raises(ValueError, match="N x N"):
+        ufm.gram_loss(jnp.ones((4, 3)), jnp.array([0, 0, 1, 1]), 0.1)
+
+
+def test_traced_tau_is_not_checked_but_works():
+    """Under jit/grad tau is a tracer: the shapes are still checked, the value cannot be."""
+    h = jnp.eye(4)[:, :2] + 0.1
+    y = jnp.array([0, 0, 1, 1])
+    eager = float(ufm.scl_loss(h, y, 0.3))
+    assert float(jax.jit(lambda t: ufm.scl_loss(h, y, t))(0.3)) == pytest.approx(eager, rel=1e-6)
+    assert np.isfinite(float(jax.grad(lambda t: ufm.scl_loss(h, y, t))(0.3)))
+
+
 # ----------------------------------------------------------------------------- gradients
 
 

@@ -34,7 +34,7 @@ examples:
 
 
 def _parser():
-    from ufm.cli import Parser, add_counts_args, ranged
+    from ufm.cli import Parser, add_counts_args, output_file, ranged
 
     from theory_checks.batches import SCHEDULES
 
@@ -59,7 +59,8 @@ def _parser():
                         "key (overrides the problem flags)")
     add_counts_args(g)
     o = p.add_argument_group("output")
-    o.add_argument("--out", required=True, metavar="FILE", help="batches.json to write (atomically)")
+    o.add_argument("--out", required=True, metavar="FILE", type=output_file,
+                   help="batches.json to write (atomically)")
     o.add_argument("--quiet", action="store_true", help="print nothing on success")
     return p
 
@@ -85,7 +86,7 @@ def _labels_file(parser, path: str) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 written, 2 usage error)."""
-    from ufm.cli import counts_from_args
+    from ufm.cli import counts_from_args, write_failed
     from ufm.labels import labels_from_counts
     from ufm.versions import library_versions
 
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_batches_json(args.out, labels, batches, config=config,
                            progress=not args.quiet and len(batches) > 100_000)
     except OSError as err:
-        parser.error(f"argument --out: {args.out}: cannot write ({err.strerror or err})")
+        write_failed(parser, "--out", args.out, err)
     if not args.quiet:
         extra = f" + {k} binding" if args.schedule == "binding" else ""
         print(f"wrote {args.out}: {labels.size} samples, {k} classes, {len(batches)} batches "

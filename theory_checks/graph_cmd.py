@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if talk:
         print(f"reading {path} ...", file=sys.stderr, flush=True)
     try:
-        labels, batches, _ = read_batches_json(path)
+        labels, batches, file_config = read_batches_json(path)
         if talk:
             print(f"checking {len(batches)} batches ...", file=sys.stderr, flush=True)
         res = check_batches(labels, batches, d=args.d).to_dict()
@@ -120,7 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         parser.error(f"{path}: out of memory while checking")
     if args.json:
-        print(json.dumps({"file": path, **res}))
+        from ufm.versions import library_versions
+
+        config = {"batches": path, "d": args.d, "file_config": file_config}
+        print(json.dumps({"file": path, **res, "config": config, "versions": library_versions()}))
     else:
         print(format_report(res, path, args.max_list))
     return 0 if res["holds"] else 1

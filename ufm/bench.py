@@ -190,18 +190,24 @@ def bench_chunked(n: int, d: int, chunk: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ufm.bench", description=__doc__.split("\n\n")[0])
+    from ufm.cli import Parser, ranged
+
+    p = Parser(prog="python -m ufm.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds), for tests")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--only", choices=("solve", "gram", "chunked", "certify", "graph"), action="append",
                    help="run only these parts (repeatable)")
-    p.add_argument("--seeds", type=int, default=20, help="seeds of the default solve (default 20)")
-    p.add_argument("--chunk-n", type=int, default=None, help="N of the chunked run (default 100000)")
+    p.add_argument("--seeds", type=ranged(int, 1, 1000), default=20,
+                   help="seeds of the default solve (default 20)")
+    p.add_argument("--chunk-n", type=ranged(int, 2048, 10_000_000), default=None,
+                   help="N of the chunked run, in [2048, 1e7] (default 100000; 4000 with --quick)")
     args = p.parse_args(argv)
     parts = args.only or ["solve", "gram", "chunked", "certify", "graph"]
     from ufm.versions import library_versions, machine_info
 
-    out: dict[str, Any] = {"machine": machine_info(), "versions": library_versions()}
+    config = {"quick": args.quick, "parts": parts, "seeds": 2 if args.quick else args.seeds,
+              "chunk_n": args.chunk_n or (4000 if args.quick else 100_000)}
+    out: dict[str, Any] = {"config": config, "machine": machine_info(), "versions": library_versions()}
     if "solve" in parts:
         sv = out["solve"] = bench_solve(args.quick, 2 if args.quick else args.seeds)
         _say(args, f"solve (default problem N={sv['n_samples']}), seed 0: {sv['solve_seconds']:.2f} s "
@@ -217,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{g['fast_over_floor']:.2f}x the matmul floor ({g['floor_seconds']*1e3:.1f} ms); "
                    f"autodiff {g['autodiff_seconds']*1e3:.1f} ms = {g['autodiff_over_fast']:.2f}x slower")
     if "chunked" in parts:
-        n = args.chunk_n or (4000 if args.quick else 100_000)
+        n = config["chunk_n"]
         c = out["chunked"] = bench_chunked(n, 32 if args.quick else 128, 256 if args.quick else 1024)
         _say(args, f"chunked loss+grad N={c['n']} d={c['d']}: {c['seconds']:.1f} s, peak RSS "
                    f"{c['peak_rss_mib']:.0f} MiB (process before the call {c['rss_before_mib']:.0f} MiB; "

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ufm.checks import check_tau
 from ufm.labels import check_counts, labels_from_counts
 
 __all__ = ["certify", "certificate", "METHODS"]
@@ -45,8 +46,7 @@ def certify(
     ``ok`` and ``to_dict()``; ``class_gram`` (k x k) for the conic methods.
     """
     counts = check_counts(counts)
-    if not (np.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a finite number > 0, got {tau}")
+    tau = check_tau(tau)
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     labels = labels_from_counts(counts)

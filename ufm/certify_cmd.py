@@ -16,7 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ufm.cli import Parser, add_problem_args, counts_from_args, format_counts, format_matrix
+from ufm.cli import (Parser, add_problem_args, counts_from_args, format_counts, format_matrix,
+                     output_file, write_failed)
 from ufm.io import to_jsonable, write_json_atomic
 from ufm.versions import library_versions
 
@@ -38,7 +39,8 @@ def build_parser() -> Parser:
                    help="conic solver (default: Clarabel for reduced and N <= 40, SCS above)")
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print one JSON object")
-    o.add_argument("--out", metavar="FILE", help="also write the JSON to FILE (atomically)")
+    o.add_argument("--out", metavar="FILE", type=output_file,
+                   help="also write the JSON to FILE (atomically)")
     o.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -71,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "solver": args.solver, "seed": args.seed}
     report["versions"] = library_versions()
     if args.out:
-        write_json_atomic(args.out, report)
+        try:
+            write_json_atomic(args.out, report)
+        except OSError as err:
+            write_failed(parser, "--out", args.out, err)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

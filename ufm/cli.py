@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, NoReturn, Sequence
 
 import numpy as np
 
@@ -21,6 +23,10 @@ __all__ = [
     "counts_from_args",
     "ranged",
     "usage_error",
+    "unwritable_reason",
+    "output_file",
+    "output_dir",
+    "write_failed",
     "format_counts",
     "format_matrix",
     "enable_compilation_cache",
@@ -64,6 +70,53 @@ def ranged(kind: type, lo: float | None = None, hi: float | None = None, *,
         return value
 
     return parse
+
+
+def unwritable_reason(path: str | os.PathLike, *, folder: bool = False) -> str | None:
+    """Why ``path`` (a file, or with ``folder`` a folder) cannot be written, or None.
+
+    Checked without writing: ``path`` must not be a folder (a file if ``folder``), and its
+    nearest existing ancestor must be a folder we may write in (the atomic writes put a temp
+    file beside the target, and missing folders are created).
+
+    >>> unwritable_reason("/")
+    '/ is a folder'
+    """
+    p = Path(path)
+    if p.is_dir() and not folder:
+        return f"{p} is a folder"
+    if p.exists() and folder and not p.is_dir():
+        return f"{p} is a file, not a folder"
+    base = p if folder and p.is_dir() else p.parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        return f"{base} is a file, not a folder"
+    if not os.access(base, os.W_OK | os.X_OK):
+        return f"{base} is not writable"
+    return None
+
+
+def _output(folder: bool) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        reason = unwritable_reason(text, folder=folder) if text else "empty path"
+        if reason is not None:
+            raise argparse.ArgumentTypeError(f"cannot write {text!r}: {reason}")
+        return text
+
+    return parse
+
+
+output_file = _output(folder=False)
+output_file.__doc__ = "argparse ``type=`` for an output file: a usage error if it cannot be written."
+output_dir = _output(folder=True)
+output_dir.__doc__ = "argparse ``type=`` for an output folder: a usage error if it cannot be written."
+
+
+def write_failed(parser: argparse.ArgumentParser, flag: str, path: str | os.PathLike,
+                 err: OSError) -> NoReturn:
+    """One-line error (exit 2) for an output that failed to write after all (disk full, ...)."""
+    parser.error(f"argument {flag}: {path}: cannot write ({err.strerror or err})")
 
 
 def _counts_list(text: str) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 from scipy.special import logsumexp
 
+from ufm.checks import check_tau
 from ufm.labels import check_counts
 
 __all__ = ["collapsed_loss", "of_loss", "etf_loss", "batched_of_loss"]
@@ -35,6 +36,7 @@ __all__ = ["collapsed_loss", "of_loss", "etf_loss", "batched_of_loss"]
 def collapsed_loss(counts: Sequence[int], tau: float, class_gram: np.ndarray) -> float:
     """Loss of the collapsed configuration whose class vectors have Gram matrix ``class_gram``."""
     n = check_counts(counts).astype(np.float64)
+    tau = check_tau(tau)
     a = np.asarray(class_gram, dtype=np.float64)
     k = n.size
     # log-terms: log(n_c - 1) on the diagonal, log n_c' + (A_cc' - 1)/tau off it.
@@ -63,6 +65,7 @@ def batched_of_loss(labels: Sequence[int], batches: Sequence[Sequence[int]], tau
     >>> batched_of_loss([0, 0, 1, 1], [[0, 2], [1, 3]], 1.0)  # no anchor has a positive
     0.0
     """
+    tau = check_tau(tau)
     y = np.asarray(labels, dtype=np.int64)
     k = int(y.max()) + 1
     sizes = np.array([len(b) for b in batches], dtype=np.int64)

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json_atomic", "save_npz_atomic", "to_jsonable"]
+__all__ = ["atomic_write", "write_json_atomic", "save_npz_atomic", "save_figure_atomic", "to_jsonable"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -70,3 +70,9 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """``np.savez`` to ``path`` atomically."""
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def save_figure_atomic(fig: Any, path: str | os.PathLike, **savefig_kwargs: Any) -> None:
+    """``fig.savefig`` to ``path`` atomically, in the format of its suffix (``.png``, ``.pdf``)."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, **savefig_kwargs))

@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ufm.checks import check_tau
 from ufm.labels import check_counts, labels_from_counts
 from ufm.loss import pad_batches, scl_loss
 from ufm.rotation import project_orthant_sphere
@@ -166,8 +167,7 @@ def _runner(n: int, k: int, d: int, tau: float, nonneg: bool, batches_key: bytes
 
 def _prepare(counts, d, tau, batches):
     counts = check_counts(counts)
-    if not (np.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a finite number > 0, got {tau}")
+    tau = check_tau(tau)
     d = int(d)
     if d < 1:
         raise ValueError(f"d must be >= 1, got {d}")

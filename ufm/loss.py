@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm.checks import check_tau
+
 __all__ = ["scl_loss", "gram_loss", "normalize", "pad_batches"]
 
 
@@ -50,6 +52,15 @@ def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
     for r, b in enumerate(batches):
         out[r, : len(b)] = np.asarray(b, dtype=np.int64)
     return out
+
+
+def _check(rows: jax.Array, y: jax.Array, tau, what: str) -> None:
+    """Shapes always (static under jit); ``tau`` unless it is a JAX array (maybe a tracer)."""
+    if y.ndim != 1 or rows.shape[0] != y.shape[0]:
+        raise ValueError(f"labels must be 1-D with one label per row of {what}: got labels of shape "
+                         f"{tuple(y.shape)} for {what} of shape {tuple(rows.shape)}")
+    if not isinstance(tau, jax.Array):
+        check_tau(tau)
 
 
 def _batch_terms(z: jax.Array, y: jax.Array, valid: jax.Array, tau: float):
@@ -99,8 +110,11 @@ def scl_loss(
     h = jnp.asarray(h)
     if not jnp.issubdtype(h.dtype, jnp.floating):
         h = h.astype(jnp.float32)
-    z = _normalize(h) if normalize else h
     y = jnp.asarray(labels)
+    if h.ndim != 2:
+        raise ValueError(f"h must be N x d, got shape {tuple(h.shape)}")
+    _check(h, y, tau, "h")
+    z = _normalize(h) if normalize else h
     if batches is None:
         valid = jnp.ones(z.shape[0], dtype=bool)
         per_anchor, has_pos = _batch_terms(z, y, valid, tau)
@@ -131,6 +145,9 @@ def gram_loss(
     """
     g = jnp.asarray(g)
     y = jnp.asarray(labels)
+    if g.ndim != 2 or g.shape[0] != g.shape[1]:
+        raise ValueError(f"g must be N x N, got shape {tuple(g.shape)}")
+    _check(g, y, tau, "g")
     if batches is None:
         per_anchor, _ = _gram_batch_terms(g, y, jnp.ones(g.shape[0], dtype=bool), tau)
         return jnp.sum(per_anchor)

@@ -50,6 +50,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from ufm.checks import check_tau
 from ufm.dual import gram_dual_bound
 from ufm.labels import check_counts, counts_from_labels
 
@@ -141,13 +142,6 @@ class RelaxationResult:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _check_tau(tau: float) -> float:
-    tau = float(tau)
-    if not math.isfinite(tau) or tau <= 0:
-        raise ValueError(f"tau must be a finite number > 0, got {tau}")
-    return tau
 
 
 def _check_solver(solver: str | None, default: str) -> str:
@@ -264,7 +258,7 @@ def reduced_relaxation(
     """
     t0 = time.perf_counter()
     n_cls = check_counts(counts)
-    tau = _check_tau(tau)
+    tau = check_tau(tau)
     name = _check_solver(solver, "CLARABEL")
     attempts = _attempts(name, full=False)
     k = n_cls.size
@@ -442,7 +436,7 @@ def full_relaxation(
     if y.size and y.min() < 0:
         raise ValueError("labels must be >= 0")
     counts = check_counts(counts_from_labels(y))
-    tau = _check_tau(tau)
+    tau = check_tau(tau)
     n_samples = y.size
     name = _check_solver(solver, "CLARABEL" if n_samples <= CLARABEL_MAX_N else "SCS")
     attempts = _attempts(name, full=True, n_samples=n_samples, fallback=solver is None)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ufm.cli import (Parser, add_problem_args, counts_from_args, enable_compilation_cache,
-                     format_counts, format_matrix, ranged)
+                     format_counts, format_matrix, output_file, ranged, write_failed)
 from ufm.io import save_npz_atomic, to_jsonable, write_json_atomic
 from ufm.config import SolverConfig
 
@@ -71,8 +71,10 @@ def build_parser() -> Parser:
                    help="certified when (loss - bound)/|loss| <= this (default 1e-6)")
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
-    o.add_argument("--out", metavar="FILE", help="also write the JSON report to FILE (atomically)")
-    o.add_argument("--save-embeddings", metavar="FILE.npz", help="save z, labels and counts to FILE.npz")
+    o.add_argument("--out", metavar="FILE", type=output_file,
+                   help="also write the JSON report to FILE (atomically)")
+    o.add_argument("--save-embeddings", metavar="FILE.npz", type=output_file,
+                   help="save z, labels and counts to FILE.npz (atomically)")
     o.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -232,9 +234,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "R": args.R, "rho": args.rho, "n_min": args.n_min,
     }
     if args.out:
-        write_json_atomic(args.out, report)
+        try:
+            write_json_atomic(args.out, report)
+        except OSError as err:
+            write_failed(parser, "--out", args.out, err)
     if args.save_embeddings:
         z, labels = (res.z, res.labels) if rows is None else (res.z[rows], res.labels[rows])
-        save_npz_atomic(args.save_embeddings, z=z, labels=labels, counts=res.counts)
+        try:
+            save_npz_atomic(args.save_embeddings, z=z, labels=labels, counts=res.counts)
+        except OSError as err:
+            write_failed(parser, "--save-embeddings", args.save_embeddings, err)
     print(json.dumps(report, indent=2) if args.json else format_report(res))
     return 0 if res.status in ("optimal", "converged") else 1

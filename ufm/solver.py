@@ -42,6 +42,7 @@ from ufm.config import SolverConfig
 from ufm.closed_forms import batched_of_loss, etf_loss, of_loss
 from ufm.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.gram_grad import value_and_grad_chunked
+from ufm.checks import check_tau
 from ufm.labels import check_counts, labels_from_counts
 from ufm.loss import normalize, scl_loss
 from ufm.rotation import orthant_rotation, project_orthant_sphere
@@ -318,8 +319,7 @@ def solve(
     d = k if d is None else int(d)
     if d < 1:
         raise ValueError(f"d must be >= 1, got {d}")
-    if not (np.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a finite number > 0, got {tau}")
+    tau = check_tau(tau)
     labels = labels_from_counts(counts)
     n = labels.size
     if method == "auto":

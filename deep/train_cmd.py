@@ -200,9 +200,37 @@ def _epoch_record(epoch: int, loss: float, metrics: dict[str, Any], lr: float,
             "train_seconds": round(train_seconds, 4), "class_mean_gram": gram}
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "undefined" if value is None else format(value, spec)
+
+
 def _geometry(rec: dict[str, Any]) -> str:
-    return (f"dOF={rec['delta_gm_of']:.3f} dETF={rec['delta_gm_etf']:.3f} nc1={rec['nc1']:.3g} "
-            f"acc={rec['ncm_test_acc']:.3f}")
+    return (f"dOF={_fmt(rec['delta_gm_of'], '.3f')} dETF={_fmt(rec['delta_gm_etf'], '.3f')} "
+            f"nc1={_fmt(rec['nc1'], '.3g')} acc={rec['ncm_test_acc']:.3f}")
+
+
+def _diverged(cfg: TrainConfig, seeds: Sequence[int], losses, metrics, epoch: int) -> str | None:
+    """The error line when a seed's epoch loss or its features after the epoch are not finite
+    (training diverged), else None."""
+    import numpy as np
+
+    bad = [s for s, loss, m in zip(seeds, losses, metrics)
+           if not np.isfinite(loss) or m["nonfinite_features"] > 0]
+    if not bad:
+        return None
+    which = f"seed {bad[0]}" if len(bad) == 1 else f"seeds {', '.join(map(str, bad))}"
+    return (f"python -m deep.train: error: the loss or the features of epoch {epoch} are not "
+            f"finite ({which}): training diverged, and the epoch is not saved; start again with "
+            f"a lower --lr (this run: {cfg.lr:g})")
+
+
+def _undefined_geometry(rec: dict[str, Any]) -> str | None:
+    """A warning line when Delta_GM or NC1 is undefined this epoch (e.g. all features 0)."""
+    if rec["delta_gm_of"] is not None and rec["nc1"] is not None:
+        return None
+    return (f"warning: epoch {rec['epoch']}: Delta_GM / NC1 undefined (logged as null): "
+            f"{rec['zero_features']:.0%} of the training features are all zero (dead ReLU?) "
+            "or every class mean is the same; a lower --lr may help")
 
 
 def _summary(rec: dict[str, Any]) -> str:
@@ -291,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             last["t"] = now
             bar.set_postfix_str(f"loss={float(np.mean(jax.device_get(loss))):.4f} {last['postfix']}")
 
-    rec = None
+    rec, warned = None, False
     # SIGTERM (kill, timeout, batch schedulers) stops like Ctrl-C, and Ctrl-C works even when
     # started as a background job of a script (which starts with SIGINT ignored).
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -305,6 +333,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             state, losses = train_epoch(run, state, epoch, on_step)
             train_seconds = time.perf_counter() - t0
             metrics = evaluate(run, state)
+            error = _diverged(cfg, run.seeds, losses, metrics, epoch + 1)
+            if error is not None:
+                if bar is not None:
+                    bar.close()
+                print(error, file=sys.stderr)
+                return 1
             seconds = time.perf_counter() - t0
             lr = lr_at_epoch(cfg, epoch)
             records = [_epoch_record(epoch + 1, losses[i], metrics[i], lr, seconds, train_seconds)
@@ -314,6 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if checkpoint_due(epoch + 1, args.checkpoint_every, stop):
                 save_checkpoint(ckpt, state, epoch=epoch + 1, seeds=run.seeds)
             rec = records[0]
+            warning = next(filter(None, map(_undefined_geometry, records)), None)
+            if warning is not None and not warned:
+                warned = True
+                (bar.write if bar is not None else print)(warning, file=sys.stderr)
             last["postfix"] = _geometry(rec)
             if bar is not None:
                 bar.set_postfix_str(_summary(rec))

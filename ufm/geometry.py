@@ -40,11 +40,24 @@ def normalize_rows(h: np.ndarray) -> np.ndarray:
     return h / np.where(norm > 0, norm, 1.0)
 
 
+def _rows_and_labels(z: np.ndarray, labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    z = np.asarray(z, dtype=np.float64)
+    y = np.asarray(labels)
+    if z.ndim != 2 or y.ndim != 1 or y.size != z.shape[0] or y.size == 0:
+        raise ValueError(f"need z of shape (N, d) and N labels, got z {z.shape} and labels {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+        raise ValueError("labels must be non-negative integers")
+    if not np.all(np.isfinite(z)):
+        raise ValueError("z holds NaN or inf")
+    return z, y.astype(np.int64)
+
+
 def class_means(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
     """``(k, d)`` matrix of class means ``mu_c`` (rows of ``z`` used as given)."""
-    z = np.asarray(z, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.int64)
+    z, y = _rows_and_labels(z, labels)
     k = int(y.max()) + 1 if k is None else k
+    if k <= y.max():
+        raise ValueError(f"k = {k} but labels go up to {int(y.max())}")
     sums = np.zeros((k, z.shape[1]))
     np.add.at(sums, y, z)
     counts = np.bincount(y, minlength=k).astype(np.float64)
@@ -71,8 +84,14 @@ def delta_gm(gram: np.ndarray, target: str | np.ndarray = "of") -> float:
     """Frobenius distance between the unit-Frobenius-norm ``gram`` and target Gram matrices.
 
     ``target`` is ``"of"``, ``"etf"`` or a ``k x k`` matrix. The value lies in ``[0, 2]``.
+    ``ValueError`` for a zero or non-finite ``gram`` (every class mean zero: no direction, so
+    no geometry) and for mismatched shapes.
     """
     g = np.asarray(gram, dtype=np.float64)
+    if g.ndim != 2 or g.shape[0] != g.shape[1] or g.shape[0] < 2:
+        raise ValueError(f"gram must be k x k with k >= 2, got shape {g.shape}")
+    if not np.all(np.isfinite(g)) or not np.any(g):
+        raise ValueError("gram must be finite and nonzero (a zero Gram: every class mean is 0)")
     k = g.shape[0]
     if isinstance(target, str):
         if target not in ("of", "etf"):
@@ -80,6 +99,8 @@ def delta_gm(gram: np.ndarray, target: str | np.ndarray = "of") -> float:
         t = of_gram(k) if target == "of" else etf_gram(k)
     else:
         t = np.asarray(target, dtype=np.float64)
+        if t.shape != g.shape or not np.all(np.isfinite(t)) or not np.any(t):
+            raise ValueError(f"target must be a finite nonzero {k} x {k} matrix, got shape {t.shape}")
     return float(np.linalg.norm(g / np.linalg.norm(g) - t / np.linalg.norm(t)))
 
 
@@ -88,14 +109,18 @@ def nc1(z: np.ndarray, labels: Sequence[int], k: int | None = None, rcond: float
 
     ``Sigma_B^+`` is a pseudo-inverse with relative cutoff ``rcond``; the result is clipped at 0
     (it is a trace of a product of PSD matrices, so a negative value is rounding only).
+    ``ValueError`` when every class mean is the same (``Sigma_B = 0``: no between-class
+    spread to compare with, e.g. all features zero), where the pseudo-inverse would give 0.
     """
+    z, y = _rows_and_labels(z, labels)
     z = normalize_rows(z)
-    y = np.asarray(labels, dtype=np.int64)
     mu = class_means(z, y, k)
     k = mu.shape[0]
     centered = z - mu[y]
     sigma_w = centered.T @ centered / z.shape[0]
     mb = mu - mu.mean(axis=0)
+    if not np.any(np.abs(mb) > 1e-12):
+        raise ValueError("nc1 is undefined: every class mean is the same (Sigma_B = 0)")
     sigma_b = mb.T @ mb / k
     value = np.trace(sigma_w @ np.linalg.pinv(sigma_b, rcond=rcond, hermitian=True)) / k
     return float(max(value, 0.0))

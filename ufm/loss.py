@@ -32,11 +32,12 @@ __all__ = ["scl_loss", "gram_loss", "normalize", "pad_batches"]
 
 
 def normalize(h: jax.Array) -> jax.Array:
-    """Rows of ``h`` scaled to unit norm; a zero row stays zero with a zero gradient (no NaN)."""
+    """Rows of ``h`` scaled to unit norm; a zero row stays zero with a zero gradient (no NaN),
+    while a row holding NaN or inf stays NaN (a diverged network shows in the loss)."""
     sq = jnp.sum(h * h, axis=-1, keepdims=True)
-    nonzero = sq > 0
+    zero = sq == 0
     # double where: the rsqrt never sees 0, so neither its value nor its derivative overflows
-    return jnp.where(nonzero, h * jax.lax.rsqrt(jnp.where(nonzero, sq, 1.0)), 0.0)
+    return jnp.where(zero, 0.0, h * jax.lax.rsqrt(jnp.where(zero, 1.0, sq)))
 
 
 def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:

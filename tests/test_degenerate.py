@@ -1,0 +1,154 @@
+"""Degenerate and diverged inputs: undefined geometry is an error or an explicit null, never a
+NaN or a misleading number (an all-zero feature set used to report NC1 = 0, "perfect
+collapse"), and NaN features show in the loss instead of being read as zero rows.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ufm
+from ufm.loss import normalize
+
+Y = np.array([0, 0, 1, 1, 2, 2])
+
+
+# ----------------------------------------------------------------------------- ufm.geometry
+
+
+def test_delta_gm_rejects_an_undefined_gram():
+    with pytest.raises(ValueError, match="finite and nonzero"):
+        ufm.delta_gm(np.zeros((3, 3)))  # every class mean zero: no direction
+    with pytest.raises(ValueError, match="finite and nonzero"):
+        ufm.delta_gm(np.full((3, 3), np.nan), "etf")
+    with pytest.raises(ValueError, match="k x k"):
+        ufm.delta_gm(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="target must be"):
+        ufm.delta_gm(np.eye(3), np.eye(2))
+    # a nonzero Gram of equal means is defined: all-ones against I_3
+    want = np.linalg.norm(np.ones((3, 3)) / 3 - np.eye(3) / np.sqrt(3))
+    assert ufm.delta_gm(np.ones((3, 3))) == pytest.approx(want, rel=1e-12)
+
+
+def test_nc1_is_undefined_when_the_class_means_coincide():
+    with pytest.raises(ValueError, match="every class mean is the same"):
+        ufm.nc1(np.zeros((6, 3)), Y)  # all features zero (a dead ReLU)
+    with pytest.raises(ValueError, match="every class mean is the same"):
+        ufm.nc1(np.ones((6, 3)), Y)  # one direction for everyone
+    z = np.eye(3)[Y]
+    assert ufm.nc1(z, Y) == 0.0  # true collapse is still 0
+
+
+def test_class_means_check_their_inputs():
+    z = np.eye(3)[Y]
+    with pytest.raises(ValueError, match="N labels"):
+        ufm.class_means(z, Y[:5])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        ufm.class_means(z, Y - 1)
+    with pytest.raises(ValueError, match="non-negative integers"):
+        ufm.class_means(z, Y.astype(float))
+    with pytest.raises(ValueError, match="k = 2"):
+        ufm.class_means(z, Y, k=2)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        ufm.class_mean_gram(np.where(z == 1, np.nan, z), Y)
+
+
+# ----------------------------------------------------------------------------- the loss
+
+
+def test_normalize_keeps_zero_rows_zero_and_nan_rows_nan():
+    h = jnp.array([[3.0, 4.0], [0.0, 0.0], [np.nan, 1.0], [np.inf, 1.0]])
+    z = np.asarray(normalize(h))
+    assert np.allclose(z[0], [0.6, 0.8]) and np.all(z[1] == 0)
+    assert np.all(np.isnan(z[2])) and np.any(np.isnan(z[3]))  # inf * rsqrt(inf) = NaN
+
+
+def test_a_nan_feature_makes_the_loss_nan_not_finite():
+    """Before, a NaN row was normalized to 0 and the loss stayed finite: a diverged network
+    trained on silently."""
+    h = np.eye(3)[Y] + 0.1
+    assert np.isfinite(float(ufm.scl_loss(h, Y, 0.1)))
+    h[4, 0] = np.nan
+    assert np.isnan(float(ufm.scl_loss(h, Y, 0.1)))
+    h[4] = 0.0  # a zero row is still a legal (if useless) input
+    assert np.isfinite(float(ufm.scl_loss(h, Y, 0.1)))
+
+
+# ----------------------------------------------------------------------------- deep metrics
+
+
+def test_epoch_metrics_of_dead_and_diverged_features():
+    from deep.metrics import epoch_metrics
+
+    kw = {"k": 3, "n_majority": 2}
+    dead = epoch_metrics(np.zeros((6, 4)), Y, np.zeros((3, 4)), [0, 1, 2], **kw)
+    assert dead["zero_features"] == 1.0 and dead["nonfinite_features"] == 0.0
+    for key in ("delta_gm_of", "delta_gm_etf", "nc1", "cos_maj_maj", "cos_min", "cos_max"):
+        assert dead[key] is None, key  # undefined, not 0 and not NaN
+
+    h = np.eye(4)[Y]
+    h[1, 2] = np.inf
+    gone = epoch_metrics(h, Y, np.eye(4)[[0, 1, 2]], [0, 1, 2], **kw)
+    assert gone["nonfinite_features"] == pytest.approx(1 / 9)
+    assert all(gone[key] is None for key in ("delta_gm_of", "nc1", "ncm_test_acc", "class_mean_gram"))
+
+    fine = epoch_metrics(np.eye(4)[Y], Y, np.eye(4)[[0, 1, 2]], [0, 1, 2], **kw)
+    assert fine["delta_gm_of"] == 0.0 and fine["nc1"] == 0.0 and fine["zero_features"] == 0.0
+
+
+# ----------------------------------------------------------------------------- deep.train
+
+
+def _exit(main, argv, capsys, monkeypatch) -> subprocess.CompletedProcess:
+    monkeypatch.setenv("SCL_GEOMETRY_CACHE", "off")
+    code = main(argv)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, captured.out, captured.err)
+
+
+TINY = ["--arch", "resnet-tiny", "--n-maj", "20", "--R", "2", "--epochs", "2", "--quiet"]
+
+
+def test_training_stops_when_it_diverges(tmp_path, capsys, monkeypatch):
+    """A non-finite epoch loss ends the run: exit 1, one line, nothing of the epoch saved."""
+    pytest.importorskip("flax")
+    pytest.importorskip("sklearn")
+    import deep.train
+    from deep.train_cmd import main
+
+    monkeypatch.setattr(deep.train, "train_epoch", lambda run, state, epoch, on_step: (
+        state, np.array([np.nan])))
+    run = tmp_path / "run"
+    proc = _exit(main, TINY + ["--lr", "0.5", "--out", str(run)], capsys, monkeypatch)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "epoch 1" in lines[0] and "diverged" in lines[0] and "--lr (this run: 0.5)" in lines[0]
+    assert (run / "metrics.jsonl").read_text() == "" and not (run / "checkpoint.npz").exists()
+
+
+def test_training_warns_once_when_the_geometry_is_undefined(tmp_path, capsys, monkeypatch):
+    """All-zero features (a dead ReLU) train on, logged as null with one warning line."""
+    pytest.importorskip("flax")
+    pytest.importorskip("sklearn")
+    import deep.train
+    from deep.metrics import epoch_metrics
+    from deep.train_cmd import main
+
+    monkeypatch.setattr(deep.train, "train_epoch", lambda run, state, epoch, on_step: (
+        state, np.array([1.5])))
+    monkeypatch.setattr(deep.train, "evaluate", lambda run, state: [epoch_metrics(
+        np.zeros((run.labels.size, 8)), run.labels, np.zeros((run.y_test.size, 8)), run.y_test,
+        k=run.num_classes, n_majority=run.n_majority)])
+    run = tmp_path / "run"
+    proc = _exit(main, TINY + ["--out", str(run)], capsys, monkeypatch)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "100% of the training features are all zero" in warnings[0]
+    assert "dOF=undefined" in proc.stdout and "nc1=undefined" in proc.stdout
+    rows = [ln for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all('"delta_gm_of": null' in r and '"nc1": null' in r for r in rows)

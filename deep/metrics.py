@@ -28,7 +28,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ufm.geometry import class_mean_gram, class_means, delta_gm, nc1, normalize_rows
+from ufm.geometry import (class_mean_gram, class_means, delta_gm, metric_or_none, nc1,
+                           normalize_rows)
 
 __all__ = ["epoch_metrics", "ncm_accuracy", "cosine_summaries"]
 
@@ -37,14 +38,6 @@ def ncm_accuracy(means: np.ndarray, z: np.ndarray, labels: Sequence[int]) -> flo
     """Fraction of rows of ``z`` whose most cosine-similar class mean is their own class."""
     pred = np.argmax(normalize_rows(z) @ normalize_rows(means).T, axis=1)
     return float(np.mean(pred == np.asarray(labels)))
-
-
-def _or_none(metric, *args) -> float | None:
-    """``metric(*args)``, or ``None`` where ``ufm.geometry`` finds it undefined (ValueError)."""
-    try:
-        return metric(*args)
-    except ValueError:
-        return None
 
 
 def _mean_or_none(values: np.ndarray) -> float | None:
@@ -88,9 +81,9 @@ def epoch_metrics(h_train: np.ndarray, y_train: Sequence[int], h_test: np.ndarra
     gram = class_mean_gram(z, y_train, k)
     means = class_means(z, y_train, k)
     return {
-        "delta_gm_of": _or_none(delta_gm, gram, "of"),
-        "delta_gm_etf": _or_none(delta_gm, gram, "etf"),
-        "nc1": _or_none(nc1, z, y_train, k),
+        "delta_gm_of": metric_or_none(delta_gm, gram, "of"),
+        "delta_gm_etf": metric_or_none(delta_gm, gram, "etf"),
+        "nc1": metric_or_none(nc1, z, y_train, k),
         **health,
         **cosine_summaries(gram, n_majority),
         "ncm_train_acc": ncm_accuracy(means, z, y_train),

@@ -152,3 +152,47 @@ def test_training_warns_once_when_the_geometry_is_undefined(tmp_path, capsys, mo
     assert "dOF=undefined" in proc.stdout and "nc1=undefined" in proc.stdout
     rows = [ln for ln in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all('"delta_gm_of": null' in r and '"nc1": null' in r for r in rows)
+
+
+# ----------------------------------------------------------------------------- ufm.solve
+
+
+def test_solve_reports_an_undefined_nc1_as_none():
+    """d = 1 under ReLU: every row is +1, all class means equal; NC1 used to read 0."""
+    res = ufm.solve([5, 5], d=1, nonneg=True, seed=0)
+    assert res.metrics["nc1"] is None
+    want = np.linalg.norm(np.ones((2, 2)) / 2 - np.eye(2) / np.sqrt(2))  # all-ones Gram vs I
+    assert res.metrics["delta_gm_of"] == pytest.approx(want, rel=1e-9)
+
+
+def test_cosine_sensitivity_is_the_least_pinned_pair_by_finite_differences():
+    from ufm.closed_forms import cosine_sensitivity
+
+    rng = np.random.default_rng(0)
+    counts, tau = [6, 5, 3, 2], 0.3
+    v = rng.normal(size=(4, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    a = v @ v.T
+    loss = ufm.collapsed_loss(counts, tau, a)
+    rel = []
+    for i in range(4):
+        for j in range(i + 1, 4):
+            e = np.zeros((4, 4))
+            e[i, j] = e[j, i] = 1e-6
+            fd = (ufm.collapsed_loss(counts, tau, a + e) - ufm.collapsed_loss(counts, tau, a - e)) / 2e-6
+            rel.append(abs(fd) / loss)
+    assert cosine_sensitivity(counts, tau, a) == pytest.approx(min(rel), rel=1e-6)
+    # at the OF it falls like exp(-1/tau): still exact (log space) where the loss cannot see it
+    s = [cosine_sensitivity([500] * 5 + [5] * 5, t, np.eye(10)) for t in (0.1, 0.05, 0.02)]
+    assert s[0] > 1e-8 > s[1] > 1e-12 > 1e-20 > s[2] > 0
+
+
+def test_solve_warns_when_the_loss_does_not_pin_the_geometry():
+    counts = [6, 6, 3, 3]
+    fine = ufm.solve(counts, tau=0.1, nonneg=True, seed=0)
+    assert fine.warnings == [] and fine.metrics["cosine_sensitivity"] > 1e-8
+    flat = ufm.solve(counts, tau=0.02, nonneg=True, seed=0)
+    assert flat.status == "optimal"  # the value is still right ...
+    assert flat.metrics["cosine_sensitivity"] < 1e-15  # ... but e^{-50} hides the cosines
+    assert len(flat.warnings) == 1 and "not determined by the loss" in flat.warnings[0]
+    assert flat.to_dict()["warnings"] == flat.warnings

@@ -18,7 +18,7 @@ These are float64 NumPy functions: they run once per report or epoch, not in the
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -30,7 +30,22 @@ __all__ = [
     "delta_gm",
     "nc1",
     "normalize_rows",
+    "metric_or_none",
 ]
+
+
+def metric_or_none(metric: Callable[..., float], *args: Any) -> float | None:
+    """``metric(*args)``, or ``None`` where the metric is undefined for this input (the
+    ``ValueError`` of ``delta_gm`` / ``nc1`` on a degenerate one: every class mean zero, or all
+    equal, as with ``d = 1``). For reports, where ``None`` becomes JSON null.
+
+    >>> metric_or_none(nc1, np.ones((4, 1)), [0, 0, 1, 1]) is None
+    True
+    """
+    try:
+        return metric(*args)
+    except ValueError:
+        return None
 
 
 def normalize_rows(h: np.ndarray) -> np.ndarray:

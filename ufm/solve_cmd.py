@@ -94,6 +94,10 @@ def _progress_bar():
     return bar, update
 
 
+def _e(value: float | None) -> str:
+    return "undefined (every class mean equal or zero)" if value is None else f"{value:.3e}"
+
+
 def format_report(res: SolveResult) -> str:
     """Readable multi-line report of a ``SolveResult``."""
     c = res.config
@@ -119,8 +123,9 @@ def format_report(res: SolveResult) -> str:
         lines.append(f"batches   {bt['n_batches']} ({bt['source']}); conditions (a*), (b) {verdict}")
     lines += [
         f"status    {res.status} (attempt {res.attempts})",
-        f"Delta_GM  to OF {m['delta_gm_of']:.3e}   to ETF {m['delta_gm_etf']:.3e}",
-        f"NC1       {m['nc1']:.3e}",
+        f"Delta_GM  to OF {_e(m['delta_gm_of'])}   to ETF {_e(m['delta_gm_etf'])}",
+        f"NC1       {_e(m['nc1'])}",
+        *(f"warning   {w}" for w in res.warnings),
         "class-mean cosines:",
         format_matrix(m["class_mean_gram"]),
         f"time      {res.timing['solve_seconds']:.2f} s solve ({res.timing['steps']} steps) "

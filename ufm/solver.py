@@ -39,7 +39,7 @@ import optax
 
 from ufm import geometry
 from ufm.config import SolverConfig
-from ufm.closed_forms import batched_of_loss, etf_loss, of_loss
+from ufm.closed_forms import batched_of_loss, cosine_sensitivity, etf_loss, of_loss
 from ufm.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.gram_grad import value_and_grad_chunked
 from ufm.checks import check_tau
@@ -74,6 +74,7 @@ class SolveResult:
     labels: np.ndarray = field(repr=False)
     versions: dict[str, str] = field(default_factory=library_versions)
     certificate: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -88,6 +89,7 @@ class SolveResult:
             "metrics": self.metrics,
             "timing": self.timing,
             "versions": self.versions,
+            "warnings": self.warnings,
         }
         if self.certificate is not None:
             out["certificate"] = self.certificate
@@ -389,12 +391,14 @@ def solve(
         status = "converged" if reason in ("converged", "optimal") else "max_steps"
     gram = geometry.class_mean_gram(z, labels, k)
     metrics = {
-        "delta_gm_of": geometry.delta_gm(gram, "of"),
-        "delta_gm_etf": geometry.delta_gm(gram, "etf"),
-        "nc1": geometry.nc1(z, labels, k),
+        "delta_gm_of": geometry.metric_or_none(geometry.delta_gm, gram, "of"),
+        "delta_gm_etf": geometry.metric_or_none(geometry.delta_gm, gram, "etf"),
+        "nc1": geometry.metric_or_none(geometry.nc1, z, labels, k),
         "min_entry": float(z.min()),
+        "cosine_sensitivity": None if batches is not None else cosine_sensitivity(counts, tau, gram),
         "class_mean_gram": gram.tolist(),
     }
+    warnings = _flat_loss_warning(metrics["cosine_sensitivity"], tau, config.gap_tol)
     cfg = {
         "k": int(k),
         "d": d,
@@ -423,7 +427,19 @@ def solve(
         attempts=attempt + 1,
         z=z,
         labels=labels,
+        warnings=warnings,
     )
+
+
+def _flat_loss_warning(sensitivity: float | None, tau: float, gap_tol: float) -> list[str]:
+    """A warning when the loss does not pin the geometry (``closed_forms.cosine_sensitivity``):
+    a cosine move of 0.01 changes the loss by less than the solver's gap tolerance."""
+    if sensitivity is None or 0.01 * sensitivity >= gap_tol:
+        return []
+    return [f"at tau = {tau:g} the loss barely depends on the class-mean cosines: moving the "
+            f"least pinned one by 0.01 changes the loss by {0.01 * sensitivity:.1e} relative, "
+            f"below the solver's gap tolerance {gap_tol:g}, so Delta_GM and the cosines are "
+            "not determined by the loss here (the loss value is); a larger --tau resolves them"]
 
 
 _MACHINERY_CACHE: dict = {}

@@ -196,3 +196,41 @@ def test_solve_warns_when_the_loss_does_not_pin_the_geometry():
     assert flat.metrics["cosine_sensitivity"] < 1e-15  # ... but e^{-50} hides the cosines
     assert len(flat.warnings) == 1 and "not determined by the loss" in flat.warnings[0]
     assert flat.to_dict()["warnings"] == flat.warnings
+
+
+# ----------------------------------------------------------------------------- batches and the dual bound
+
+
+def test_out_of_range_batch_indices_are_errors():
+    """JAX clamps an out-of-range gather index: a batch naming sample 7 of 6 used to be read
+    as sample 5, and ufm.solve returned a loss for a problem nobody posed."""
+    h = jnp.eye(6)
+    y = [0, 0, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match="index 7, outside"):
+        ufm.scl_loss(h, y, batches=[[0, 1, 7]])
+    with pytest.raises(ValueError, match="index -2, outside"):
+        ufm.scl_loss(h, y, batches=[[0, -2]])
+    with pytest.raises(ValueError, match="index 9, outside"):
+        ufm.gram_loss(h, y, batches=np.array([[0, 9]]))  # padded form: -1 pads, 9 does not
+    with pytest.raises(ValueError, match="index 7, outside"):
+        ufm.solve([3, 3], batches=[[0, 1, 7]])
+    padded = np.array([[0, 1, 2], [3, 4, -1]])
+    assert float(ufm.scl_loss(h, y, batches=padded)) == pytest.approx(
+        float(ufm.scl_loss(h, y, batches=[[0, 1, 2], [3, 4]])), rel=1e-12)
+
+
+def test_dual_bound_checks_its_point_and_survives_a_row_with_no_direction():
+    labels = [0, 0, 1, 1, 2, 2]
+    z = np.eye(4)[labels]
+    optimum = ufm.of_loss([2, 2, 2], 0.1)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        ufm.dual_bound(np.where(z == 1, np.nan, z), labels, 0.1, nonneg=True)
+    with pytest.raises(ValueError, match="one row per label"):
+        ufm.dual_bound(z, labels[:5], 0.1, nonneg=True)
+    with pytest.raises(ValueError, match="tau must be"):
+        ufm.dual_bound(z, labels, 0.0, nonneg=True)
+    bad = z.copy()
+    bad[0] = -1.0  # nothing left after the ReLU clip: the bound must stay finite and valid
+    cert = ufm.dual_bound(bad, labels, 0.1, nonneg=True)
+    assert np.isfinite(cert.lower_bound) and cert.lower_bound <= optimum
+    assert ufm.dual_bound(z, labels, 0.1, nonneg=True).lower_bound == pytest.approx(optimum, rel=1e-9)

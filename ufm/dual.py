@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from ufm.checks import check_tau
 from ufm.loss import gram_loss
 
 __all__ = ["DualBound", "dual_bound", "gram_dual_bound"]
@@ -65,6 +66,17 @@ class DualBound:
             "solver": self.solver,
             "status": self.status,
         }
+
+
+def _checked(x: np.ndarray, labels: Sequence[int], tau: float, what: str) -> tuple[np.ndarray, float]:
+    """``x`` as float64 with one row per label and finite entries, and ``tau`` checked."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(labels)
+    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.size:
+        raise ValueError(f"{what} needs one row per label: got shape {x.shape} and {y.size} labels")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{what} holds NaN or inf")
+    return x, check_tau(tau)
 
 
 def _full_batch_grad(g: np.ndarray, labels: Sequence[int], tau: float) -> tuple[float, np.ndarray]:
@@ -115,10 +127,13 @@ def dual_bound(
     (the bound holds whatever point it is computed at; a better point gives a tighter bound).
     """
     t0 = time.perf_counter()
-    z = np.asarray(z, dtype=np.float64)
+    z, tau = _checked(z, labels, tau, "z")
     if nonneg:
         z = np.maximum(z, 0.0)
-    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    # a row with no positive entry (or a zero row) has no direction: any feasible point will
+    # do for the bound, so take the uniform non-negative unit vector
+    z = np.where(norms > 0, z / np.where(norms > 0, norms, 1.0), 1.0 / np.sqrt(z.shape[1]))
     out = _bound(z @ z.T, labels, tau, nonneg, batches, m_tol, lambda c: np.einsum("id,id->i", c @ z, z))
     out.seconds = time.perf_counter() - t0
     return out
@@ -141,7 +156,9 @@ def gram_dual_bound(
     2.205779
     """
     t0 = time.perf_counter()
-    g = np.asarray(g, dtype=np.float64)
+    g, tau = _checked(g, labels, tau, "g")
+    if g.shape[0] != g.shape[1]:
+        raise ValueError(f"g must be N x N, got shape {g.shape}")
     g = 0.5 * (g + g.T)
     out = _bound(g, labels, tau, nonneg, batches, m_tol, lambda c: np.einsum("il,li->i", c, g))
     out.seconds = time.perf_counter() - t0

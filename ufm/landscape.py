@@ -175,9 +175,7 @@ def _prepare(counts, d, tau, batches):
     if batches is None:
         key, shape = None, None
     else:
-        padded = pad_batches(batches).astype(np.int64)
-        if padded.max() >= labels.size:
-            raise ValueError("a batch index is out of range")
+        padded = pad_batches(batches, labels.size).astype(np.int64)
         key, shape = padded.tobytes(), padded.shape
     return counts, labels, d, float(tau), key, shape
 

@@ -40,18 +40,34 @@ def normalize(h: jax.Array) -> jax.Array:
     return jnp.where(zero, 0.0, h * jax.lax.rsqrt(jnp.where(zero, 1.0, sq)))
 
 
-def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray) -> np.ndarray:
-    """A list of index lists as one ``(n_batches, max_size)`` int array padded with -1."""
+def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray, n: int | None = None) -> np.ndarray:
+    """A list of index lists as one ``(n_batches, max_size)`` int array padded with -1.
+
+    With ``n`` (the number of rows) every index must lie in ``[0, n)`` (``ValueError``
+    otherwise: JAX would clamp an out-of-range index silently). A JAX array (maybe traced) is
+    passed through unchecked.
+
+    >>> pad_batches([[0, 1, 2], [3]], n=4).tolist()
+    [[0, 1, 2], [3, -1, -1]]
+    """
     if isinstance(batches, jax.Array) and batches.ndim == 2:  # already padded (maybe traced)
         return batches
     if isinstance(batches, np.ndarray) and batches.ndim == 2:
-        return batches.astype(np.int64)
+        out = batches.astype(np.int64)
+        if n is not None and np.any((out < -1) | (out >= n)):
+            bad = out[(out < -1) | (out >= n)][0]
+            raise ValueError(f"batches hold index {bad}, outside [0, {n}) (-1 pads)")
+        return out
     sizes = [len(b) for b in batches]
     if not sizes:
         raise ValueError("batches is empty")
     out = np.full((len(sizes), max(sizes)), -1, dtype=np.int64)
     for r, b in enumerate(batches):
-        out[r, : len(b)] = np.asarray(b, dtype=np.int64)
+        row = np.asarray(b, dtype=np.int64)
+        if n is not None and row.size and (row.min() < 0 or row.max() >= n):
+            bad = row[(row < 0) | (row >= n)][0]
+            raise ValueError(f"batches[{r}] holds index {bad}, outside [0, {n}) for {n} rows")
+        out[r, : len(b)] = row
     return out
 
 
@@ -120,7 +136,7 @@ def scl_loss(
         valid = jnp.ones(z.shape[0], dtype=bool)
         per_anchor, has_pos = _batch_terms(z, y, valid, tau)
     else:
-        idx = jnp.asarray(pad_batches(batches))
+        idx = jnp.asarray(pad_batches(batches, z.shape[0]))
         valid = idx >= 0
         safe = jnp.where(valid, idx, 0)
         per_anchor, has_pos = jax.vmap(_batch_terms, in_axes=(0, 0, 0, None))(
@@ -152,7 +168,7 @@ def gram_loss(
     if batches is None:
         per_anchor, _ = _gram_batch_terms(g, y, jnp.ones(g.shape[0], dtype=bool), tau)
         return jnp.sum(per_anchor)
-    idx = jnp.asarray(pad_batches(batches))
+    idx = jnp.asarray(pad_batches(batches, g.shape[0]))
     valid = idx >= 0
     safe = jnp.where(valid, idx, 0)
     blocks = g[safe[:, :, None], safe[:, None, :]]

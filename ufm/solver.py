@@ -331,17 +331,17 @@ def solve(
     if method == "classes" and batches is not None:
         raise ValueError("method='classes' needs the full batch (batches=None)")
     rows = labels if method == "samples" else np.arange(k, dtype=np.int32)
+    padded = None
+    if batches is not None:
+        from ufm.loss import pad_batches
+
+        padded = pad_batches(batches, n)  # ValueError for an index outside [0, N)
     if batches is None:
         ref, ref_kind = reference_value(counts, tau, d, nonneg)
     elif nonneg and d >= k:  # the OF minimizes every batch's term (DESIGN.md section 4)
         ref, ref_kind = batched_of_loss(labels, batches, tau), "batched_of"
     else:
         ref, ref_kind = None, None
-    padded = None
-    if batches is not None:
-        from ufm.loss import pad_batches
-
-        padded = pad_batches(batches)
 
     stages = _stages(config.matmul_dtype, n) if method == "samples" else ("float64",)
     with jax.enable_x64(True):

@@ -234,3 +234,19 @@ def test_dual_bound_checks_its_point_and_survives_a_row_with_no_direction():
     cert = ufm.dual_bound(bad, labels, 0.1, nonneg=True)
     assert np.isfinite(cert.lower_bound) and cert.lower_bound <= optimum
     assert ufm.dual_bound(z, labels, 0.1, nonneg=True).lower_bound == pytest.approx(optimum, rel=1e-9)
+
+
+def test_count_and_dimension_arguments_are_checked():
+    from theory_checks.graph import check_batches
+
+    with pytest.raises(ValueError, match="k must be an integer >= 2, got 10.5"):
+        ufm.step_counts(10.5, 100)
+    with pytest.raises(ValueError, match="R must be >= 1, got nan"):
+        ufm.step_counts(10, float("nan"))
+    with pytest.raises(ValueError, match="non-negative integers"):
+        ufm.labels_from_counts([3, -1])
+    with pytest.raises(ValueError, match="non-negative integers"):
+        ufm.counts_from_labels([0, -1])
+    with pytest.raises(ValueError, match="d must be an integer >= 1, got 0"):
+        check_batches([0, 0, 1, 1], [[0, 1, 2, 3]], d=0)
+    assert ufm.step_counts(np.int64(4), 2).tolist() == [10, 10, 5, 5]  # NumPy ints are ints

@@ -28,10 +28,11 @@ The last partial batch is kept unless ``drop_last``. Every epoch depends only on
 
 from __future__ import annotations
 
-import numbers
 from typing import Sequence
 
 import numpy as np
+
+from ufm.checks import check_int
 
 __all__ = ["SCHEDULES", "epoch_batches", "schedule_batches", "binding_samples", "check_labels"]
 
@@ -43,14 +44,6 @@ _SHUFFLE, _FIXED_PARTITION, _FIXED_ORDER, _SORTED, _BINDING_PICK, _BINDING_SHUFF
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-
-
-def _check_int(name: str, value, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    if value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value}")
-    return int(value)
 
 
 def check_labels(labels: Sequence[int]) -> np.ndarray:
@@ -91,7 +84,7 @@ def binding_samples(labels: Sequence[int], seed: int) -> np.ndarray:
     [0, 3, 4]
     """
     y = check_labels(labels)
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     perm = _rng(seed, _BINDING_PICK).permutation(y.size)
     order = perm[np.argsort(y[perm], kind="stable")]
     ys = y[order]
@@ -108,9 +101,9 @@ def epoch_batches(labels: Sequence[int], *, schedule: str, batch_size: int, epoc
     """
     y = check_labels(labels)
     schedule = _check_schedule(schedule)
-    batch_size = _check_int("batch_size", batch_size, 2)
-    epoch = _check_int("epoch", epoch, 0)
-    seed = _check_int("seed", seed, 0)
+    batch_size = check_int("batch_size", batch_size, 2)
+    epoch = check_int("epoch", epoch, 0)
+    seed = check_int("seed", seed, 0)
     n = y.size
 
     if schedule == "shuffle":
@@ -146,7 +139,7 @@ def schedule_batches(labels: Sequence[int], *, schedule: str, batch_size: int, e
     >>> len(bs), sorted(np.concatenate(bs[:2]).tolist())
     (6, [0, 1, 2, 3])
     """
-    epochs = _check_int("epochs", epochs, 1)
+    epochs = check_int("epochs", epochs, 1)
     out: list[np.ndarray] = []
     for e in range(epochs):
         out.extend(epoch_batches(labels, schedule=schedule, batch_size=batch_size, epoch=e,

@@ -39,6 +39,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ufm.checks import check_int
+
 __all__ = [
     "BatchCheck",
     "FlatBatches",
@@ -404,6 +406,7 @@ def check_batches(labels: Sequence[int], batches: Any, *, d: int | None = None,
     >>> r.holds, r.uncovered_samples.tolist()
     (False, [3, 4])
     """
+    d = None if d is None else check_int("d", d, 1)
     y_raw = _int_array(labels, "labels")
     if y_raw.ndim != 1 or y_raw.size == 0:
         raise ValueError("labels must be a non-empty flat list of integers")

@@ -12,9 +12,23 @@ ValueError: tau must be a finite number > 0, got 0
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
-__all__ = ["check_tau"]
+__all__ = ["check_tau", "check_int"]
+
+
+def check_int(name: str, value: Any, lo: int) -> int:
+    """``value`` as an int; ``ValueError`` unless it is an integer (not a bool) ``>= lo``.
+
+    >>> check_int("k", 3, 2)
+    3
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    if value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value}")
+    return int(value)
 
 
 def check_tau(tau: Any) -> float:

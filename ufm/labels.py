@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ufm.checks import check_int
+
 __all__ = [
     "step_counts",
     "exp_counts",
@@ -36,14 +38,11 @@ def step_counts(k: int, R: float, rho: float = 0.5, n_min: int = 5) -> np.ndarra
     The other ``k - round(rho*k)`` classes are majority classes with ``round(R*n_min)``
     samples; majority classes come first. ``R = 1`` is balanced. Rounding is half-up.
     """
-    if k < 2:
-        raise ValueError(f"k must be >= 2, got {k}")
-    if R < 1:
+    k, n_min = check_int("k", k, 2), check_int("n_min", n_min, 2)
+    if not R >= 1:  # also NaN
         raise ValueError(f"R must be >= 1, got {R}")
     if not 0 < rho < 1:
         raise ValueError(f"rho must be in (0, 1), got {rho}")
-    if n_min < 2:
-        raise ValueError(f"n_min must be >= 2, got {n_min}")
     n_minority = _round_half_up(rho * k)
     n_major = _round_half_up(R * n_min)
     return np.array([n_major] * (k - n_minority) + [n_min] * n_minority, dtype=np.int64)
@@ -54,9 +53,8 @@ def exp_counts(k: int, R: float, n_max: int) -> np.ndarray:
 
     The smallest class has ``floor(n_max / R)`` samples (a 1e-9 slack absorbs float error).
     """
-    if k < 2:
-        raise ValueError(f"k must be >= 2, got {k}")
-    if R < 1:
+    k, n_max = check_int("k", k, 2), check_int("n_max", n_max, 2)
+    if not R >= 1:  # also NaN
         raise ValueError(f"R must be >= 1, got {R}")
     c = np.arange(k)
     counts = np.floor(n_max * float(R) ** (-c / (k - 1)) + 1e-9).astype(np.int64)
@@ -82,11 +80,15 @@ def check_counts(counts: Sequence[int]) -> np.ndarray:
 
 def labels_from_counts(counts: Sequence[int]) -> np.ndarray:
     """Labels ``[0]*n_0 + [1]*n_1 + ...`` (int32)."""
-    counts = np.asarray(counts, dtype=np.int64)
+    counts = np.asarray(counts)
+    if counts.ndim != 1 or counts.dtype.kind not in "iu" or np.any(counts < 0):
+        raise ValueError(f"counts must be a 1-D sequence of non-negative integers, got {counts!r}")
     return np.repeat(np.arange(counts.size, dtype=np.int32), counts)
 
 
 def counts_from_labels(labels: Sequence[int], k: int | None = None) -> np.ndarray:
     """Samples per class, ``k = max(label) + 1`` unless given."""
-    labels = np.asarray(labels, dtype=np.int64)
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or np.any(labels < 0):
+        raise ValueError("labels must be a 1-D sequence of non-negative integers")
     return np.bincount(labels, minlength=k or 0).astype(np.int64)

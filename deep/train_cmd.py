@@ -220,8 +220,8 @@ def _diverged(cfg: TrainConfig, seeds: Sequence[int], losses, metrics, epoch: in
         return None
     which = f"seed {bad[0]}" if len(bad) == 1 else f"seeds {', '.join(map(str, bad))}"
     return (f"python -m deep.train: error: the loss or the features of epoch {epoch} are not "
-            f"finite ({which}): training diverged, and the epoch is not saved; start again with "
-            f"a lower --lr (this run: {cfg.lr:g})")
+            f"finite ({which}): training diverged, and the epoch is not saved; start a new run "
+            f"(another --out) with a lower --lr (this run: {cfg.lr:g})")
 
 
 def _undefined_geometry(rec: dict[str, Any]) -> str | None:

@@ -63,11 +63,13 @@ def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray, n: int | None = N
         raise ValueError("batches is empty")
     out = np.full((len(sizes), max(sizes)), -1, dtype=np.int64)
     for r, b in enumerate(batches):
-        row = np.asarray(b, dtype=np.int64)
-        if n is not None and row.size and (row.min() < 0 or row.max() >= n):
-            bad = row[(row < 0) | (row >= n)][0]
-            raise ValueError(f"batches[{r}] holds index {bad}, outside [0, {n}) for {n} rows")
-        out[r, : len(b)] = row
+        out[r, : len(b)] = np.asarray(b, dtype=np.int64)
+    if n is not None:
+        filled = np.arange(out.shape[1])[None, :] < np.asarray(sizes)[:, None]
+        bad = filled & ((out < 0) | (out >= n))
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise ValueError(f"batches[{r}] holds index {out[r, c]}, outside [0, {n}) for {n} rows")
     return out
 
 

@@ -33,6 +33,8 @@ from ufm.geometry import (class_mean_gram, class_means, delta_gm, metric_or_none
 
 __all__ = ["epoch_metrics", "ncm_accuracy", "cosine_summaries"]
 
+COSINE_KEYS = ("cos_maj_maj", "cos_min_min", "cos_maj_min", "cos_min", "cos_max")
+
 
 def ncm_accuracy(means: np.ndarray, z: np.ndarray, labels: Sequence[int]) -> float:
     """Fraction of rows of ``z`` whose most cosine-similar class mean is their own class."""
@@ -49,7 +51,7 @@ def cosine_summaries(gram: np.ndarray, n_majority: int) -> dict[str, float | Non
     all ``None`` for a zero ``gram`` (every class mean zero: no cosines)."""
     k = gram.shape[0]
     if not np.any(gram):
-        return dict.fromkeys(("cos_maj_maj", "cos_min_min", "cos_maj_min", "cos_min", "cos_max"))
+        return dict.fromkeys(COSINE_KEYS)
     maj = np.arange(k) < n_majority
     off = ~np.eye(k, dtype=bool)
     return {
@@ -75,7 +77,7 @@ def epoch_metrics(h_train: np.ndarray, y_train: Sequence[int], h_test: np.ndarra
               "nonfinite_features": float(np.mean(~np.all(np.isfinite(both), axis=1)))}
     if health["nonfinite_features"] > 0:
         return {**dict.fromkeys(("delta_gm_of", "delta_gm_etf", "nc1")), **health,
-                **cosine_summaries(np.zeros((k, k)), n_majority),
+                **dict.fromkeys(COSINE_KEYS),
                 **dict.fromkeys(("ncm_train_acc", "ncm_test_acc", "class_mean_gram"))}
     z = normalize_rows(h_train)
     gram = class_mean_gram(z, y_train, k)

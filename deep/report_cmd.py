@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ufm.cli import Parser, output_dir, unwritable_reason, write_failed
+from ufm.cli import Parser, unwritable_reason, write_failed
 
 __all__ = ["main", "build_parser", "load_runs"]
 
@@ -25,8 +25,7 @@ def build_parser() -> Parser:
                "mean accuracy against the epoch for training runs of python -m deep.train, and "
                "print the final epoch of each.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (metrics.jsonl, config.json)")
-    p.add_argument("--out", metavar="DIR", type=output_dir,
-                   help="folder for the PNGs (default: the first RUN_DIR)")
+    p.add_argument("--out", metavar="DIR", help="folder for the PNGs (default: the first RUN_DIR)")
     p.add_argument("--json", action="store_true", help="print the final records as JSON")
     return p
 
@@ -64,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out or args.runs[0])
     reason = unwritable_reason(out, folder=True)
     if reason is not None:
-        parser.error(f"argument --out: cannot write the figures to {str(out)!r}: {reason}")
+        parser.error(f"argument --out: cannot write {str(out)!r}: {reason}")
     written = []
     for stem, fig in figures(runs).items():
         path = out / f"{stem}.png"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from deep.configs import CONVS, DATASET_DEFAULTS, DATASETS, DTYPES, LOSSES, TrainConfig
-from ufm.cli import Parser, output_dir, ranged, unwritable_reason
+from ufm.cli import Parser, ranged, unwritable_reason
 
 __all__ = ["main", "build_parser"]
 
@@ -105,8 +105,7 @@ def build_parser() -> Parser:
     o.add_argument("--eval-batch-size", type=ranged(int, 1, None),
                    help=f"images per evaluation call (default {d.eval_batch_size})")
     r = p.add_argument_group("run")
-    r.add_argument("--out", metavar="RUN_DIR", type=output_dir,
-                   help="output folder (default runs/<name from the flags>)")
+    r.add_argument("--out", metavar="RUN_DIR", help="output folder (default runs/<name from the flags>)")
     r.add_argument("--resume", action="store_true", help="continue RUN_DIR from its checkpoint")
     r.add_argument("--stop-after", type=ranged(int, 1, None), metavar="E",
                    help="end this invocation after epoch E (resume later)")

@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ufm.checks import check_int
+from ufm.checks import check_int, check_nonneg_ints
 
 __all__ = ["SCHEDULES", "epoch_batches", "schedule_batches", "binding_samples", "check_labels"]
 
@@ -47,20 +47,13 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 
 def check_labels(labels: Sequence[int]) -> np.ndarray:
-    """Labels as a 1-D int64 array; ``ValueError`` unless non-empty non-negative integers.
+    """Labels as a 1-D int64 array; ``ValueError`` unless non-empty non-negative integers
+    (``ufm.checks.check_nonneg_ints``).
 
     >>> check_labels([1, 0, 1]).tolist()
     [1, 0, 1]
     """
-    arr = np.asarray(labels)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"labels must be a non-empty 1-D sequence of integers, got shape {arr.shape}")
-    if arr.dtype.kind not in "iu":
-        raise ValueError(f"labels must be non-negative integers, got dtype {arr.dtype}")
-    if arr.min() < 0:
-        i = int(np.argmax(arr < 0))
-        raise ValueError(f"labels must be non-negative integers, labels[{i}] = {int(arr[i])}")
-    return arr.astype(np.int64, copy=False)
+    return check_nonneg_ints("labels", labels)
 
 
 def _check_schedule(schedule: str) -> str:

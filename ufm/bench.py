@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
               "chunk_n": args.chunk_n or (4000 if args.quick else 100_000)}
     out: dict[str, Any] = {"config": config, "machine": machine_info(), "versions": library_versions()}
     if "solve" in parts:
-        sv = out["solve"] = bench_solve(args.quick, 2 if args.quick else args.seeds)
+        sv = out["solve"] = bench_solve(args.quick, config["seeds"])
         _say(args, f"solve (default problem N={sv['n_samples']}), seed 0: {sv['solve_seconds']:.2f} s "
                    f"+ {sv['compile_seconds']:.2f} s compile, rel gap {sv['rel_gap']:.2e}, "
                    f"Delta_GM_OF {sv['delta_gm_of']:.1e}")
@@ -223,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{g['fast_over_floor']:.2f}x the matmul floor ({g['floor_seconds']*1e3:.1f} ms); "
                    f"autodiff {g['autodiff_seconds']*1e3:.1f} ms = {g['autodiff_over_fast']:.2f}x slower")
     if "chunked" in parts:
-        n = config["chunk_n"]
-        c = out["chunked"] = bench_chunked(n, 32 if args.quick else 128, 256 if args.quick else 1024)
+        c = out["chunked"] = bench_chunked(config["chunk_n"], 32 if args.quick else 128, 256 if args.quick else 1024)
         _say(args, f"chunked loss+grad N={c['n']} d={c['d']}: {c['seconds']:.1f} s, peak RSS "
                    f"{c['peak_rss_mib']:.0f} MiB (process before the call {c['rss_before_mib']:.0f} MiB; "
                    f"a dense N x N float32 array alone is {c['dense_nxn_float32_mib']:.0f} MiB)")

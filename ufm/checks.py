@@ -1,5 +1,5 @@
-"""Argument checks shared by the core functions (standard library only; the CLIs check their
-flags before calling them).
+"""Argument checks shared by the core functions (NumPy only; the CLIs check their flags before
+calling them).
 
 >>> check_tau(0.1)
 0.1
@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Sequence
 
-__all__ = ["check_tau", "check_int"]
+import numpy as np
+
+__all__ = ["check_tau", "check_int", "check_nonneg_ints", "check_rows"]
 
 
 def check_int(name: str, value: Any, lo: int) -> int:
@@ -41,3 +43,38 @@ def check_tau(tau: Any) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
     return value
+
+
+def check_nonneg_ints(name: str, values: Sequence[int]) -> np.ndarray:
+    """``values`` as a 1-D int64 array; ``ValueError`` unless non-empty non-negative integers.
+
+    >>> check_nonneg_ints("labels", [1, 0, 1]).tolist()
+    [1, 0, 1]
+    """
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of integers, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be non-negative integers, got dtype {arr.dtype}")
+    if arr.min() < 0:
+        i = int(np.argmax(arr < 0))
+        raise ValueError(f"{name} must be non-negative integers, {name}[{i}] = {int(arr[i])}")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_rows(x: Any, labels: Sequence[int], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x as float64, labels as int64)``; ``ValueError`` unless ``x`` is 2-D and finite with
+    one row per label, and the labels are non-negative integers.
+
+    >>> x, y = check_rows(np.eye(2), [0, 1], "z")
+    >>> x.dtype, y.tolist()
+    (dtype('float64'), [0, 1])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = check_nonneg_ints("labels", labels)
+    if x.ndim != 2 or x.shape[0] != y.size:
+        raise ValueError(f"{what} needs one row per label (shape (N, ...) and N labels), got "
+                         f"shape {x.shape} and {y.size} labels")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{what} holds NaN or inf")
+    return x, y

@@ -33,16 +33,21 @@ from ufm.labels import check_counts
 __all__ = ["collapsed_loss", "of_loss", "etf_loss", "batched_of_loss", "cosine_sensitivity"]
 
 
-def collapsed_loss(counts: Sequence[int], tau: float, class_gram: np.ndarray) -> float:
-    """Loss of the collapsed configuration whose class vectors have Gram matrix ``class_gram``."""
+def _log_terms(counts: Sequence[int], tau: float, class_gram: np.ndarray):
+    """``(n, tau, log_w, log_d)``: ``log_w = (A - 1)/tau`` and ``log_d[c] = log D_c``, the
+    log-sum-exp of ``log(n_c - 1)`` and ``log n_c' + log_w[c, c']`` over ``c' != c``."""
     n = check_counts(counts).astype(np.float64)
     tau = check_tau(tau)
-    a = np.asarray(class_gram, dtype=np.float64)
-    k = n.size
-    # log-terms: log(n_c - 1) on the diagonal, log n_c' + (A_cc' - 1)/tau off it.
-    terms = np.log(n)[None, :] + (a - 1.0) / tau
-    terms[np.diag_indices(k)] = np.log(n - 1.0)
-    return float(np.sum(n * logsumexp(terms, axis=1)))
+    log_w = (np.asarray(class_gram, dtype=np.float64) - 1.0) / tau
+    terms = np.log(n)[None, :] + log_w
+    terms[np.diag_indices(n.size)] = np.log(n - 1.0)
+    return n, tau, log_w, logsumexp(terms, axis=1)
+
+
+def collapsed_loss(counts: Sequence[int], tau: float, class_gram: np.ndarray) -> float:
+    """Loss of the collapsed configuration whose class vectors have Gram matrix ``class_gram``."""
+    n, _, _, log_d = _log_terms(counts, tau, class_gram)
+    return float(np.sum(n * log_d))
 
 
 def cosine_sensitivity(counts: Sequence[int], tau: float, class_gram: np.ndarray) -> float:
@@ -65,15 +70,8 @@ def cosine_sensitivity(counts: Sequence[int], tau: float, class_gram: np.ndarray
     >>> bool(np.isclose(s, 25 * w * 2 / (4 + 5 * w) / 0.1 / of_loss([5, 5], 0.1), rtol=1e-12))
     True
     """
-    n = check_counts(counts).astype(np.float64)
-    tau = check_tau(tau)
-    a = np.asarray(class_gram, dtype=np.float64)
-    k = n.size
-    off = ~np.eye(k, dtype=bool)
-    log_w = (a - 1.0) / tau
-    terms = np.log(n)[None, :] + log_w
-    terms[~off] = np.log(n - 1.0)
-    log_d = logsumexp(terms, axis=1)
+    n, tau, log_w, log_d = _log_terms(counts, tau, class_gram)
+    off = ~np.eye(n.size, dtype=bool)
     loss = float(np.sum(n * log_d))
     log_grad = (np.log(n)[:, None] + np.log(n)[None, :] + log_w - np.log(tau)
                 + np.logaddexp(-log_d[:, None], -log_d[None, :]))

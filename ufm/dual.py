@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from ufm.checks import check_tau
+from ufm.checks import check_rows, check_tau
 from ufm.loss import gram_loss
 
 __all__ = ["DualBound", "dual_bound", "gram_dual_bound"]
@@ -66,17 +66,6 @@ class DualBound:
             "solver": self.solver,
             "status": self.status,
         }
-
-
-def _checked(x: np.ndarray, labels: Sequence[int], tau: float, what: str) -> tuple[np.ndarray, float]:
-    """``x`` as float64 with one row per label and finite entries, and ``tau`` checked."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(labels)
-    if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.size:
-        raise ValueError(f"{what} needs one row per label: got shape {x.shape} and {y.size} labels")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{what} holds NaN or inf")
-    return x, check_tau(tau)
 
 
 def _full_batch_grad(g: np.ndarray, labels: Sequence[int], tau: float) -> tuple[float, np.ndarray]:
@@ -127,7 +116,7 @@ def dual_bound(
     (the bound holds whatever point it is computed at; a better point gives a tighter bound).
     """
     t0 = time.perf_counter()
-    z, tau = _checked(z, labels, tau, "z")
+    (z, _), tau = check_rows(z, labels, "z"), check_tau(tau)
     if nonneg:
         z = np.maximum(z, 0.0)
     norms = np.linalg.norm(z, axis=1, keepdims=True)
@@ -156,7 +145,7 @@ def gram_dual_bound(
     2.205779
     """
     t0 = time.perf_counter()
-    g, tau = _checked(g, labels, tau, "g")
+    (g, _), tau = check_rows(g, labels, "g"), check_tau(tau)
     if g.shape[0] != g.shape[1]:
         raise ValueError(f"g must be N x N, got shape {g.shape}")
     g = 0.5 * (g + g.T)

@@ -22,6 +22,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ufm.checks import check_rows
+
 __all__ = [
     "class_means",
     "class_mean_gram",
@@ -55,21 +57,9 @@ def normalize_rows(h: np.ndarray) -> np.ndarray:
     return h / np.where(norm > 0, norm, 1.0)
 
 
-def _rows_and_labels(z: np.ndarray, labels: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    z = np.asarray(z, dtype=np.float64)
-    y = np.asarray(labels)
-    if z.ndim != 2 or y.ndim != 1 or y.size != z.shape[0] or y.size == 0:
-        raise ValueError(f"need z of shape (N, d) and N labels, got z {z.shape} and labels {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise ValueError("labels must be non-negative integers")
-    if not np.all(np.isfinite(z)):
-        raise ValueError("z holds NaN or inf")
-    return z, y.astype(np.int64)
-
-
 def class_means(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
     """``(k, d)`` matrix of class means ``mu_c`` (rows of ``z`` used as given)."""
-    z, y = _rows_and_labels(z, labels)
+    z, y = check_rows(z, labels, "z")
     k = int(y.max()) + 1 if k is None else k
     if k <= y.max():
         raise ValueError(f"k = {k} but labels go up to {int(y.max())}")
@@ -127,7 +117,7 @@ def nc1(z: np.ndarray, labels: Sequence[int], k: int | None = None, rcond: float
     ``ValueError`` when every class mean is the same (``Sigma_B = 0``: no between-class
     spread to compare with, e.g. all features zero), where the pseudo-inverse would give 0.
     """
-    z, y = _rows_and_labels(z, labels)
+    z, y = check_rows(z, labels, "z")
     z = normalize_rows(z)
     mu = class_means(z, y, k)
     k = mu.shape[0]

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ufm.checks import check_int
+from ufm.checks import check_int, check_nonneg_ints
 
 __all__ = [
     "step_counts",
@@ -80,15 +80,11 @@ def check_counts(counts: Sequence[int]) -> np.ndarray:
 
 def labels_from_counts(counts: Sequence[int]) -> np.ndarray:
     """Labels ``[0]*n_0 + [1]*n_1 + ...`` (int32)."""
-    counts = np.asarray(counts)
-    if counts.ndim != 1 or counts.dtype.kind not in "iu" or np.any(counts < 0):
-        raise ValueError(f"counts must be a 1-D sequence of non-negative integers, got {counts!r}")
+    counts = check_nonneg_ints("counts", counts)
     return np.repeat(np.arange(counts.size, dtype=np.int32), counts)
 
 
 def counts_from_labels(labels: Sequence[int], k: int | None = None) -> np.ndarray:
     """Samples per class, ``k = max(label) + 1`` unless given."""
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.dtype.kind not in "iu" or np.any(labels < 0):
-        raise ValueError("labels must be a 1-D sequence of non-negative integers")
+    labels = check_nonneg_ints("labels", labels)
     return np.bincount(labels, minlength=k or 0).astype(np.int64)

@@ -50,7 +50,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from ufm.checks import check_tau
+from ufm.checks import check_nonneg_ints, check_tau
 from ufm.dual import gram_dual_bound
 from ufm.labels import check_counts, counts_from_labels
 
@@ -429,12 +429,7 @@ def full_relaxation(
     up to the solver tolerance); ``rigorous_bound`` is the former alone.
     """
     t0 = time.perf_counter()
-    y = np.asarray(labels)
-    if y.ndim != 1 or (y.size and not np.issubdtype(y.dtype, np.integer)):
-        raise ValueError("labels must be a flat sequence of integers")
-    y = y.astype(np.int64)
-    if y.size and y.min() < 0:
-        raise ValueError("labels must be >= 0")
+    y = check_nonneg_ints("labels", labels)
     counts = check_counts(counts_from_labels(y))
     tau = check_tau(tau)
     n_samples = y.size

@@ -44,7 +44,7 @@ from ufm.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.gram_grad import value_and_grad_chunked
 from ufm.checks import check_tau
 from ufm.labels import check_counts, labels_from_counts
-from ufm.loss import normalize, scl_loss
+from ufm.loss import normalize, pad_batches, scl_loss
 from ufm.rotation import orthant_rotation, project_orthant_sphere
 from ufm.versions import library_versions
 
@@ -331,17 +331,14 @@ def solve(
     if method == "classes" and batches is not None:
         raise ValueError("method='classes' needs the full batch (batches=None)")
     rows = labels if method == "samples" else np.arange(k, dtype=np.int32)
-    padded = None
-    if batches is not None:
-        from ufm.loss import pad_batches
-
-        padded = pad_batches(batches, n)  # ValueError for an index outside [0, N)
     if batches is None:
+        padded = None
         ref, ref_kind = reference_value(counts, tau, d, nonneg)
-    elif nonneg and d >= k:  # the OF minimizes every batch's term (DESIGN.md section 4)
-        ref, ref_kind = batched_of_loss(labels, batches, tau), "batched_of"
     else:
+        padded = pad_batches(batches, n)  # ValueError for an index outside [0, N)
         ref, ref_kind = None, None
+        if nonneg and d >= k:  # the OF minimizes every batch's term (DESIGN.md section 4)
+            ref, ref_kind = batched_of_loss(labels, batches, tau), "batched_of"
 
     stages = _stages(config.matmul_dtype, n) if method == "samples" else ("float64",)
     with jax.enable_x64(True):

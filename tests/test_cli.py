@@ -36,6 +36,9 @@ BAD_INPUTS = [
     (["--counts", "a,b"], "--counts"),
     (["--k", "abc"], "--k"),
     (["--R", "nan"], "--R"),
+    (["--tau-path", "0.1,0"], "--tau-path"),
+    (["--tau-path", "a"], "--tau-path"),
+    (["--tau-path", ","], "--tau-path"),
 ]
 
 
@@ -59,6 +62,8 @@ def runs(tmp_path_factory):
                            "--save-embeddings", str(out_npz)],
         "text": PROBLEM + ["--quiet"],
         "warn": ["--k", "4", "--R", "2", "--n-min", "3", "--d", "3", "--nonneg", "--quiet"],
+        "path": PROBLEM + ["--tau", "0.02", "--tau-path", "0.1,0.05", "--json", "--quiet"],
+        "path_text": PROBLEM + ["--tau", "0.02", "--tau-path", "0.1", "--quiet"],
     }
     for i, (args, _) in enumerate(BAD_INPUTS):
         jobs[f"bad{i}"] = PROBLEM + ["--quiet"] + args  # the bad value comes last and wins
@@ -163,3 +168,29 @@ def test_d_below_k_with_nonneg_warns(runs):
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert "warning" in proc.stderr.lower()
     assert "rel. gap" not in proc.stdout  # no closed-form optimum to compare with at d < k
+
+
+def test_tau_path_json(runs):
+    proc = runs["path"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    counts = [6, 6, 3, 3]
+    assert report["config"]["tau"] == 0.02 and report["config"]["tau_path"] == [0.1, 0.05]
+    assert report["config"]["warm_start"] is True
+    assert [row["tau"] for row in report["path"]] == [0.1, 0.05, 0.02]
+    for row in report["path"]:
+        of = ufm.of_loss(counts, row["tau"])
+        assert abs(row["loss"] - of) / of <= 1e-12 and row["status"] == "optimal"
+    assert report["path"][-1]["loss"] == report["loss"]
+    assert report["metrics"]["delta_gm_of"] <= 1e-6  # the OF, followed down from tau = 0.1
+    np.testing.assert_allclose(report["metrics"]["class_mean_gram"], np.eye(4), atol=1e-6)
+    assert report["warnings"]  # the loss alone does not pin it at tau = 0.02
+
+
+def test_tau_path_text(runs):
+    proc = runs["path_text"]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("tau path")
+    assert lines[2].split()[0] == "0.1" and lines[3].split()[0] == "0.02"
+    assert "tau=0.02" in proc.stdout and "warning" in proc.stdout

@@ -6,7 +6,7 @@ Public API (explicit re-exports; one concern per module):
 - loss: ``scl_loss`` (JAX, jit-able, differentiable)
 - closed forms: ``of_loss``, ``etf_loss``, ``collapsed_loss``, ``batched_of_loss``
 - geometry: ``class_mean_gram``, ``delta_gm``, ``nc1``
-- solver: ``solve`` -> ``SolveResult``
+- solver: ``solve`` -> ``SolveResult``; temperature continuation ``solve_path``
 - cross-entropy under the UFM (Graf et al.): ``ufm.ce`` (``solve_ce``, ``ce_weight_radius``)
 - certificates: ``certify`` (reduced / full relaxation, dual bound), ``dual_bound``
 
@@ -43,6 +43,7 @@ _EXPORTS = {
     "nc1": "ufm.geometry",
     "solve": "ufm.solver",
     "SolveResult": "ufm.solver",
+    "solve_path": "ufm.continuation",
     "SolverConfig": "ufm.config",
     "certify": "ufm.certification",
     "certificate": "ufm.certification",

@@ -7,6 +7,7 @@ Examples::
     python -m ufm.solve --counts 50,50,5,5 --nonneg --out res.json --save-embeddings z.npz
     python -m ufm.solve --k 4 --R 10 --n-min 3 --nonneg --batch-size 10 --schedule binding --epochs 3
     python -m ufm.solve --batches batches.json --nonneg --certify   # labels from the file
+    python -m ufm.solve --nonneg --tau 0.03 --tau-path 0.1,0.05    # small tau by continuation
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+import argparse
+
 from ufm.cli import (Parser, add_problem_args, counts_from_args, enable_compilation_cache,
                      format_counts, format_matrix, output_file, ranged, write_failed)
 from ufm.io import save_npz_atomic, to_jsonable, write_json_atomic
@@ -26,6 +29,19 @@ if TYPE_CHECKING:
     from ufm.solver import SolveResult
 
 __all__ = ["main", "build_parser", "format_report"]
+
+
+def _tau_list(text: str) -> list[float]:
+    """``--tau-path``: comma-separated finite temperatures > 0."""
+    parse = ranged(float, 0, None, lo_open=True)
+    try:
+        taus = [parse(v) for v in text.replace(" ", "").split(",") if v != ""]
+    except argparse.ArgumentTypeError:
+        taus = []
+    if not taus:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated temperatures > 0 (e.g. 0.1,0.05), got {text!r}")
+    return taus
 
 
 def build_parser() -> Parser:
@@ -59,6 +75,10 @@ def build_parser() -> Parser:
                    help=f"stop at this relative gap to a known optimum (default {dflt.gap_tol:g})")
     s.add_argument("--restarts", type=ranged(int, 0, 100), default=dflt.restarts,
                    help=f"extra seeds tried if a known optimum is not reached (default {dflt.restarts})")
+    s.add_argument("--tau-path", metavar="T1,T2,...", type=_tau_list, default=None,
+                   help="temperature continuation: solve at T1, T2, ... in turn, each warm-started "
+                   "from the previous solution, then at --tau from the last (for small --tau, "
+                   "where the loss no longer pins the geometry; e.g. --tau 0.03 --tau-path 0.1,0.05)")
     s.add_argument("--matmul-dtype", choices=("auto", "float32", "float64"), default=dflt.matmul_dtype,
                    help="dtype of the N x N products; auto = float32, then a float64 refinement for N > 1024 (default auto)")
     c = p.add_argument_group("certificate")
@@ -88,10 +108,25 @@ def _progress_bar():
         if phase == "compile":
             bar.set_postfix_str("compiling", refresh=True)
             return
+        if step < bar.n:  # the next solve of a --tau-path
+            bar.reset()
         bar.update(step - bar.n)
         bar.set_postfix_str(f"{phase} loss={loss:.10g}", refresh=False)
 
     return bar, update
+
+
+def format_path(path: list[dict]) -> str:
+    """The temperature path as a small table (``ufm.continuation.path_summary`` rows)."""
+    lines = ["tau path  (each solve warm-started from the previous one)",
+             "      tau            loss   rel. gap  Delta_GM_OF  sensitivity  status"]
+    for row in path:
+        gap = "-" if row["rel_gap"] is None else f"{row['rel_gap']:.1e}"
+        dof = "undefined" if row["delta_gm_of"] is None else f"{row['delta_gm_of']:.3g}"
+        sens = "-" if row["cosine_sensitivity"] is None else f"{row['cosine_sensitivity']:.1e}"
+        lines.append(f"  {row['tau']:7.4g} {row['loss']:15.10g} {gap:>10} {dof:>12} {sens:>12}  "
+                     f"{row['status']}{' (warning)' if row['warnings'] else ''}")
+    return "\n".join(lines)
 
 
 def _e(value: float | None) -> str:
@@ -195,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "and no optimum is known", file=sys.stderr)
     if batches is not None and args.method == "classes":
         parser.error("--method: 'classes' needs the full batch (drop --batch-size/--batches)")
-    from ufm.solver import solve  # JAX loads only once the arguments are valid
+    from ufm.continuation import path_summary, solve_path  # JAX loads once the arguments are valid
 
     enable_compilation_cache()
     config = SolverConfig(
@@ -206,15 +241,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         matmul_dtype=args.matmul_dtype,
     )
     bar, progress = (None, None) if args.quiet else _progress_bar()
+    taus = [*(args.tau_path or []), args.tau]
     try:
-        res = solve(counts, d=d, tau=args.tau, nonneg=args.nonneg, seed=args.seed,
-                    batches=batches, method=args.method, config=config, progress=progress)
+        path = solve_path(counts, taus, d=d, nonneg=args.nonneg, seed=args.seed,
+                          batches=batches, method=args.method, config=config, progress=progress)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
         if bar is not None:
             bar.close()
+    res = path[-1]
+    res.config["tau_path"] = args.tau_path
     if batches is not None:
         from theory_checks.graph import check_batches
 
@@ -238,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "imbalance": "file" if args.batches else "counts" if args.counts is not None else args.imbalance,
         "R": args.R, "rho": args.rho, "n_min": args.n_min,
     }
+    if args.tau_path:
+        report["path"] = to_jsonable(path_summary(path))
     if args.out:
         try:
             write_json_atomic(args.out, report)
@@ -249,5 +289,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             save_npz_atomic(args.save_embeddings, z=z, labels=labels, counts=res.counts)
         except OSError as err:
             write_failed(parser, "--save-embeddings", args.save_embeddings, err)
-    print(json.dumps(report, indent=2) if args.json else format_report(res))
+    text = format_report(res) if not args.tau_path else format_path(report["path"]) + "\n" + format_report(res)
+    print(json.dumps(report, indent=2) if args.json else text)
     return 0 if res.status in ("optimal", "converged") else 1

@@ -42,7 +42,7 @@ from ufm.config import SolverConfig
 from ufm.closed_forms import batched_of_loss, cosine_sensitivity, etf_loss, of_loss
 from ufm.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.gram_grad import value_and_grad_chunked
-from ufm.checks import check_tau
+from ufm.checks import check_rows, check_tau
 from ufm.labels import check_counts, labels_from_counts
 from ufm.loss import normalize, pad_batches, scl_loss
 from ufm.rotation import orthant_rotation, project_orthant_sphere
@@ -298,6 +298,7 @@ def solve(
     method: str = "auto",
     config: SolverConfig = SolverConfig(),
     progress: Progress | None = None,
+    init: np.ndarray | None = None,
 ) -> SolveResult:
     """Minimize the SC loss over unit-norm (and, with ``nonneg``, non-negative) embeddings.
 
@@ -315,6 +316,11 @@ def solve(
         decide); ``"auto"`` = samples up to N = 20,000, classes above (full batch only).
       config: solver knobs (``SolverConfig``).
       progress: callback ``(phase, step, loss)`` called every step.
+      init: warm start for the first attempt, an N x d array (e.g. ``SolveResult.z`` of a
+        nearby problem; ``ufm.continuation.solve_path`` follows a temperature path this way).
+        Its rows are normalized (and, with ``nonneg``, projected onto ``z >= 0``); with
+        ``nonneg`` the sphere phase and the rotation are skipped and the polish starts there.
+        Restarts, if any, start from ``seed + r`` as without it.
     """
     counts = check_counts(counts)
     k = counts.size
@@ -342,6 +348,7 @@ def solve(
 
     stages = _stages(config.matmul_dtype, n) if method == "samples" else ("float64",)
     with jax.enable_x64(True):
+        z0 = None if init is None else _start_point(init, labels, k, d, method)
         if progress:
             progress("compile", 0, float("nan"))
         t0 = time.perf_counter()
@@ -358,14 +365,19 @@ def solve(
         best = None
         total_steps = 0
         for attempt in range(config.restarts + 1):
-            z = jnp.asarray(np.random.default_rng(seed + attempt).standard_normal((rows.size, d)))
-            # Sphere phase: the whole solve without ReLU, a warm start (first stage only) with it.
-            for (vg, lbfgs, _), tol in zip(machinery[: 1 if nonneg else None], gap_tols):
+            warm = attempt == 0 and z0 is not None
+            z = jnp.asarray(z0 if warm else
+                            np.random.default_rng(seed + attempt).standard_normal((rows.size, d)))
+            # Sphere phase: the whole solve without ReLU, a warm start (first stage only) with
+            # it, unless ``init`` already is one.
+            sphere = machinery if not nonneg else [] if warm else machinery[:1]
+            for (vg, lbfgs, _), tol in zip(sphere, gap_tols):
                 z, reason, steps = _sphere_phase(z, lbfgs, config, _Stopper(ref, config, tol),
                                                  progress, total_steps, data)
                 total_steps += steps
-            if nonneg:
+            if nonneg and not warm:
                 z = jnp.asarray(np.asarray(z) @ orthant_rotation(np.asarray(z), rows, k))
+            if nonneg:
                 for (vg, _, pieces), tol in zip(machinery, gap_tols):
                     z, reason, steps = _polish_phase(z, vg, pieces, config, _Stopper(ref, config, tol),
                                                      progress, total_steps, data)
@@ -403,6 +415,7 @@ def solve(
         "nonneg": nonneg,
         "seed": seed,
         "method": method,
+        "warm_start": init is not None,
         "n_samples": int(n),
         "batches": None if batches is None else len(padded),
         "solver": {f: getattr(config, f) for f in config.__dataclass_fields__},
@@ -428,6 +441,22 @@ def solve(
     )
 
 
+def _start_point(init, labels, k: int, d: int, method: str) -> np.ndarray:
+    """The warm start ``init`` (N x d) as the solver's first iterate: unit rows; one normalized
+    class mean per class with ``method="classes"``."""
+    z, labels = check_rows(init, labels, "init")
+    if z.shape[1] != d:
+        raise ValueError(f"init must have shape (N, d) = ({labels.size}, {d}), got {z.shape}")
+    if method == "classes":
+        z = geometry.class_means(z, labels, k)
+    norms = np.linalg.norm(z, axis=1)
+    if np.any(norms == 0):
+        i = int(np.argmax(norms == 0))
+        what = "class mean" if method == "classes" else "row"
+        raise ValueError(f"init {what} {i} is zero: a warm start needs nonzero rows")
+    return z / norms[:, None]  # with ``nonneg`` the polish projects onto z >= 0 first
+
+
 def _flat_loss_warning(sensitivity: float | None, tau: float, gap_tol: float) -> list[str]:
     """A warning when the loss does not pin the geometry (``closed_forms.cosine_sensitivity``):
     a cosine move of 0.01 changes the loss by less than the solver's gap tolerance."""
@@ -436,7 +465,8 @@ def _flat_loss_warning(sensitivity: float | None, tau: float, gap_tol: float) ->
     return [f"at tau = {tau:g} the loss barely depends on the class-mean cosines: moving the "
             f"least pinned one by 0.01 changes the loss by {0.01 * sensitivity:.1e} relative, "
             f"below the solver's gap tolerance {gap_tol:g}, so Delta_GM and the cosines are "
-            "not determined by the loss here (the loss value is); a larger --tau resolves them"]
+            "not determined by the loss here (the loss value is); a larger --tau resolves them, "
+            "and --tau-path (ufm.continuation) follows the minimizer down from one"]
 
 
 _MACHINERY_CACHE: dict = {}

@@ -289,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             save_npz_atomic(args.save_embeddings, z=z, labels=labels, counts=res.counts)
         except OSError as err:
             write_failed(parser, "--save-embeddings", args.save_embeddings, err)
-    text = format_report(res) if not args.tau_path else format_path(report["path"]) + "\n" + format_report(res)
-    print(json.dumps(report, indent=2) if args.json else text)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        if args.tau_path:
+            print(format_path(report["path"]))
+        print(format_report(res))
     return 0 if res.status in ("optimal", "converged") else 1

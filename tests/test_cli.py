@@ -185,6 +185,9 @@ def test_tau_path_json(runs):
     assert report["metrics"]["delta_gm_of"] <= 1e-6  # the OF, followed down from tau = 0.1
     np.testing.assert_allclose(report["metrics"]["class_mean_gram"], np.eye(4), atol=1e-6)
     assert report["warnings"]  # the loss alone does not pin it at tau = 0.02
+    assert report["path"][-1]["warnings"] == report["warnings"]
+    assert report["path"][0]["warnings"] == []  # tau = 0.1 pins the geometry
+    assert all(row["compile_seconds"] < 0.05 for row in report["path"][1:])  # tau is data
 
 
 def test_tau_path_text(runs):

@@ -346,9 +346,15 @@ def test_gram_grad_float64_matches_brute(name, fn, kw, seed, tau):
 
 @pytest.mark.parametrize("name,fn,kw", [GRAM_FNS[0], GRAM_FNS[2]], ids=["full", "chunk3"])
 @pytest.mark.parametrize("tau", [0.002, 0.5])
-def test_gram_grad_traced_tau(name, fn, kw, tau):
-    """tau as a (traced) float64 array instead of a Python float."""
+@pytest.mark.parametrize("forced", [False, True], ids=["row-maxima", "shift-as-fits"])
+def test_gram_grad_traced_tau(name, fn, kw, tau, forced):
+    """tau as a (traced) float64 array instead of a Python float: by default the row maxima;
+    with ``shared_shift=shared_shift_fits(tau)`` (as the solver passes it) the shared shift at
+    tau = 0.5 and the row maxima at 0.002 (2/tau beyond float64 exp's range)."""
     rng, labels, counts, z = _gram_problem(2, with_singleton=True)
+    if forced:
+        kw = {**kw, "shared_shift": gram_grad.shared_shift_fits(tau, jnp.float64)}
+        assert kw["shared_shift"] == (tau == 0.5)
     with jax.enable_x64(True):
         t = jnp.asarray(tau, dtype=jnp.float64)
         assert t.dtype == jnp.float64

@@ -109,6 +109,20 @@ def test_default_problem():
         assert _delta(_class_mean_gram(z, labels, 10), np.eye(10)) <= 1e-3
 
 
+def test_one_compilation_serves_every_temperature():
+    """tau is an argument of the compiled solver too (a --tau-path compiles once): a second
+    temperature with the same shapes compiles nothing and reaches its own L*_OF, not the first
+    temperature's (a stale constant tau would land on the other value)."""
+    counts = [7, 5, 3, 2]
+    res1 = ufm.solve(counts, nonneg=True, tau=0.4, seed=0)
+    res2 = ufm.solve(counts, nonneg=True, tau=0.15, seed=0)
+    assert res2.timing["compile_seconds"] < 0.05  # a recompile takes seconds
+    for res, tau in ((res1, 0.4), (res2, 0.15)):
+        of = ufm.of_loss(counts, tau)
+        assert abs(res.loss - of) <= 1e-9 * abs(of)
+    assert abs(ufm.of_loss(counts, 0.4) - ufm.of_loss(counts, 0.15)) > 1.0
+
+
 # ----------------------------------------------------------------------------- UFM (no ReLU)
 
 

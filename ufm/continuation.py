@@ -48,7 +48,9 @@ def solve_path(counts: Sequence[int], taus: Sequence[float], *, init: np.ndarray
 
 
 def path_summary(results: Sequence[SolveResult]) -> list[dict[str, Any]]:
-    """One small dict per temperature (tau, loss, gap, status, Delta_GM, sensitivity, steps)."""
+    """One small dict per temperature: tau, loss, gap, status, Delta_GM, sensitivity, steps,
+    seconds (solve and compile: tau is an argument of the compiled solver, so later
+    temperatures of a path reuse the first one's compilation) and the warnings."""
     return [{
         "tau": r.config["tau"],
         "loss": r.loss,
@@ -59,5 +61,6 @@ def path_summary(results: Sequence[SolveResult]) -> list[dict[str, Any]]:
         "cosine_sensitivity": r.metrics["cosine_sensitivity"],
         "steps": r.timing["steps"],
         "solve_seconds": r.timing["solve_seconds"],
-        "warnings": len(r.warnings),
+        "compile_seconds": r.timing["compile_seconds"],
+        "warnings": list(r.warnings),
     } for r in results]

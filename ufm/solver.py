@@ -41,7 +41,7 @@ from ufm import geometry
 from ufm.config import SolverConfig
 from ufm.closed_forms import batched_of_loss, cosine_sensitivity, etf_loss, of_loss
 from ufm.gram_grad import value_and_grad as gram_value_and_grad
-from ufm.gram_grad import value_and_grad_chunked
+from ufm.gram_grad import shared_shift_fits, value_and_grad_chunked
 from ufm.checks import check_rows, check_tau
 from ufm.labels import check_counts, labels_from_counts
 from ufm.loss import normalize, pad_batches, scl_loss
@@ -126,22 +126,24 @@ def _collapsed_loss(v, counts, tau):
     return jnp.sum(n * jax.nn.logsumexp(terms, axis=1))
 
 
-def _make_objective(tau, matmul_dtype, method, batched, chunked):
+def _make_objective(matmul_dtype, shared_shift, method, batched, chunked):
     """Jitted ``vg(z, data) = value_and_grad`` of the loss on unit rows (Euclidean gradient).
 
-    ``data = (labels, counts, padded_batches or None)`` is an argument, not a constant, so one
-    compilation serves every problem of the same shapes (seeds, schedules, imbalances).
+    ``data = (labels, counts, padded_batches or None, tau)`` is an argument, not a constant, so
+    one compilation serves every problem of the same shapes (seeds, schedules, imbalances, and
+    the temperatures of a ``--tau-path`` on the same side of ``gram_grad.shared_shift_fits``).
     """
     if method == "classes":
-        return jax.jit(lambda v, data: jax.value_and_grad(_collapsed_loss)(v, data[1], tau))
+        return jax.jit(lambda v, data: jax.value_and_grad(_collapsed_loss)(v, data[1], data[3]))
     if batched:
         return jax.jit(lambda z, data: jax.value_and_grad(
-            lambda z: scl_loss(z, data[0], tau, batches=data[2], normalize=False))(z))
+            lambda z: scl_loss(z, data[0], data[3], batches=data[2], normalize=False))(z))
     mm = jnp.dtype(matmul_dtype)
     if chunked:
-        return jax.jit(lambda z, data: value_and_grad_chunked(z, data[0], data[1], tau, chunk=1024,
-                                                              matmul_dtype=mm))
-    return jax.jit(lambda z, data: gram_value_and_grad(z, data[0], data[1], tau, matmul_dtype=mm))
+        return jax.jit(lambda z, data: value_and_grad_chunked(
+            z, data[0], data[1], data[3], chunk=1024, matmul_dtype=mm, shared_shift=shared_shift))
+    return jax.jit(lambda z, data: gram_value_and_grad(z, data[0], data[1], data[3], matmul_dtype=mm,
+                                                       shared_shift=shared_shift))
 
 
 def _sphere_loss(vg):
@@ -353,8 +355,11 @@ def solve(
             progress("compile", 0, float("nan"))
         t0 = time.perf_counter()
         data = (jnp.asarray(labels), jnp.asarray(counts),
-                None if padded is None else jnp.asarray(padded))
-        key = (n, k, float(tau), d, nonneg, method, stages, config.lbfgs_memory,
+                None if padded is None else jnp.asarray(padded), jnp.asarray(tau, jnp.float64))
+        # tau is data; only the Gram path's exp shift (shared or per row) depends on its value.
+        shifts = tuple((dt, shared_shift_fits(tau, dt)) for dt in sorted({*stages, "float64"})
+                       if method == "samples" and padded is None)
+        key = (n, k, d, nonneg, method, stages, shifts, config.lbfgs_memory,
                None if padded is None else padded.shape)
         vg_exact, machinery = _machinery(key, data, rows.size)
         compile_seconds = time.perf_counter() - t0
@@ -474,16 +479,17 @@ _MACHINERY_CACHE: dict = {}
 
 def _machinery(key, data, n_rows):
     """Jitted objective, L-BFGS step and polish pieces per stage, compiled once per problem
-    shape ``key`` (the labels, counts and batches are arguments, ``data``)."""
+    shape ``key`` (the labels, counts, batches and tau are arguments, ``data``)."""
     if key in _MACHINERY_CACHE:
         return _MACHINERY_CACHE[key]
-    n, _, tau, d, nonneg, method, stages, memory, batch_shape = key
-    objective = partial(_make_objective, tau, method=method, batched=batch_shape is not None,
+    n, _, d, nonneg, method, stages, shifts, memory, batch_shape = key
+    objective = partial(_make_objective, method=method, batched=batch_shape is not None,
                         chunked=n > CHUNK_ABOVE)
-    vg_exact = objective("float64")
+    shift = dict(shifts)  # {matmul dtype: one shared exp shift?}; empty off the Gram path
+    vg_exact = objective("float64", shift.get("float64"))
     machinery = []
     for dtype in stages:
-        vg = vg_exact if dtype == "float64" else objective(dtype)
+        vg = vg_exact if dtype == "float64" else objective(dtype, shift.get(dtype))
         lbfgs = _lbfgs_step(vg, SolverConfig(lbfgs_memory=memory))
         machinery.append((vg, lbfgs, _polish_pieces(vg) if nonneg else None))
     _warm_up(vg_exact, machinery, n_rows, d, data)

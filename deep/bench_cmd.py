@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     enable_compilation_cache()
     import jax
 
-    from deep.bench import ISSUE_TORCH_H100, bench_jax, default_dtype, torch_status
+    from deep.benchmark import ISSUE_TORCH_H100, bench_jax, default_dtype, torch_status
     from ufm.versions import library_versions, machine_info
 
     q = args.quick

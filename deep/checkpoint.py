@@ -5,7 +5,7 @@ order), ``paths`` (their key paths, to check the structure on restore), ``epoch`
 completed) and ``seeds``. It is written to a temporary file in the same folder, fsynced, then
 renamed over the old one (``ufm.io.save_npz_atomic``), so a crash or ``kill -9`` at any
 moment leaves either the previous or the new checkpoint, never a torn one. No random-number
-state is stored: every key derives from (seed, epoch, step), see ``deep.train``.
+state is stored: every key derives from (seed, epoch, step), see ``deep.training``.
 
 >>> import tempfile, os, numpy as np
 >>> tree = {"w": np.arange(3.0, dtype=np.float32), "n": np.int32(7)}

@@ -23,6 +23,9 @@ from typing import Any
 __all__ = ["TrainConfig", "DATASET_DEFAULTS", "DATASETS", "LOSSES", "DTYPES", "CONVS", "resolve"]
 
 DATASETS = ("digits", "mnist", "fashionmnist", "cifar10")
+#: The architecture registry's names (``deep.models.ARCHS`` holds the presets under exactly these
+#: keys, checked on import); here so that ``--help`` needs no Flax.
+ARCHITECTURES = ("resnet18", "densenet40", "resnet-small", "resnet-tiny", "densenet-tiny")
 LOSSES = ("scl", "ce")
 DTYPES = ("float32", "bfloat16")
 CONVS = ("xla", "matmul")  # convolution implementation, see deep.models

@@ -42,6 +42,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from deep.configs import ARCHITECTURES
+
 __all__ = [
     "MatmulConv",
     "ResNet",
@@ -188,6 +190,8 @@ ARCHS: dict[str, Callable[..., nn.Module]] = {
     "resnet-tiny": functools.partial(ResNet, stage_sizes=(1, 1), width=8),
     "densenet-tiny": functools.partial(DenseNet, depth=10, growth=4, stem=8),
 }
+if tuple(ARCHS) != ARCHITECTURES:  # the light name list the command line offers
+    raise ImportError(f"deep.models.ARCHS {tuple(ARCHS)} != deep.configs.ARCHITECTURES {ARCHITECTURES}")
 
 
 class FeatureNet(nn.Module):

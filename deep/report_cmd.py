@@ -32,7 +32,7 @@ def build_parser() -> Parser:
 
 def load_runs(parser: Parser, paths: Sequence[str]):
     """``RunMetrics`` for every metrics folder under the given paths (usage error if none)."""
-    from deep.report import RunMetrics
+    from deep.reporting import RunMetrics
     from deep.rundir import read_config, read_metrics, run_dirs
 
     runs = []
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     runs = load_runs(parser, args.runs)
-    from deep.report import figures, final_table, seed_groups, seed_summary
+    from deep.reporting import figures, final_table, seed_groups, seed_summary
     from ufm.io import save_figure_atomic
 
     out = Path(args.out or args.runs[0])

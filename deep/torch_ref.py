@@ -1,4 +1,4 @@
-"""The PyTorch reference for ``deep.bench``: the same ResNet + SCL training step in PyTorch.
+"""The PyTorch reference for ``deep.benchmark``: the same ResNet + SCL training step in PyTorch.
 
 It mirrors ``deep.models.ResNet`` (3x3 stem, no max-pool, BasicBlocks, no ReLU after the last
 residual sum, ReLU on the pooled features), ``deep.augment`` (pad-4 random crop and flip on the

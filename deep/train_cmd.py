@@ -11,6 +11,10 @@ Examples::
 
 Outputs (``deep.rundir``): ``config.json``, ``metrics.jsonl`` (one line per epoch) and an
 atomic ``checkpoint.npz`` in RUN_DIR (with ``--seeds S > 1``: metrics in RUN_DIR/seed_<s>).
+
+This module parses the flags, builds the ``TrainConfig`` (the saved one on ``--resume``), calls
+``deep.training.train_and_evaluate`` and prints: the progress bar, warnings and the one-line
+errors and exit statuses (2 usage, 1 diverged or a write failed, 130 interrupted).
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from deep.configs import CONVS, DATASET_DEFAULTS, DATASETS, DTYPES, LOSSES, TrainConfig
+from deep.configs import ARCHITECTURES, CONVS, DATASET_DEFAULTS, DATASETS, DTYPES, LOSSES, TrainConfig
+from theory_checks.schedules import SCHEDULES
 from ufm.cli import Parser, ranged, unwritable_reason
 
 __all__ = ["main", "build_parser"]
 
-ARCH_CHOICES = ("resnet18", "densenet40", "resnet-small", "resnet-tiny", "densenet-tiny")
-SCHEDULE_CHOICES = ("shuffle", "fixed", "sorted", "binding")
+ARCH_CHOICES = ARCHITECTURES  # the registries: deep.models.ARCHS, theory_checks.schedules
+SCHEDULE_CHOICES = SCHEDULES
 RUN_FLAGS = ("out", "resume", "stop_after", "checkpoint_every", "quiet")  # not part of the configuration
 
 _EPILOG = """\
@@ -90,7 +95,7 @@ def build_parser() -> Parser:
                    help=f"digits: seed of the train/test split (default {d.split_seed})")
     o = p.add_argument_group("optimization")
     o.add_argument("--schedule", choices=SCHEDULE_CHOICES,
-                   help=f"batch sampler from theory_checks.batches (default {d.schedule})")
+                   help=f"batch sampler from theory_checks.schedules (default {d.schedule})")
     o.add_argument("--batch-size", type=ranged(int, 2, None), help=f"batch size (default {d.batch_size})")
     o.add_argument("--drop-last", action=argparse.BooleanOptionalAction,
                    help="drop each epoch's last partial batch (default off)")
@@ -157,48 +162,6 @@ def _config_for_run(parser: Parser, args: argparse.Namespace) -> tuple[TrainConf
     return saved, out, True
 
 
-def _config_record(run, cfg: TrainConfig, extra: dict[str, Any]) -> dict[str, Any]:
-    import jax
-
-    from deep.models import feature_dim, param_count
-    from ufm.versions import library_versions, machine_info
-
-    shape = tuple(run.data.images.shape[1:])
-    return {
-        "config": cfg.to_dict(),
-        "seeds": list(run.seeds),
-        "counts": run.counts.tolist(),
-        "n_train": int(run.labels.size),
-        "n_test": int(run.y_test.size),
-        "steps_per_epoch": run.steps_per_epoch,
-        "image_shape": list(shape),
-        "feature_dim": feature_dim(run.model, shape),
-        "param_count": param_count(run.model, shape),
-        "device": str(jax.devices()[0].device_kind),
-        "machine": machine_info(),
-        "versions": _versions(library_versions()),
-        **extra,
-    }
-
-
-def _versions(base: dict[str, str]) -> dict[str, str]:
-    """``ufm.versions.library_versions`` plus scikit-learn (the digits loader)."""
-    from importlib import metadata
-
-    try:
-        return {**base, "scikit-learn": metadata.version("scikit-learn")}
-    except metadata.PackageNotFoundError:
-        return base
-
-
-def _epoch_record(epoch: int, loss: float, metrics: dict[str, Any], lr: float,
-                  seconds: float, train_seconds: float) -> dict[str, Any]:
-    """One metrics.jsonl line: ``seconds`` is the epoch's wall time (training + evaluation)."""
-    gram = metrics.pop("class_mean_gram")
-    return {"epoch": epoch, "loss": float(loss), **metrics, "lr": lr, "seconds": round(seconds, 4),
-            "train_seconds": round(train_seconds, 4), "class_mean_gram": gram}
-
-
 def _fmt(value: float | None, spec: str) -> str:
     return "undefined" if value is None else format(value, spec)
 
@@ -206,21 +169,6 @@ def _fmt(value: float | None, spec: str) -> str:
 def _geometry(rec: dict[str, Any]) -> str:
     return (f"dOF={_fmt(rec['delta_gm_of'], '.3f')} dETF={_fmt(rec['delta_gm_etf'], '.3f')} "
             f"nc1={_fmt(rec['nc1'], '.3g')} acc={rec['ncm_test_acc']:.3f}")
-
-
-def _diverged(cfg: TrainConfig, seeds: Sequence[int], losses, metrics, epoch: int) -> str | None:
-    """The error line when a seed's epoch loss or its features after the epoch are not finite
-    (training diverged), else None."""
-    import numpy as np
-
-    bad = [s for s, loss, m in zip(seeds, losses, metrics)
-           if not np.isfinite(loss) or m["nonfinite_features"] > 0]
-    if not bad:
-        return None
-    which = f"seed {bad[0]}" if len(bad) == 1 else f"seeds {', '.join(map(str, bad))}"
-    return (f"python -m deep.train: error: the loss or the features of epoch {epoch} are not "
-            f"finite ({which}): training diverged, and the epoch is not saved; start a new run "
-            f"(another --out) with a lower --lr (this run: {cfg.lr:g})")
 
 
 def _undefined_geometry(rec: dict[str, Any]) -> str | None:
@@ -236,43 +184,53 @@ def _summary(rec: dict[str, Any]) -> str:
     return f"loss={rec['loss']:.4f} {_geometry(rec)}"
 
 
-def _start(parser: Parser, cfg: TrainConfig, out: Path, resume: bool):
-    """Load data, build the run, restore or initialize the state; usage errors exit 2."""
-    from deep.checkpoint import CheckpointError, load_checkpoint
-    from deep.data import DataError, ImbalanceError, load_dataset
-    from deep.rundir import checkpoint_path, seed_dirs, truncate_metrics, write_config
-    from deep.train import init_state, setup
+class _Progress:
+    """The command line's ``deep.training.TrainCallbacks`` (every hook, duck-typed: this module
+    loads no JAX before the flags are checked): a tqdm bar on stderr (none with --quiet) and
+    one warning line the first time the geometry is undefined."""
 
-    try:
-        data = load_dataset(cfg.dataset, cfg.data_dir, test_fraction=cfg.test_fraction,
-                            split_seed=cfg.split_seed)
-    except DataError as err:
-        parser.error(f"argument --data-dir: {err}")
-    try:
-        run = setup(cfg, data)
-    except ImbalanceError as err:
-        parser.error(f"argument {err.argument}: {err}")
-    except ValueError as err:
-        parser.error(str(err))
-    state, start = init_state(run), 0
-    ckpt = checkpoint_path(out)
-    if resume and ckpt.is_file():
-        try:
-            state, start, seeds = load_checkpoint(ckpt, state)
-        except CheckpointError as err:
-            parser.error(f"argument --resume: {err}")
-        if tuple(seeds) != run.seeds:
-            parser.error(f"argument --resume: the checkpoint holds seeds {list(seeds)}, "
-                         f"the run {list(run.seeds)}")
-    dirs = seed_dirs(out, run.seeds)
-    if start == 0:
-        write_config(out, _config_record(run, cfg, {}))
-        if len(dirs) > 1:
-            for s, d in zip(run.seeds, dirs):
-                write_config(d, _config_record(run, cfg.for_seed(s), {"vmapped_with": list(run.seeds)}))
-    for d in dirs:
-        truncate_metrics(d, start)
-    return run, state, start, dirs, ckpt
+    def __init__(self, out: Path, cfg: TrainConfig, quiet: bool):
+        self.out, self.cfg, self.quiet = out, cfg, quiet
+        self.bar = None
+        self.last_t, self.postfix, self.warned = time.monotonic(), "", False
+
+    def on_start(self, run, start: int, stop: int) -> None:
+        self.last_t = time.monotonic()
+        if not self.quiet:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=(stop - start) * run.steps_per_epoch, desc=f"train {self.out.name}",
+                            unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        if self.bar is not None:
+            self.bar.set_description(f"epoch {epoch}/{self.cfg.epochs}")
+
+    def on_step(self, step: int, loss) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        now = time.monotonic()
+        if now - self.last_t > 2.0:  # fetching the loss waits for the device: only now and then
+            import jax
+            import numpy as np
+
+            self.last_t = now
+            self.bar.set_postfix_str(f"loss={float(np.mean(jax.device_get(loss))):.4f} {self.postfix}")
+
+    def on_epoch_end(self, records: list[dict[str, Any]]) -> None:
+        warning = next(filter(None, map(_undefined_geometry, records)), None)
+        if warning is not None and not self.warned:
+            self.warned = True
+            (self.bar.write if self.bar is not None else print)(warning, file=sys.stderr)
+        self.postfix = _geometry(records[0])
+        if self.bar is not None:
+            self.bar.set_postfix_str(_summary(records[0]))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -285,94 +243,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ufm.cli import enable_compilation_cache
 
     enable_compilation_cache()
-    import jax
-    import numpy as np
+    from deep.training import StartError, TrainingDiverged, train_and_evaluate
 
-    from deep.checkpoint import checkpoint_due, save_checkpoint
-    from deep.rundir import append_metrics
-    from deep.train import evaluate, lr_at_epoch, train_epoch
-
-    run, state, start, dirs, ckpt = _start(parser, cfg, out, resume)
     stop = min(cfg.epochs, getattr(args, "stop_after", cfg.epochs))
-    if start >= cfg.epochs:
-        print(f"{out}: all {cfg.epochs} epochs done", file=sys.stderr)
-        return 0
-    if stop <= start:
-        print(f"{out}: --stop-after {stop}, and {start} epochs are done already: nothing to do",
-              file=sys.stderr)
-        return 0
-    bar = None
-    if not getattr(args, "quiet", False) and start < stop:
-        from tqdm import tqdm
-
-        bar = tqdm(total=(stop - start) * run.steps_per_epoch, desc=f"train {out.name}",
-                   unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
-    last = {"t": time.monotonic(), "postfix": ""}
-
-    def on_step(t: int, loss) -> None:
-        if bar is None:
-            return
-        bar.update(1)
-        now = time.monotonic()
-        if now - last["t"] > 2.0:  # fetching the loss waits for the device: only now and then
-            last["t"] = now
-            bar.set_postfix_str(f"loss={float(np.mean(jax.device_get(loss))):.4f} {last['postfix']}")
-
-    rec, warned = None, False
+    progress = _Progress(out, cfg, quiet=getattr(args, "quiet", False))
     # SIGTERM (kill, timeout, batch schedulers) stops like Ctrl-C, and Ctrl-C works even when
     # started as a background job of a script (which starts with SIGINT ignored).
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in handlers:  # the stdlib handler raises KeyboardInterrupt for any signal
         signal.signal(sig, signal.default_int_handler)
     try:
-        for epoch in range(start, stop):
-            t0 = time.perf_counter()
-            if bar is not None:
-                bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
-            state, losses = train_epoch(run, state, epoch, on_step)
-            train_seconds = time.perf_counter() - t0
-            metrics = evaluate(run, state)
-            error = _diverged(cfg, run.seeds, losses, metrics, epoch + 1)
-            if error is not None:
-                if bar is not None:
-                    bar.close()
-                print(error, file=sys.stderr)
-                return 1
-            seconds = time.perf_counter() - t0
-            lr = lr_at_epoch(cfg, epoch)
-            records = [_epoch_record(epoch + 1, losses[i], metrics[i], lr, seconds, train_seconds)
-                       for i in range(len(dirs))]
-            for d, r in zip(dirs, records):
-                append_metrics(d, r)
-            if checkpoint_due(epoch + 1, args.checkpoint_every, stop):
-                save_checkpoint(ckpt, state, epoch=epoch + 1, seeds=run.seeds)
-            rec = records[0]
-            warning = next(filter(None, map(_undefined_geometry, records)), None)
-            if warning is not None and not warned:
-                warned = True
-                (bar.write if bar is not None else print)(warning, file=sys.stderr)
-            last["postfix"] = _geometry(rec)
-            if bar is not None:
-                bar.set_postfix_str(_summary(rec))
+        result = train_and_evaluate(cfg, out, resume=resume, stop_after=stop,
+                                    checkpoint_every=args.checkpoint_every, callbacks=progress)
+    except StartError as err:
+        parser.error(f"argument {err.argument}: {err}" if err.argument else str(err))
+    except TrainingDiverged as err:
+        progress.close()
+        print(f"python -m deep.train: error: {err}; start a new run (another --out) with a lower "
+              f"--lr (this run: {cfg.lr:g})", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
+        progress.close()
         print(f"interrupted; continue with: python -m deep.train --out {out} --resume",
               file=sys.stderr)
         return 130
     except OSError as err:  # disk full, folder removed, ...: the last checkpoint stays valid
-        if bar is not None:
-            bar.close()
+        progress.close()
         print(f"python -m deep.train: error: cannot write to {out} ({err.strerror or err}); fix "
               f"it and continue with: python -m deep.train --out {out} --resume", file=sys.stderr)
         return 1
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-    if bar is not None:
-        bar.close()
-    if rec is not None:
-        done = "done" if stop >= cfg.epochs else f"stopped (--stop-after {stop}); continue with --resume"
-        seeds = f" ({len(dirs)} seeds; seed {run.seeds[0]} shown)" if len(dirs) > 1 else ""
-        print(f"{out}: epoch {rec['epoch']}/{cfg.epochs} {done}{seeds}: {_summary(rec)}")
+    progress.close()
+    if result.start >= cfg.epochs:
+        print(f"{out}: all {cfg.epochs} epochs done", file=sys.stderr)
+        return 0
+    if result.stop == result.start:
+        print(f"{out}: --stop-after {stop}, and {result.start} epochs are done already: nothing to do",
+              file=sys.stderr)
+        return 0
+    rec = result.records[0]
+    done = "done" if result.finished else f"stopped (--stop-after {stop}); continue with --resume"
+    seeds = (f" ({len(result.dirs)} seeds; seed {result.run.seeds[0]} shown)"
+             if len(result.dirs) > 1 else "")
+    print(f"{out}: epoch {rec['epoch']}/{cfg.epochs} {done}{seeds}: {_summary(rec)}")
     return 0

@@ -1,13 +1,13 @@
 """Figure 4: Delta_GM_OF reached by the batched UFM+ solver under four batch schedules.
 
 Data: a small STEP problem; for each schedule (shuffle, fixed partition, class-sorted, binding)
-and seed, the batches of ``theory_checks.batches.schedule_batches`` (several epochs; the loss is
-the sum over all listed batches), ``ufm.solve(..., nonneg=True, batches=...)``, the batch
-conditions (``theory_checks.graph.check_batches``) and the certificate: with d >= k the batched
-optimum is the closed form ``ufm.batched_of_loss`` (the OF minimizes every batch's term), and
-optionally the dual bound at the solver's point (``ufm.certify(method="dual")``). Every run
-reaches the optimal VALUE; where the conditions fail the optimum is not unique and the solver
-can end away from the OF.
+and seed, the batches of ``theory_checks.schedules.schedule_batches`` (several epochs; the loss
+is the sum over all listed batches), ``ufm.solve(..., nonneg=True, batches=...)``, the batch
+conditions (``theory_checks.interaction.check_batches``) and the certificate: with d >= k the
+batched optimum is the closed form ``ufm.batched_of_loss`` (the OF minimizes every batch's
+term), and optionally the dual bound at the solver's point (``ufm.certify(method="dual")``).
+Every run reaches the optimal VALUE; where the conditions fail the optimum is not unique and
+the solver can end away from the OF.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 
 import ufm
 from figures.common import WIDTH, plt, save
-from theory_checks.batches import schedule_batches
-from theory_checks.graph import check_batches
+from theory_checks.interaction import check_batches
+from theory_checks.schedules import schedule_batches
 
 NAME = "batching"
 SCHEDULES = ("shuffle", "fixed", "sorted", "binding")

@@ -12,7 +12,8 @@
 #
 # Everything it keeps lands in OUT_DIR as at most 8 files: log.txt, bench.txt, cert.json,
 # report_r<R>.txt, deep_gpu.tar.gz (the runs' config.json + metrics.jsonl and the PNGs; no
-# checkpoints). Unpack it in the repository root: figures/deep/{runs,r10,r100}/.
+# checkpoints). Unpack it in the repository root: results/deep_gpu/{runs,r10,r100}/ (run data
+# lives in results/, next to results/deep_cpu/, not in the figures package).
 #
 #   bash figures/deep_gpu.sh "$OUT"     # on the GPU: the device tool's run, timeout_s 600 (OUT is set)
 #
@@ -38,7 +39,7 @@ CERT_ARGS=${CERT_ARGS:-"--k 10 --R 10 --n-min 182"}
 CERT_TIMEOUT=${CERT_TIMEOUT:-70}
 
 export PYTHONUNBUFFERED=1 SCL_GEOMETRY_CACHE=off
-mkdir -p "$OUT_DIR" "$WORK/figures/deep/runs"
+mkdir -p "$OUT_DIR" "$WORK/results/deep_gpu/runs"
 log() { echo "$(date +%T) $*" | tee -a "$OUT_DIR/log.txt"; }
 
 log "deep_gpu: ARCH=$ARCH EPOCHS=$EPOCHS SEEDS=$SEEDS RS='$RS' WORK=$WORK"
@@ -63,7 +64,7 @@ for R in $RS; do
         # shellcheck disable=SC2086  # word splitting of the flag strings is intended
         timeout -k 30 "$TRAIN_TIMEOUT" $PY -m deep.train --arch "$ARCH" --R "$R" \
             --epochs "$EPOCHS" --seeds "$SEEDS" --checkpoint-every 25 --quiet $flags $extra \
-            --out "$WORK/figures/deep/runs/$name" >"$WORK/$name.log" 2>&1 &
+            --out "$WORK/results/deep_gpu/runs/$name" >"$WORK/$name.log" 2>&1 &
         pids+=($!)
     done
 done
@@ -74,9 +75,9 @@ unset XLA_PYTHON_CLIENT_MEM_FRACTION
 
 # 2. Reports: one per R, over every seed of the three variants.
 for R in $RS; do
-    mapfile -t dirs < <(find "$WORK/figures/deep/runs" -path "*/r${R}_*" -name metrics.jsonl -printf '%h\n' | sort)
+    mapfile -t dirs < <(find "$WORK/results/deep_gpu/runs" -path "*/r${R}_*" -name metrics.jsonl -printf '%h\n' | sort)
     if [ "${#dirs[@]}" -gt 0 ]; then
-        $PY -m deep.report "${dirs[@]}" --out "$WORK/figures/deep/r$R" >"$OUT_DIR/report_r$R.txt" 2>&1
+        $PY -m deep.report "${dirs[@]}" --out "$WORK/results/deep_gpu/r$R" >"$OUT_DIR/report_r$R.txt" 2>&1
         log "report r$R: rc=$? (${#dirs[@]} runs)"
     fi
 done
@@ -95,6 +96,6 @@ timeout -k 20 "$CERT_TIMEOUT" $PY -m ufm.solve $CERT_ARGS --nonneg --certify --c
 log "certificate rc=$?"
 
 # Pack the small files (no checkpoints) into one archive.
-(cd "$WORK" && find figures -name '*.json' -o -name '*.jsonl' -o -name '*.png' | sort |
+(cd "$WORK" && find results -name '*.json' -o -name '*.jsonl' -o -name '*.png' | sort |
     tar czf "$OUT_DIR/deep_gpu.tar.gz" -T -)
 log "packed $(tar tzf "$OUT_DIR/deep_gpu.tar.gz" | wc -l) files into deep_gpu.tar.gz"

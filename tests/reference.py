@@ -103,3 +103,13 @@ def batched_of_value(labels, batches, tau) -> float:
             if nb >= 2:
                 total += nb * math.log(nb - 1 + (len(b) - nb) * math.exp(-1.0 / tau))
     return total
+
+
+def reshuffled_batches(n, batch_size, epochs, seed):
+    """Batches of a fresh permutation of ``range(n)`` each epoch (numpy ``default_rng(seed)``)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(epochs):
+        perm = rng.permutation(n)
+        out += [perm[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
+    return out

@@ -44,7 +44,7 @@ import numpy as np
 import pytest
 
 from reference import batched_of_value
-from theory_checks.graph import check_batches
+from theory_checks.interaction import check_batches
 from ufm import batched_of_loss
 
 TAU = 0.5  # 0.5 and 1.0 both settle every case; 0.5 keeps unique-case deviations smaller

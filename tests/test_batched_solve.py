@@ -16,7 +16,7 @@ import pytest
 
 import ufm
 from reference import batched_of_value, brute_scl_loss
-from theory_checks.batches import schedule_batches
+from theory_checks.schedules import schedule_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 

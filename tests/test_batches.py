@@ -1,4 +1,4 @@
-"""Batch schedules (theory_checks.batches): determinism, coverage, binding, validation; the
+"""Batch schedules (theory_checks.schedules): determinism, coverage, binding, validation; the
 property that batch-binding always satisfies the conditions; ``python -m theory_checks.batches``.
 """
 
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory_checks.batches import SCHEDULES, binding_samples, epoch_batches, schedule_batches
-from theory_checks.graph import check_batches
+from theory_checks.interaction import check_batches
+from theory_checks.schedules import SCHEDULES, binding_samples, epoch_batches, schedule_batches
 from theory_checks.io import read_batches_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Smoke test of ``python -m ufm.bench --quick``: it runs, and its figures are consistent.
 
-The figures themselves are measured by the benchmark (see README), not asserted here.
+The figures themselves are measured by the benchmark (see docs/performance.md), not asserted here.
 """
 
 import json

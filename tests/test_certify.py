@@ -204,7 +204,7 @@ def test_reduced_full_dual_agree_small_full_batch(nonneg):
 
 
 def test_full_and_dual_agree_small_batched():
-    from theory_checks.batches import schedule_batches
+    from theory_checks.schedules import schedule_batches
 
     counts = [5, 4, 3]
     y = ufm.labels_from_counts(counts)

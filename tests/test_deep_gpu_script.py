@@ -47,11 +47,11 @@ def test_gpu_script_at_tiny_size(tmp_path):
         assert not any(n.endswith(".npz") for n in names)  # no checkpoints
         for variant in ("relu", "norelu", "binding"):
             for seed in (0, 1):
-                member = tar.extractfile(f"figures/deep/runs/r2_{variant}/seed_{seed}/metrics.jsonl")
+                member = tar.extractfile(f"results/deep_gpu/runs/r2_{variant}/seed_{seed}/metrics.jsonl")
                 rows = [json.loads(line) for line in member.read().decode().splitlines()]
                 assert [r["epoch"] for r in rows] == [1, 2]
                 assert all(math.isfinite(r[k]) for r in rows for k in ("loss", "delta_gm_of", "nc1"))
-        assert "figures/deep/r2/delta_gm.png" in names
+        assert "results/deep_gpu/r2/delta_gm.png" in names
     table = (out / "report_r2.txt").read_text()
     assert "relu=False" in table and "schedule=binding" in table and "mean +- sd" in table
 

@@ -1,8 +1,8 @@
-"""``deep.report``'s pure functions: seed groups and the over-seeds summary (hand-computed)."""
+"""``deep.reporting``'s pure functions: seed groups and the over-seeds summary (hand-computed)."""
 
 from __future__ import annotations
 
-from deep.report import RunMetrics, figures, seed_groups, seed_summary
+from deep.reporting import RunMetrics, figures, seed_groups, seed_summary
 
 
 def _run(name: str, relu: bool, seed: int, of: float, acc: float) -> RunMetrics:

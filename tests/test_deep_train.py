@@ -1,4 +1,5 @@
-"""deep.train core: the loss is ufm.scl_loss, optimizer rule, schedule, batches, checkpoints."""
+"""deep.training core: the loss is ufm.scl_loss, optimizer rule, schedule, batches, checkpoints;
+``train_and_evaluate`` (the run's files, callbacks, resume, its errors) with a stand-in epoch."""
 
 from __future__ import annotations
 
@@ -18,9 +19,15 @@ import ufm.loss  # noqa: E402
 from deep.augment import augment, two_views  # noqa: E402
 from deep.checkpoint import (CheckpointError, checkpoint_due, load_checkpoint,  # noqa: E402
                              save_checkpoint)
-from deep.configs import TrainConfig  # noqa: E402
+from deep.configs import TrainConfig, resolve  # noqa: E402
 from deep.data import load_digits  # noqa: E402
-from deep.train import (  # noqa: E402
+import deep.training  # noqa: E402
+from deep.metrics import epoch_metrics  # noqa: E402
+from deep.rundir import read_config, read_metrics  # noqa: E402
+from deep.training import (  # noqa: E402
+    StartError,
+    TrainCallbacks,
+    TrainingDiverged,
     batch_loss,
     epoch_indices,
     init_state,
@@ -28,6 +35,7 @@ from deep.train import (  # noqa: E402
     lr_schedule,
     make_optimizer,
     setup,
+    train_and_evaluate,
 )
 
 TINY = TrainConfig(arch="resnet-tiny", n_maj=20, R=2, batch_size=50, epochs=2)
@@ -92,7 +100,7 @@ def test_other_steps_trace(monkeypatch, digits, arch, loss, dtype, conv):
 
 def test_bf16_ce_binding_epoch_runs(digits):
     """A real (compiled) epoch in bfloat16 with CE and the binding schedule: finite losses."""
-    from deep.train import evaluate, train_epoch
+    from deep.training import evaluate, train_epoch
 
     run = setup(TINY.replace(loss="ce", dtype="bfloat16", schedule="binding", batch_size=70), digits)
     state, losses = train_epoch(run, init_state(run), 0)
@@ -187,3 +195,96 @@ def test_checkpoint_roundtrip_and_mismatch(tmp_path):
 ])
 def test_checkpoint_due_every_n_epochs_and_at_the_end(every, last, due):
     assert [e for e in range(1, last + 1) if checkpoint_due(e, every, last)] == due
+
+
+# ----------------------------------------------------------------------------- train_and_evaluate
+
+
+class Recorder(TrainCallbacks):
+    def __init__(self):
+        self.events = []
+
+    def on_start(self, run, start, stop):
+        self.events.append(("start", start, stop))
+
+    def on_epoch_start(self, epoch):
+        self.events.append(("epoch", epoch))
+
+    def on_step(self, step, loss):
+        self.events.append(("step", step, tuple(np.shape(loss))))
+
+    def on_epoch_end(self, records):
+        self.events.append(("end", [r["epoch"] for r in records]))
+
+
+@pytest.fixture
+def stand_in_epochs(monkeypatch):
+    """Epochs that take no compilation: loss 1 + epoch, one-hot (OF) features."""
+
+    def train_epoch(run, state, epoch, on_step):
+        for t in range(run.steps_per_epoch):
+            on_step(t, jnp.zeros(len(run.seeds)))
+        return state, np.full(len(run.seeds), 1.0 + epoch)
+
+    def evaluate(run, state):
+        k = run.num_classes
+        return [epoch_metrics(np.eye(k)[run.labels], run.labels, np.eye(k)[run.y_test], run.y_test,
+                              k=k, n_majority=run.n_majority) for _ in run.seeds]
+
+    monkeypatch.setattr(deep.training, "train_epoch", train_epoch)
+    monkeypatch.setattr(deep.training, "evaluate", evaluate)
+
+
+def test_train_and_evaluate_writes_the_run_resumes_and_reports(stand_in_epochs, digits, tmp_path):
+    cfg, work = TINY.replace(epochs=3), tmp_path / "run"
+    rec = Recorder()
+    res = train_and_evaluate(cfg, work, stop_after=2, checkpoint_every=5, callbacks=rec, data=digits)
+    steps = [("step", t, (1,)) for t in range(3)]
+    assert rec.events == [("start", 0, 2), ("epoch", 1), *steps, ("end", [1]),
+                          ("epoch", 2), *steps, ("end", [2])]
+    assert (res.start, res.stop, res.finished, res.dirs) == (0, 2, False, [work])
+    assert res.records[0]["epoch"] == 2 and res.records[0]["loss"] == 2.0
+    assert res.records[0]["delta_gm_of"] == pytest.approx(0.0, abs=1e-9)
+    assert [m["epoch"] for m in read_metrics(work)] == [1, 2]
+    assert read_config(work)["config"] == resolve(cfg).to_dict() and read_config(work)["n_train"] == 150
+    with np.load(work / "checkpoint.npz") as f:  # every 5 epochs, and at the end of the call
+        assert int(f["epoch"]) == 2
+
+    with pytest.raises(StartError, match="already holds a run") as err:
+        train_and_evaluate(cfg, work, data=digits)
+    assert err.value.argument == "--out"
+    rec = Recorder()
+    res = train_and_evaluate(cfg, work, resume=True, callbacks=rec, data=digits)
+    assert rec.events[0] == ("start", 2, 3) and rec.events[-1] == ("end", [3])
+    assert (res.start, res.stop, res.finished) == (2, 3, True)
+    assert [m["epoch"] for m in read_metrics(work)] == [1, 2, 3]
+    rec = Recorder()
+    res = train_and_evaluate(cfg, work, resume=True, callbacks=rec, data=digits)  # all done
+    assert (res.start, res.stop, res.records, rec.events) == (3, 3, [], [])
+    with pytest.raises(StartError, match="checkpoint") as err:  # 2 seeds cannot resume 1
+        train_and_evaluate(cfg.replace(seeds=2), work, resume=True, data=digits)
+    assert err.value.argument == "--resume"
+
+
+def test_train_and_evaluate_stops_when_it_diverges(monkeypatch, stand_in_epochs, digits, tmp_path):
+    monkeypatch.setattr(deep.training, "train_epoch",
+                        lambda run, state, epoch, on_step: (state, np.array([1.0, np.nan])))
+    work = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match="epoch 1 are not finite [(]seed 4[)]") as err:
+        train_and_evaluate(TINY.replace(seed=3, seeds=2), work, data=digits)
+    assert (err.value.epoch, err.value.seeds) == (1, (4,))
+    assert all(read_metrics(d) == [] for d in (work / "seed_3", work / "seed_4"))
+    assert not (work / "checkpoint.npz").exists()
+
+
+@pytest.mark.parametrize("changes, argument, needle", [
+    ({"dataset": "mnist", "data_dir": "/nonexistent"}, "--data-dir", "no such directory"),
+    ({"R": 100}, "--R", "R = 100"),
+    ({"n_maj": 500}, "--n-maj", "training samples"),
+    ({"batch_size": 1000, "drop_last": True}, None, "batch_size (1000) exceeds"),
+])
+def test_train_and_evaluate_start_errors_name_the_flag(changes, argument, needle, tmp_path):
+    with pytest.raises(StartError) as err:
+        train_and_evaluate(TINY.replace(**changes), tmp_path / "run")
+    assert err.value.argument == argument and needle in str(err.value)
+    assert not (tmp_path / "run").exists()

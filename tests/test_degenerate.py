@@ -117,10 +117,10 @@ def test_training_stops_when_it_diverges(tmp_path, capsys, monkeypatch):
     """A non-finite epoch loss ends the run: exit 1, one line, nothing of the epoch saved."""
     pytest.importorskip("flax")
     pytest.importorskip("sklearn")
-    import deep.train
+    import deep.training
     from deep.train_cmd import main
 
-    monkeypatch.setattr(deep.train, "train_epoch", lambda run, state, epoch, on_step: (
+    monkeypatch.setattr(deep.training, "train_epoch", lambda run, state, epoch, on_step: (
         state, np.array([np.nan])))
     run = tmp_path / "run"
     proc = _exit(main, TINY + ["--lr", "0.5", "--out", str(run)], capsys, monkeypatch)
@@ -135,13 +135,13 @@ def test_training_warns_once_when_the_geometry_is_undefined(tmp_path, capsys, mo
     """All-zero features (a dead ReLU) train on, logged as null with one warning line."""
     pytest.importorskip("flax")
     pytest.importorskip("sklearn")
-    import deep.train
+    import deep.training
     from deep.metrics import epoch_metrics
     from deep.train_cmd import main
 
-    monkeypatch.setattr(deep.train, "train_epoch", lambda run, state, epoch, on_step: (
+    monkeypatch.setattr(deep.training, "train_epoch", lambda run, state, epoch, on_step: (
         state, np.array([1.5])))
-    monkeypatch.setattr(deep.train, "evaluate", lambda run, state: [epoch_metrics(
+    monkeypatch.setattr(deep.training, "evaluate", lambda run, state: [epoch_metrics(
         np.zeros((run.labels.size, 8)), run.labels, np.zeros((run.y_test.size, 8)), run.y_test,
         k=run.num_classes, n_majority=run.n_majority)])
     run = tmp_path / "run"
@@ -237,7 +237,7 @@ def test_dual_bound_checks_its_point_and_survives_a_row_with_no_direction():
 
 
 def test_count_and_dimension_arguments_are_checked():
-    from theory_checks.graph import check_batches
+    from theory_checks.interaction import check_batches
 
     with pytest.raises(ValueError, match="k must be an integer >= 2, got 10.5"):
         ufm.step_counts(10.5, 100)

@@ -20,7 +20,7 @@ from scipy.optimize import brentq
 
 import ufm
 from reference import batched_of_value
-from theory_checks.batches import schedule_batches
+from theory_checks.schedules import schedule_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 PNGS = ["fig1_heatmaps.png", "fig2_delta_gm.png", "fig3_cosines.png", "fig4_batching.png",

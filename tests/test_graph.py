@@ -1,4 +1,4 @@
-"""The batch interaction-graph check (theory_checks.graph, DESIGN.md section 6) and its CLI.
+"""The batch interaction-graph check (theory_checks.interaction, DESIGN.md section 6) and its CLI.
 
 Hand-made cases with known verdicts, the fast array path against a slow networkx reference of
 conditions (a*) and (b) on random small inputs, and ``python -m theory_checks.graph`` end to
@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory_checks.batches import binding_samples, schedule_batches
-from theory_checks.graph import (
+from theory_checks.interaction import (
     FlatBatches,
     check_batches,
     exactness,
     interaction_graph,
 )
+from theory_checks.schedules import binding_samples, schedule_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -68,7 +68,7 @@ CLIS = [  # module, argv before --out, the output flag
     ("ufm.certify_cmd", ["--k", "3", "--quiet"], "--out"),
     ("theory_checks.batches_cmd", ["--k", "3", "--quiet"], "--out"),
     ("deep.train_cmd", ["--arch", "resnet-tiny", "--quiet"], "--out"),
-    ("figures.make", ["--quick"], "--out"),
+    ("figures.make_cmd", ["--quick"], "--out"),
 ]
 
 
@@ -88,7 +88,7 @@ def test_report_to_an_unwritable_folder(a_file, capsys, monkeypatch):
     pytest.importorskip("flax")
     from deep.report_cmd import main
 
-    runs = Path(__file__).resolve().parents[1] / "figures" / "deep_cpu" / "runs" / "relu"
+    runs = Path(__file__).resolve().parents[1] / "results" / "deep_cpu" / "runs" / "relu"
     _one_line(_exit(main, [str(runs), "--out", str(a_file / "plots")], capsys, monkeypatch), 2,
               "argument --out", "is a file, not a folder")
 
@@ -132,13 +132,13 @@ def test_training_stops_on_one_line_when_a_write_fails(tmp_path, capsys, monkeyp
     and one line saying how to resume; no traceback."""
     pytest.importorskip("flax")
     pytest.importorskip("sklearn")
-    import deep.train
+    import deep.training
     from deep.train_cmd import main
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(deep.train, "train_epoch", full_disk)
+    monkeypatch.setattr(deep.training, "train_epoch", full_disk)
     run = tmp_path / "run"
     argv = ["--arch", "resnet-tiny", "--n-maj", "20", "--R", "2", "--epochs", "1", "--quiet",
             "--out", str(run)]

@@ -21,8 +21,8 @@ import pytest
 
 import ufm
 from reference import brute_scl_loss
-from theory_checks.batches import schedule_batches
-from theory_checks.graph import check_batches
+from theory_checks.schedules import schedule_batches
+from theory_checks.interaction import check_batches
 
 IMBALANCES = {
     "step R=10 rho=0.5": ufm.step_counts(4, 10, rho=0.5, n_min=3),

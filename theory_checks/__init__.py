@@ -1,11 +1,18 @@
 """Theory checks on batches (DESIGN.md section 6): the batch interaction-graph conditions
 (a*) and (b) for the OF to be the unique minimizer, and the batch schedules (samplers).
 
-- ``check_batches(labels, batches, d=None) -> BatchCheck``; ``interaction_graph`` (networkx)
-- ``epoch_batches``, ``schedule_batches``, ``binding_samples``, ``SCHEDULES``
-- CLIs: ``python -m theory_checks.graph --batches FILE``, ``python -m theory_checks.batches``
+Library modules (explicit re-exports below; importing the package loads numpy, not JAX):
 
-The names are loaded on first use (so ``python -m theory_checks.graph`` runs its module fresh).
+- ``theory_checks.interaction``: ``check_batches(labels, batches, d=None) -> BatchCheck``,
+  ``interaction_graph`` (networkx), ``flatten_batches``
+- ``theory_checks.schedules``: ``epoch_batches``, ``schedule_batches``, ``binding_samples``,
+  ``SCHEDULES``
+- ``theory_checks.io``: ``read_batches_json``, ``write_batches_json``
+- ``theory_checks.benchmark``: ``bench_graph_check`` (timing at scale)
+
+Command lines (entry module -> code): ``python -m theory_checks.graph --batches FILE``
+(``theory_checks.graph_cmd``), ``python -m theory_checks.batches`` (``theory_checks.batches_cmd``),
+``python -m theory_checks.bench`` (``theory_checks.bench_cmd``).
 
 >>> import theory_checks
 >>> theory_checks.check_batches([0, 0, 1, 1], [[0, 1, 2], [1, 2, 3]]).holds
@@ -14,23 +21,26 @@ True
 
 from __future__ import annotations
 
-from ufm.lazy import lazy_exports
+from theory_checks.interaction import (
+    BatchCheck,
+    FlatBatches,
+    check_batches,
+    flatten_batches,
+    interaction_graph,
+)
+from theory_checks.io import read_batches_json, write_batches_json
+from theory_checks.schedules import SCHEDULES, binding_samples, epoch_batches, schedule_batches
 
-_EXPORTS = {
-    "check_batches": "theory_checks.graph",
-    "BatchCheck": "theory_checks.graph",
-    "FlatBatches": "theory_checks.graph",
-    "flatten_batches": "theory_checks.graph",
-    "interaction_graph": "theory_checks.graph",
-    "epoch_batches": "theory_checks.batches",
-    "schedule_batches": "theory_checks.batches",
-    "binding_samples": "theory_checks.batches",
-    "SCHEDULES": "theory_checks.batches",
-    "read_batches_json": "theory_checks.io",
-    "write_batches_json": "theory_checks.io",
-}
-
-__all__ = list(_EXPORTS)
-
-
-__getattr__, __dir__ = lazy_exports(globals(), "theory_checks", _EXPORTS)
+__all__ = [
+    "check_batches",
+    "BatchCheck",
+    "FlatBatches",
+    "flatten_batches",
+    "interaction_graph",
+    "epoch_batches",
+    "schedule_batches",
+    "binding_samples",
+    "SCHEDULES",
+    "read_batches_json",
+    "write_batches_json",
+]

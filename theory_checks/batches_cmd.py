@@ -36,7 +36,7 @@ examples:
 def _parser():
     from ufm.cli import Parser, add_counts_args, output_file, ranged
 
-    from theory_checks.batches import SCHEDULES
+    from theory_checks.schedules import SCHEDULES
 
     p = Parser(
         prog="python -m theory_checks.batches",
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ufm.labels import labels_from_counts
     from ufm.versions import library_versions
 
-    from theory_checks.batches import binding_samples, schedule_batches
+    from theory_checks.schedules import binding_samples, schedule_batches
     from theory_checks.io import write_batches_json
 
     parser = _parser()

@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 holds, 1 does not, 2 unusable input)."""
     parser = _parser()
     args = parser.parse_args(argv)
-    from theory_checks.graph import check_batches
+    from theory_checks.interaction import check_batches
     from theory_checks.io import BatchesFileError, read_batches_json
 
     path = args.batches

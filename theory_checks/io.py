@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from theory_checks.graph import FlatBatches
+from ufm.batching import Batching
 from ufm.io import atomic_write, to_jsonable
 
 __all__ = ["BatchesFileError", "read_batches_json", "write_batches_json"]
@@ -81,7 +81,7 @@ def _labels(obj: Any) -> np.ndarray:
     return arr
 
 
-def _batches(obj: Any, n: int) -> FlatBatches:
+def _batches(obj: Any, n: int) -> Batching:
     if not isinstance(obj, list):
         raise BatchesFileError(f'"batches" must be a list of index lists, got {type(obj).__name__}')
     if not obj:
@@ -111,10 +111,10 @@ def _batches(obj: Any, n: int) -> FlatBatches:
         value = obj[b][e - offsets[b]]
         why = "is negative" if value < 0 else f"is out of range [0, {n}) for {n} labels"
         raise BatchesFileError(f"batches[{b}][{e - offsets[b]}] = {value} {why}")
-    return FlatBatches(flat, offsets)
+    return Batching(flat, offsets, n)  # validated above, with file positions in the messages
 
 
-def read_batches_json(path: str | os.PathLike) -> tuple[np.ndarray, FlatBatches, dict | None]:
+def read_batches_json(path: str | os.PathLike) -> tuple[np.ndarray, Batching, dict | None]:
     """``(labels, batches, config)`` from a batches.json; ``BatchesFileError`` if unusable."""
     try:
         raw = Path(path).read_bytes()
@@ -138,7 +138,7 @@ def read_batches_json(path: str | os.PathLike) -> tuple[np.ndarray, FlatBatches,
     return labels, batches, config if isinstance(config, dict) else None
 
 
-def _parsed(obj: Any) -> tuple[np.ndarray, FlatBatches]:
+def _parsed(obj: Any) -> tuple[np.ndarray, Batching]:
     if not isinstance(obj, dict):
         raise BatchesFileError('top level must be a JSON object with keys "labels" and "batches", '
                                f"got {type(obj).__name__}")
@@ -155,7 +155,7 @@ def write_batches_json(path: str | os.PathLike, labels: Sequence[int], batches: 
     in the same folder, then ``os.replace``), one batch per line; ``progress``: a tqdm bar on
     stderr (when it is a terminal)."""
     labels = np.asarray(labels, dtype=np.int64)
-    if isinstance(batches, FlatBatches):
+    if isinstance(batches, Batching):
         batches = list(batches)
 
     def write(fh) -> None:

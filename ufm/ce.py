@@ -14,7 +14,8 @@ Closed forms (balanced classes):
 - with the L2 term the minimizer is that configuration with every weight row of norm ``r_W``,
   the root of ``2 lam r_W (exp(K/(K-1) rho_Z r_W) + K - 1) - rho_Z = 0`` (``ce_weight_radius``).
 
-``solve_ce`` minimizes the regularized problem with L-BFGS (optax) in float64, the features
+``solve_ce`` minimizes the regularized problem with L-BFGS (``ufm.optim.lbfgs_step``: optax, zoom
+line search; stopping on the gradient norm, ``tol``) in float64, the features
 parametrized on the sphere of radius ``rho_Z`` (``z = rho_Z h/||h||``), where the minimizers lie;
 a term ``sum_i (||h_i||^2 - 1)^2`` fixes the free scale of ``h`` without changing ``z``.
 
@@ -35,6 +36,7 @@ import numpy as np
 import optax
 from scipy.optimize import brentq
 
+from ufm import optim
 from ufm.labels import check_counts, labels_from_counts
 
 __all__ = ["CEResult", "ce_loss", "ce_lower_bound", "ce_weight_radius", "ce_optimum", "solve_ce"]
@@ -118,20 +120,15 @@ def solve_ce(
         k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
         params = (jax.random.normal(k1, (n, d), jnp.float64), 0.1 * jax.random.normal(k2, (k, d), jnp.float64))
         opt = optax.lbfgs()
-        vg = optax.value_and_grad_from_state(objective)
-
-        def step(carry):
-            params, state, _, i = carry
-            value, grad = vg(params, state=state)
-            updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=objective)
-            return optax.apply_updates(params, updates), state, optax.tree_utils.tree_norm(grad), i + 1
 
         @jax.jit
         def run(params):
-            carry = (params, opt.init(params), jnp.inf, 0)
-            return jax.lax.while_loop(lambda c: (c[3] < steps) & (c[2] > tol), step, carry)
+            state, done = optim.iterate(
+                lambda s: optim.lbfgs_step(opt, objective, s), optim.lbfgs_init(opt, objective, params),
+                max_steps=steps, proceed=lambda s: optax.tree_utils.tree_norm(optim.lbfgs_grad(s)) > tol)
+            return state.params, done
 
-        params, _, _, done = run(params)
+        params, done = run(params)
         done = int(done)
         h, w = params
         z = rho_z * h / jnp.linalg.norm(h, axis=1, keepdims=True)

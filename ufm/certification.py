@@ -1,33 +1,129 @@
-"""``certify``: a lower bound on the UFM / UFM+ SC loss, and the certificate of a solver point.
+"""``certify``: a proven lower bound on the UFM / UFM+ SC loss, and the certificate of a point.
 
-Three methods (DESIGN.md section 5):
+Every method returns a ``ufm.bound.Bound`` whose ``lower_bound`` is a dual certificate proven in
+float64 (``ufm.dual``, ``ufm.rigorous``; DESIGN.md section 5), whatever a conic solver's
+accuracy. The methods sit in one registry, ``METHODS`` (the CLIs take their choices from it):
 
-- ``reduced``: the k x k symmetry-reduced SDP (full batch, any N) - ``ufm.relaxation``.
-- ``full``: the N x N relaxation, any batching, small N - ``ufm.relaxation``.
-- ``dual``: the dual bound from a point ``z`` (any batching, any N) - ``ufm.dual``.
+- ``reduced``: the k x k symmetry-reduced SDP (full batch, any N), then the certificate at its
+  class-level ``A`` (``ufm.relaxation.reduced_relaxation``).
+- ``full``: the N x N relaxation (any batching, small N), then the certificate at its ``G``
+  (``ufm.relaxation.full_relaxation``).
+- ``dual``: the certificate at a given point ``z`` (any batching, any N; ``ufm.dual``).
 
-``auto`` takes ``reduced`` for the full batch, ``dual`` for batches when ``z`` is given, else
-``full``. ``certificate(loss, bound)`` turns a bound into the report of ``solve --certify``:
-certified iff the method succeeded (conic status exactly "optimal") and
-``(loss - bound) / |loss| <= tol``.
+The automatic choice lives in ``choose_method`` alone: ``reduced`` for the full batch (it takes
+milliseconds); with batches, ``full`` up to ``AUTO_FULL_MAX_N`` samples, else ``dual`` at the
+given point. Given a point, the full-batch ``reduced`` bound is also computed at the point and
+the larger kept (both are proven). ``certify_point`` is what ``solve --certify`` reports.
+``certificate(loss, bound)`` turns a bound into the report: certified iff the bound is finite
+and ``(loss - bound) / |loss| <= tol`` (the proven gap alone decides; the conic status is
+reported beside it).
 
 >>> res = certify([3, 3], 1.0, nonneg=True, method="dual", z=np.eye(2)[[0, 0, 0, 1, 1, 1]])
->>> res.method, res.ok, round(res.lower_bound, 5)  # = of_loss([3, 3], 1.0)
-('dual', True, 6.79545)
+>>> from ufm.closed_forms import of_loss
+>>> res.method, res.ok, bool(of_loss([3, 3], 1.0) * (1 - 1e-12) <= res.lower_bound <= of_loss([3, 3], 1.0))
+('dual', True, True)
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ufm.bound import Bound
 from ufm.checks import check_tau
 from ufm.labels import check_counts, labels_from_counts
 
-__all__ = ["certify", "certificate", "METHODS"]
+__all__ = ["certify", "certify_point", "certificate", "choose_method", "CertificateMethod",
+           "METHODS", "METHOD_NAMES", "FULL_MAX_N", "AUTO_FULL_MAX_N"]
 
-METHODS = ("auto", "reduced", "full", "dual")
+#: The full relaxation's N x N PSD variable: practical up to this many samples.
+FULL_MAX_N = 400
+#: ``certify_point`` falls back to the full relaxation for batched points up to this N.
+AUTO_FULL_MAX_N = 120
+
+
+@dataclass(frozen=True)
+class CertificateMethod:
+    """A registry entry: how to compute one kind of bound.
+
+    Attributes:
+      name: the registry key (and the CLI's ``--method`` / ``--cert-method`` choice).
+      summary: one line for ``--help`` and the docs.
+      batched: whether it handles batches (``False``: the full batch only).
+      needs_point: whether it needs a point ``z``.
+      max_samples: the largest N it takes (``None``: any).
+      run: ``run(counts, labels, tau, nonneg, batches, z, solver) -> Bound``.
+    """
+
+    name: str
+    summary: str
+    batched: bool
+    needs_point: bool
+    max_samples: int | None
+    run: Callable[..., Bound]
+
+
+def _run_reduced(counts, labels, tau, nonneg, batches, z, solver) -> Bound:
+    from ufm.relaxation import reduced_relaxation
+
+    bound = reduced_relaxation(counts, tau, nonneg=nonneg, solver=solver)
+    if z is not None:  # the certificate at the point too: both are proven, keep the larger
+        from ufm.dual import dual_bound
+
+        at_point = dual_bound(z, labels, tau, nonneg=nonneg)
+        if not np.isfinite(bound.lower_bound) or at_point.lower_bound > bound.lower_bound:
+            bound.lower_bound = at_point.lower_bound
+            bound.lambda_min = at_point.lambda_min
+        bound.seconds += at_point.seconds
+    return bound
+
+
+def _run_full(counts, labels, tau, nonneg, batches, z, solver) -> Bound:
+    from ufm.relaxation import full_relaxation
+
+    return full_relaxation(labels, tau, nonneg=nonneg, batches=batches, solver=solver)
+
+
+def _run_dual(counts, labels, tau, nonneg, batches, z, solver) -> Bound:
+    from ufm.dual import dual_bound
+
+    return dual_bound(z, labels, tau, nonneg=nonneg, batches=batches)
+
+
+#: The certificate methods by name (``auto`` is ``choose_method``, not an entry).
+METHODS: dict[str, CertificateMethod] = {
+    m.name: m for m in (
+        CertificateMethod("reduced", "k x k symmetry-reduced SDP, then its proven dual bound "
+                          "(full batch, any N, milliseconds)", False, False, None, _run_reduced),
+        CertificateMethod("full", "N x N relaxation, then its proven dual bound (any batching, "
+                          f"N <= {FULL_MAX_N})", True, False, FULL_MAX_N, _run_full),
+        CertificateMethod("dual", "proven dual bound at a solver point (any batching, any N)",
+                          True, True, None, _run_dual),
+    )
+}
+#: What ``--method`` / ``--cert-method`` accept.
+METHOD_NAMES = ("auto", *METHODS)
+
+
+def choose_method(*, batched: bool, n_samples: int, has_point: bool) -> str:
+    """The automatic choice (the only one in the project): ``reduced`` for the full batch; with
+    batches, ``full`` up to ``AUTO_FULL_MAX_N`` samples, else ``dual`` when a point is given,
+    else ``full``.
+
+    >>> choose_method(batched=False, n_samples=2525, has_point=True)
+    'reduced'
+    >>> choose_method(batched=True, n_samples=66, has_point=True)
+    'full'
+    >>> choose_method(batched=True, n_samples=500, has_point=True)
+    'dual'
+    """
+    if not batched:
+        return "reduced"
+    if n_samples <= AUTO_FULL_MAX_N or not has_point:
+        return "full"
+    return "dual"
 
 
 def certify(
@@ -39,43 +135,92 @@ def certify(
     batches: Sequence[Sequence[int]] | None = None,
     z: np.ndarray | None = None,
     solver: str | None = None,
-) -> Any:
-    """Lower bound on the SC loss over unit (and, with ``nonneg``, non-negative) embeddings.
+) -> Bound:
+    """Proven lower bound on the SC loss over unit (and, with ``nonneg``, non-negative)
+    embeddings, by the registry method ``method`` (``"auto"``: ``choose_method``).
 
-    Returns a result with ``lower_bound``, ``status``, ``solver``, ``seconds``, ``method``,
-    ``ok`` and ``to_dict()``; ``class_gram`` (k x k) for the conic methods.
+    Args:
+      counts: samples per class (each >= 2); samples are in class order
+        (``labels_from_counts``).
+      tau: temperature > 0.
+      nonneg: UFM+ (ReLU).
+      method: ``"auto"`` or a key of ``METHODS``.
+      batches: list of index lists; ``None`` = the full batch.
+      z: a point (``N x d``), needed by ``dual``; used by ``reduced`` too when given.
+      solver: conic solver of ``reduced`` / ``full`` (``"CLARABEL"`` or ``"SCS"``).
+
+    Returns:
+      ``Bound``; ``ValueError`` naming ``method`` when it does not apply.
+
+    References:
+      Kini et al., ICLR 2024 (arXiv 2306.07960); DESIGN.md section 5.
     """
     counts = check_counts(counts)
     tau = check_tau(tau)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    labels = labels_from_counts(counts)
+    if method not in METHOD_NAMES:
+        raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {method!r}")
+    n = int(counts.sum())
     if method == "auto":
-        method = "reduced" if batches is None else ("dual" if z is not None else "full")
-    if method == "reduced":
-        if batches is not None:
-            raise ValueError("method 'reduced' needs the full batch; use 'full' or 'dual' with batches")
-        from ufm.relaxation import reduced_relaxation
-
-        return reduced_relaxation(counts, tau, nonneg=nonneg, solver=solver)
-    if method == "full":
-        from ufm.relaxation import full_relaxation
-
-        return full_relaxation(labels, tau, nonneg=nonneg, batches=batches, solver=solver)
-    if z is None:
-        raise ValueError("method 'dual' needs a point z (solve first, or pass z)")
-    from ufm.dual import dual_bound
-
-    return dual_bound(z, labels, tau, nonneg=nonneg, batches=batches)
+        method = choose_method(batched=batches is not None, n_samples=n, has_point=z is not None)
+    entry = METHODS[method]
+    if batches is not None and not entry.batched:
+        raise ValueError(f"method {method!r} needs the full batch; use 'full' or 'dual' with batches")
+    if entry.needs_point and z is None:
+        raise ValueError(f"method {method!r} needs a point z (solve first, or pass z)")
+    if entry.max_samples is not None and n > entry.max_samples:
+        raise ValueError(f"method {method!r} needs N <= {entry.max_samples} samples (got N = {n}); "
+                         "use reduced or dual")
+    return entry.run(counts, labels_from_counts(counts), tau, nonneg, batches, z, solver)
 
 
-def certificate(loss: float, bound: Any, tol: float = 1e-6) -> dict[str, Any]:
-    """The ``certificate`` object of a report: bound, gap, rel. gap, certified, method, ..."""
-    gap = loss - bound.lower_bound
+def certify_point(
+    loss: float,
+    counts: Sequence[int],
+    tau: float,
+    *,
+    nonneg: bool,
+    z: np.ndarray,
+    method: str = "auto",
+    batches: Sequence[Sequence[int]] | None = None,
+    tol: float = 1e-6,
+) -> dict[str, Any]:
+    """The ``certificate`` report of a solver point ``z`` with loss ``loss`` (``solve
+    --certify``): ``certify`` by ``method`` at the point, then ``certificate``.
+
+    Args:
+      loss: the point's loss.
+      counts, tau, nonneg, z, batches: as for ``certify``.
+      method: ``"auto"`` or a key of ``METHODS``.
+      tol: certified when the proven relative gap is at most this.
+
+    Returns:
+      The ``certificate`` dict.
+    """
+    bound = certify(counts, tau, nonneg=nonneg, method=method, batches=batches, z=z)
+    return certificate(loss, bound, tol)
+
+
+def certificate(loss: float, bound: Bound, tol: float = 1e-6) -> dict[str, Any]:
+    """The ``certificate`` object of a report.
+
+    ``certified`` iff the proven bound is finite and ``(loss - lower_bound) / |loss| <= tol``;
+    the conic status and objective are reported beside it, never used for the verdict.
+
+    Args:
+      loss: the point's loss (float64).
+      bound: a ``Bound``.
+      tol: relative gap tolerance.
+
+    Returns:
+      ``{"lower_bound", "gap", "rel_gap", "tolerance", "certified", "method", "solver",
+      "status", "solver_objective", "seconds"}`` and a ``note`` when not certified.
+    """
+    lb = float(bound.lower_bound)
+    gap = loss - lb
     rel_gap = gap / abs(loss) if loss != 0 else gap
-    certified = bool(bound.ok and rel_gap <= tol)
+    certified = bool(np.isfinite(lb) and rel_gap <= tol)
     out = {
-        "lower_bound": bound.lower_bound,
+        "lower_bound": lb,
         "gap": gap,
         "rel_gap": rel_gap,
         "tolerance": tol,
@@ -83,10 +228,11 @@ def certificate(loss: float, bound: Any, tol: float = 1e-6) -> dict[str, Any]:
         "method": bound.method,
         "solver": bound.solver,
         "status": bound.status,
+        "solver_objective": float(bound.solver_objective),
         "seconds": bound.seconds,
     }
-    if not bound.ok:
-        out["note"] = f"not certified: the {bound.solver} status is {bound.status!r}, not 'optimal'"
+    if not np.isfinite(lb):
+        out["note"] = f"not certified: no bound was formed (the {bound.solver} status is {bound.status!r})"
     elif not certified:
         out["note"] = f"not certified: relative gap {rel_gap:.2e} > tolerance {tol:.0e}"
     return out

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 from scipy.special import logsumexp
 
-from ufm.checks import check_tau
+from ufm.checks import check_batch_indices, check_labels, check_tau
 from ufm.labels import check_counts
 
 __all__ = ["collapsed_loss", "of_loss", "etf_loss", "batched_of_loss", "cosine_sensitivity"]
@@ -38,14 +38,35 @@ def _log_terms(counts: Sequence[int], tau: float, class_gram: np.ndarray):
     log-sum-exp of ``log(n_c - 1)`` and ``log n_c' + log_w[c, c']`` over ``c' != c``."""
     n = check_counts(counts).astype(np.float64)
     tau = check_tau(tau)
-    log_w = (np.asarray(class_gram, dtype=np.float64) - 1.0) / tau
+    log_w = (_check_class_gram(class_gram, n.size) - 1.0) / tau
     terms = np.log(n)[None, :] + log_w
     terms[np.diag_indices(n.size)] = np.log(n - 1.0)
     return n, tau, log_w, logsumexp(terms, axis=1)
 
 
+def _check_class_gram(class_gram: np.ndarray, k: int) -> np.ndarray:
+    try:
+        a = np.asarray(class_gram, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"class_gram must be a finite real {k} x {k} matrix") from None
+    if a.shape != (k, k) or not np.all(np.isfinite(a)):
+        raise ValueError(f"class_gram must be a finite real {k} x {k} matrix (k = len(counts)), got "
+                         f"shape {a.shape}" + ("" if a.shape != (k, k) else " with NaN or inf"))
+    return a
+
+
 def collapsed_loss(counts: Sequence[int], tau: float, class_gram: np.ndarray) -> float:
-    """Loss of the collapsed configuration whose class vectors have Gram matrix ``class_gram``."""
+    """Loss of the collapsed configuration whose class vectors have Gram matrix ``class_gram``:
+    ``sum_c n_c log(n_c - 1 + sum_{c' != c} n_c' e^{(A_cc' - 1)/tau})``.
+
+    Args:
+      counts: ``k >= 2`` class sizes, each ``>= 2`` (``ufm.labels.check_counts``).
+      tau: temperature, a finite number ``> 0``.
+      class_gram: the ``k x k`` Gram matrix ``A`` of the class vectors (its diagonal unused).
+
+    Returns:
+      The loss (float). ``ValueError`` naming ``counts``, ``tau`` or ``class_gram`` otherwise.
+    """
     n, _, _, log_d = _log_terms(counts, tau, class_gram)
     return float(np.sum(n * log_d))
 
@@ -80,19 +101,61 @@ def cosine_sensitivity(counts: Sequence[int], tau: float, class_gram: np.ndarray
 
 
 def of_loss(counts: Sequence[int], tau: float) -> float:
-    """``L*_OF = sum_c n_c log(n_c - 1 + (N - n_c) exp(-1/tau))``."""
-    k = len(counts)
-    return collapsed_loss(counts, tau, np.eye(k))
+    """``L*_OF = sum_c n_c log(n_c - 1 + (N - n_c) exp(-1/tau))``: collapse onto an
+    orthogonal frame.
+
+    Args:
+      counts: ``k >= 2`` class sizes, each ``>= 2``.
+      tau: temperature, a finite number ``> 0``.
+
+    Returns:
+      The loss (float); ``ValueError`` naming ``counts`` or ``tau`` for a bad argument.
+    """
+    n = check_counts(counts)
+    return collapsed_loss(n, tau, np.eye(n.size))
 
 
 def etf_loss(counts: Sequence[int], tau: float) -> float:
-    """Loss at collapse onto the simplex ETF (cross-class cosine ``-1/(k-1)``)."""
-    k = len(counts)
-    return collapsed_loss(counts, tau, k / (k - 1) * (np.eye(k) - 1.0 / k))
+    """Loss at collapse onto the simplex ETF (cross-class cosine ``-1/(k-1)``)::
+
+        sum_c n_c log(n_c - 1 + (N - n_c) exp(-k / ((k-1) tau)))
+
+    Args:
+      counts: ``k >= 2`` class sizes, each ``>= 2`` (the ETF needs ``k >= 2``).
+      tau: temperature, a finite number ``> 0``.
+
+    Returns:
+      The loss (float); ``ValueError`` naming ``counts`` or ``tau`` for a bad argument.
+
+    >>> bool(np.isclose(etf_loss([2, 2], 1.0), 4 * np.log(1 + 2 * np.exp(-2))))
+    True
+    """
+    n = check_counts(counts)
+    k = n.size
+    return collapsed_loss(n, tau, k / (k - 1) * (np.eye(k) - 1.0 / k))
 
 
-def batched_of_loss(labels: Sequence[int], batches: Sequence[Sequence[int]], tau: float) -> float:
-    """Sum over batches of the OF value of each batch's own counts (vectorized over batches).
+def batched_of_loss(
+    labels: Sequence[int],
+    batches: Sequence[Sequence[int]] | np.ndarray,
+    tau: float,
+    *,
+    num_classes: int | None = None,
+) -> float:
+    """Sum over batches of the OF value of each batch's own counts (vectorized over batches)::
+
+        sum_B sum_{c: n_{B,c} >= 2} n_{B,c} log(n_{B,c} - 1 + (|B| - n_{B,c}) e^{-1/tau})
+
+    Args:
+      labels: integer labels ``0..k-1`` (``ufm.checks.check_labels``): every class present
+        unless ``num_classes`` is given.
+      batches: list of index lists, or a padded 2-D int array (-1 pads), indices in
+        ``[0, N)`` (``ufm.checks.check_batch_indices``).
+      tau: temperature, a finite number ``> 0``.
+      num_classes: the number of classes; give it to allow absent classes (they add 0).
+
+    Returns:
+      The loss (float); ``ValueError`` naming ``labels``, ``batches`` or ``tau`` otherwise.
 
     >>> round(batched_of_loss([0, 0, 1, 1], [[0, 1, 2, 3]], 1.0), 4) == round(of_loss([2, 2], 1.0), 4)
     True
@@ -100,12 +163,12 @@ def batched_of_loss(labels: Sequence[int], batches: Sequence[Sequence[int]], tau
     0.0
     """
     tau = check_tau(tau)
-    y = np.asarray(labels, dtype=np.int64)
-    k = int(y.max()) + 1
-    sizes = np.array([len(b) for b in batches], dtype=np.int64)
-    flat = np.concatenate([np.asarray(b, dtype=np.int64) for b in batches]) if sizes.sum() else np.zeros(0, np.int64)
-    bid = np.repeat(np.arange(sizes.size), sizes)
-    n_bc = np.bincount(bid * k + y[flat], minlength=sizes.size * k).reshape(sizes.size, k)
+    y, k = check_labels(labels, num_classes)
+    padded = check_batch_indices(batches, y.size)
+    valid = padded >= 0
+    sizes = valid.sum(axis=1)
+    bid = np.repeat(np.arange(padded.shape[0]), sizes)
+    n_bc = np.bincount(bid * k + y[padded[valid]], minlength=padded.shape[0] * k).reshape(-1, k)
     rest = (sizes[:, None] - n_bc).astype(np.float64)
     keep = n_bc >= 2
     n = n_bc[keep].astype(np.float64)

@@ -1,174 +1,475 @@
-"""Dual certificate: a rigorous lower bound on the SC loss from any point ``Z`` (DESIGN.md s. 5).
+"""Dual certificate: a proven lower bound on the SC loss (DESIGN.md section 5), in float64.
 
-The loss ``f`` is convex in ``G = Z Z^T``. For every ``G'`` feasible for the relaxation
-(``G' PSD``, ``diag G' = 1``, and ``G' >= 0`` under ReLU), with ``F = grad f(G)``::
+**The bound.** Each anchor row ``r`` of the loss (an anchor ``i`` with a positive in a batch
+``B``) pays ``lse_{l in B, l != i}(G_il / tau) - <W_r, G_i> / tau`` with ``W_r`` the positive
+weights ``1/(n_{B,y_i} - 1)``. For ANY probability vector ``p_r`` on ``B \\ {i}``, Fenchel's
+inequality for log-sum-exp gives ``lse(x) >= <p_r, x> + H(p_r)`` (entropy ``H``), so for every
+``G'`` feasible for the relaxation::
 
-    f(G') >= f(G) + <F, G' - G>.
+    L(G') >= sum_r H(p_r) + <F_p, G'>,    F_p = sum_r (p_r - W_r) e_i^T / tau   (N x N)
 
-Write ``F = C + diag(lambda) + M`` with ``M >= 0`` entrywise (``M = 0`` without ReLU). Then
-``<F, G'> = <C, G'> + sum(lambda) + <M, G'> >= N min(0, lambda_min(C)) + sum(lambda)``, since
-``tr G' = N`` and ``<M, G'> >= 0``. Hence, for ANY ``lambda`` and ``M >= 0``::
+Split the symmetric part of ``F_p`` as ``C + diag(lambda) + M`` with ``M >= 0`` entrywise (ReLU
+only) and any ``lambda``. On the feasible set ``diag G' = 1``, ``tr G' = N``, ``G' PSD`` (and
+``G' >= 0`` with ReLU), ``<C, G'> >= N min(0, lambda_min(C))`` and ``<M, G'> >= 0``, hence::
 
-    f* >= f(G) - <F, G> + sum(lambda) + N min(0, lambda_min(C)).
+    L* >= sum_r H(p_r) + sum_i lambda_i + N min(0, lambda_min(C)).
 
-The choice only affects tightness. From the KKT conditions at ``Z`` (``C Z = 0``):
-``M_il = max(F_il, 0)`` where ``G_il <= m_tol`` (pairs the ReLU pins at 0) and
-``lambda_i = <((F - M) Z)_i, z_i>``. At an exact optimum ``C`` is PSD and the bound equals
-``f(G)``. Cost: one gradient and one symmetric eigenvalue (``scipy.linalg.eigh``, lowest only).
+It is valid for every choice of ``p``, ``lambda`` and ``M``; the choice only sets how tight it
+is. The point ``G`` (a solver's embeddings, or a conic solver's approximate optimum) supplies
+the choice: ``p_r`` = the softmax of row ``r`` of ``G / tau``, ``M_il = max(F_il, 0)`` where
+``G_il <= m_tol`` (the pairs a ReLU pins at 0) and ``lambda_i = ((F - M) G)_ii`` (from the KKT
+condition ``C G = 0``). At an exact optimum the bound equals the optimal loss.
 
->>> import numpy as np
+**Rounding.** The softmax rows are computed in floating point, so they do not sum exactly to
+1; the bound is applied to the exactly normalized rows ``p_r = P_r / sigma_r`` (``sigma_r`` the
+exact sum of the stored row), whose entropy is ``H_raw(P_r) / sigma_r + log sigma_r``. What
+separates the stored ``C`` from the exact symmetric ``F_p - diag(lambda) - M`` is bounded
+entrywise and charged at ``sum |Delta|`` (``|G'_il| <= 1``). Every sum is enclosed by
+``ufm.rigorous.sum_bounds``, ``lambda_min(C)`` is bounded below by a Cholesky factorization with
+its residual (``ufm.rigorous.psd_lower_bound``), and each final operation rounds down. So
+``lower_bound`` is a bound whatever produced the point, including a conic solver that stopped
+early.
+
+**Structure.** For the full batch an optimal ``G`` of the relaxation can be taken class-block
+(``G_ij = A_{y_i y_j}``, ``i != j``; DESIGN.md section 5), and the bound at a class-block point
+needs only ``k x k`` work: ``C`` has the eigenvalues ``C_ii - B_cc`` on vectors summing to 0
+within class ``c`` and those of ``diag(C_ii - B_cc) + D^{1/2} B D^{1/2}`` (``B`` the block
+values of ``C``, ``D = diag(n_c)``). ``class_dual_bound`` does this for any ``N``; the full-batch
+``dual_bound`` takes the class-block average of the point's Gram matrix (``O(N d)``).
+
+References: Kini et al., ICLR 2024 (arXiv 2306.07960) for the problem; Boyd and Vandenberghe,
+*Convex Optimization* (2004), sections 3.3 and 5.2 (conjugate of log-sum-exp, weak duality).
+
 >>> z = np.eye(2)[[0, 0, 1, 1]]
 >>> cert = dual_bound(z, [0, 0, 1, 1], tau=1.0, nonneg=True)
->>> round(cert.lower_bound, 6), round(cert.loss, 6)  # 4 log(1 + 2/e), the OF optimum
-(2.205779, 2.205779)
+>>> from ufm.closed_forms import of_loss
+>>> bool(cert.lower_bound <= of_loss([2, 2], 1.0)), round(cert.lower_bound, 9)
+(True, 2.205778856)
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
+from ufm.batching import Batching
+from ufm.bound import Bound
 from ufm.checks import check_rows, check_tau
-from ufm.loss import gram_loss
+from ufm.labels import check_counts
+from ufm.rigorous import (LIBM_ULPS, TINY, U, down, gamma, psd_lower_bound, sum_bounds, up)
 
-__all__ = ["DualBound", "dual_bound", "gram_dual_bound"]
+__all__ = ["dual_bound", "gram_dual_bound", "class_dual_bound", "class_gram_of_point",
+           "class_block_means", "polish_class_gram", "polish_gram"]
 
+#: Tolerances below which an entry of the point counts as pinned at 0 under ReLU (tried in turn).
+PINNING_TOLERANCES = (1e-8, 1e-6, 1e-4, 1e-3)
 
-@dataclass
-class DualBound:
-    """Lower bound from the dual certificate and its ingredients."""
-
-    lower_bound: float
-    loss: float
-    lambda_min: float  # lowest eigenvalue of C (negative part is charged N times)
-    seconds: float
-    method: str = "dual"
-    solver: str = "eigh"
-    status: str = "optimal"
-
-    @property
-    def ok(self) -> bool:
-        return bool(np.isfinite(self.lower_bound))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "lower_bound": self.lower_bound,
-            "loss": self.loss,
-            "lambda_min": self.lambda_min,
-            "seconds": self.seconds,
-            "method": self.method,
-            "solver": self.solver,
-            "status": self.status,
-        }
+# Each stored entropy term -m P log P carries the log's error plus two products.
+_ENTROPY_REL = (LIBM_ULPS + 3) * U
 
 
-def _full_batch_grad(g: np.ndarray, labels: Sequence[int], tau: float) -> tuple[float, np.ndarray]:
-    """Full-batch loss and ``dL/dG`` (not symmetrized), NumPy float64.
+def _entropy_lower(p: np.ndarray, mult: np.ndarray | None, axis: int = 1):
+    """Per row: a lower bound on ``H(p_r)`` for the exactly normalized rows ``p_r = P_r /
+    sigma_r``, and the interval ``[sigma_lo, sigma_hi]`` of the exact row sums.
 
-    ``dL/dG_il = (w_i P_il - W_il) / tau`` with ``P`` the row softmax over ``l != i``,
-    ``W_il = [y_l = y_i, l != i] / (n_{y_i} - 1)`` and ``w_i = [n_{y_i} >= 2]``.
+    ``mult`` gives each stored entry a multiplicity (the number of samples it stands for).
     """
-    y = np.asarray(labels, dtype=np.int64)
-    n = y.size
-    s = g / tau
-    np.fill_diagonal(s, -np.inf)
-    m = s.max(axis=1, keepdims=True)
-    e = np.exp(s - m)
-    r = e.sum(axis=1, keepdims=True)
-    counts = np.bincount(y)
-    w = (counts[y] >= 2).astype(np.float64)
-    same = (y[:, None] == y[None, :]) & ~np.eye(n, dtype=bool)
-    wpos = same / np.maximum(counts[y] - 1, 1)[:, None]
-    lse = (m + np.log(r))[:, 0]
-    np.fill_diagonal(s, 0.0)
-    value = float(np.sum(w * (lse - np.sum(wpos * s, axis=1))))
-    grad = (w[:, None] * (e / r) - wpos) / tau
-    return value, grad
+    m = np.ones_like(p) if mult is None else mult
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logp = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), 0.0)
+    mass = m * p
+    s_lo, s_hi = sum_bounds(mass, rel=U if mult is not None else 0.0, axis=axis)
+    h_lo, _ = sum_bounds(-(mass * logp), rel=_ENTROPY_REL, axis=axis)
+    h_lo = np.maximum(h_lo, 0.0)  # the exact H_raw is >= 0 (every stored P <= 1)
+    log_s = np.log(s_lo)
+    log_lo = down(log_s - up(2.0 * LIBM_ULPS * U * np.abs(log_s) + TINY))
+    return down(down(h_lo / s_hi) + log_lo), s_lo, s_hi
 
 
-def _batched_grad(g, labels, tau, batches) -> tuple[float, np.ndarray]:
-    """Batched loss and ``dL/dG`` by autodiff of ``gram_loss`` (float64)."""
-    with jax.enable_x64(True):
-        y = jnp.asarray(np.asarray(labels))
-        fn = jax.jit(jax.value_and_grad(lambda gg: gram_loss(gg, y, tau, batches=batches)))
-        value, grad = fn(jnp.asarray(g))
-        return float(value), np.asarray(grad)
+def _deviation(s_lo, s_hi, per_entry_rel: float):
+    """Upper bound, per row, on ``tau * sum_l |F_exact - F_stored|`` over the row's entries:
+    ``|sigma - 1|`` (normalizing the stored softmax row) plus ``per_entry_rel (sigma + 1)``
+    (rounding of ``(P - W) / tau``, its accumulation and symmetrization; ``sum W = 1``)."""
+    dev = np.maximum(s_hi - 1.0, 1.0 - s_lo)
+    return up(up(dev) + up(per_entry_rel * (s_hi + 1.0)))
 
 
-def dual_bound(
-    z: np.ndarray,
-    labels: Sequence[int],
-    tau: float,
-    *,
-    nonneg: bool,
-    batches: Sequence[Sequence[int]] | None = None,
-    m_tol: float = 1e-6,
-) -> DualBound:
-    """Rigorous lower bound on the relaxation (so on UFM / UFM+) from the point ``z`` (N x d).
+def _pinning_tolerances(m_tol: float | None, nonneg: bool) -> tuple[float, ...]:
+    """The pinning tolerances tried (each gives a valid bound; the largest bound is kept): a
+    conic solver leaves entries that matter little to the loss (minority-minority pairs) at
+    ~1e-6 instead of 0, so one fixed tolerance can miss them."""
+    if not nonneg:
+        return (0.0,)
+    return (float(m_tol),) if m_tol is not None else PINNING_TOLERANCES
 
-    Rows of ``z`` are normalized first; under ``nonneg`` negative entries are clipped first
-    (the bound holds whatever point it is computed at; a better point gives a tighter bound).
+
+def _assemble(entropy_lo: float, lam_lo: float, lam_min: float, n: int, delta_hi: float) -> float:
+    """``H + sum(lambda) + N min(0, lambda_min) - sum|Delta|``, each step rounded down."""
+    x = down(entropy_lo + lam_lo)
+    x = down(x + down(float(n) * min(0.0, lam_min)))
+    return down(x - delta_hi)
+
+
+# ----------------------------------------------------------------------------- class-block
+
+
+def class_gram_of_point(z: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Class-block average ``A`` of ``G = Z Z^T``: ``A_cc'`` = mean of ``<z_i, z_j>`` over
+    ``y_i = c, y_j = c'``, ``i != j`` (so ``A_cc`` averages the within-class off-diagonal
+    entries), from the class sums in ``O(N d)``.
+
+    >>> class_gram_of_point(np.eye(2)[[0, 0, 1, 1]], np.array([0, 0, 1, 1]), 2)
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    z = np.asarray(z, dtype=np.float64)
+    onehot = np.zeros((labels.size, k))
+    onehot[np.arange(labels.size), labels] = 1.0
+    n = onehot.sum(axis=0)
+    sums = onehot.T @ z
+    a = (sums @ sums.T) / np.outer(n, n)
+    sq = onehot.T @ np.sum(z * z, axis=1)
+    within = (np.sum(sums * sums, axis=1) - sq) / (n * (n - 1.0))
+    a[np.diag_indices(k)] = within
+    return 0.5 * (a + a.T)
+
+
+def _class_softmax(a: np.ndarray, n: np.ndarray, tau: float):
+    """At the class-block point ``A``: each anchor class's softmax ``p`` over the k sample
+    types (per sample; ``mult`` samples of each type), the loss, and the symmetrized block
+    values ``f`` of the gradient ``F``: within ``(p_cc - 1/(n_c - 1))/tau``, cross
+    ``(p_cc' + p_c'c)/(2 tau)``. (``dL/dA_cc' = 2 n_c n_c' f_cc'`` for ``c != c'``.)"""
+    k = n.size
+    mult = np.tile(n, (k, 1))
+    mult[np.diag_indices(k)] = n - 1.0
+    logits = a / tau
+    top = np.max(logits, axis=1, keepdims=True)
+    e = np.exp(logits - top)
+    z_row = np.sum(mult * e, axis=1, keepdims=True)
+    p = e / z_row
+    loss = float(np.sum(n * (top[:, 0] + np.log(z_row[:, 0]) - np.diag(logits))))
+    x = p.copy()
+    x[np.diag_indices(k)] -= 1.0 / (n - 1.0)
+    x = x / tau
+    return p, mult, loss, 0.5 * (x + x.T)
+
+
+def polish_class_gram(class_gram: np.ndarray, counts: Sequence[int], tau: float, *,
+                      max_iter: int = 500) -> np.ndarray:
+    """A collapsed class-level point near ``class_gram``, polished to a stationary point of the
+    collapsed loss (class vectors ``v_c`` on the unit sphere, ``A = V V^T``, ``A_cc = 1``) by
+    L-BFGS (scipy) on ``v_c = h_c / ||h_c||``, with the gradient ``dL/dV = 2 W V``,
+    ``W_cc' = n_c n_c' f_cc'`` (``_class_softmax``).
+
+    A conic solver leaves the class-level ``A`` accurate only to about the square root of its
+    tolerance in the directions the loss hardly sees, and the dual certificate at such a point
+    loses that error to first order; at the polished point it is as tight as at a solver's.
+    Used for the full-batch problem without ReLU (under ReLU the snapped OF is exact). The
+    polished point is only a choice: the bound computed there is proven whatever it is.
+
+    Args:
+      class_gram: ``k x k`` starting point (any symmetric matrix; its PSD part is used).
+      counts: samples per class.
+      tau: temperature.
+      max_iter: L-BFGS iterations.
+
+    Returns:
+      The polished ``A`` (``k x k``, unit diagonal).
+    """
+    from scipy.optimize import minimize
+
+    n = np.asarray(counts, dtype=np.float64)
+    k = n.size
+    a0 = 0.5 * (np.asarray(class_gram, dtype=np.float64) + np.asarray(class_gram).T)
+    np.fill_diagonal(a0, 1.0)
+    w, vec = np.linalg.eigh(a0)
+    h0 = vec * np.sqrt(np.clip(w, 0.0, None))
+    h0 += 1e-12 * (np.linalg.norm(h0, axis=1, keepdims=True) == 0)
+    pairs = np.outer(n, n)
+    np.fill_diagonal(pairs, 0.0)
+
+    def fun(flat):
+        h = flat.reshape(k, k)
+        norm = np.linalg.norm(h, axis=1, keepdims=True)
+        v = h / norm
+        a = v @ v.T
+        _, _, loss, f = _class_softmax(a, n, tau)
+        g = 2.0 * (pairs * f) @ v
+        g = (g - np.sum(g * v, axis=1, keepdims=True) * v) / norm
+        return loss, g.ravel()
+
+    res = minimize(fun, h0.ravel(), jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter, "gtol": 1e-13, "ftol": 0.0, "maxcor": 30})
+    h = res.x.reshape(k, k)
+    v = h / np.linalg.norm(h, axis=1, keepdims=True)
+    out = v @ v.T
+    np.fill_diagonal(out, 1.0)
+    return out
+
+
+def class_block_means(g: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Class-block averages of an ``N x N`` matrix ``g``; the within-class blocks average their
+    off-diagonal entries (the ``A`` of a class-block point, DESIGN.md section 5).
+
+    >>> class_block_means(np.kron(np.eye(2), np.ones((2, 2))), np.array([0, 0, 1, 1]), 2)
+    array([[1., 0.],
+           [0., 1.]])
+    """
+    onehot = np.eye(k)[labels]
+    n = onehot.sum(axis=0)
+    sums = onehot.T @ g @ onehot
+    diag_sums = onehot.T @ np.diag(g)
+    out = sums / np.outer(n, n)
+    out[np.diag_indices(k)] = (np.diag(sums) - diag_sums) / (n * (n - 1.0))
+    return out
+
+
+def class_dual_bound(class_gram: np.ndarray, counts: Sequence[int], tau: float, *,
+                     nonneg: bool, m_tol: float | None = None) -> Bound:
+    """The dual certificate of the FULL-BATCH problem at the class-block point
+    ``G_ij = A_{y_i y_j}`` (``i != j``), in ``O(k^3)`` for any ``N`` (module docstring).
+
+    Args:
+      class_gram: ``k x k`` symmetric ``A`` (``A_cc`` within-class, ``A_cc'`` cross-class).
+      counts: samples per class (each >= 2).
+      tau: temperature > 0.
+      nonneg: use the ``G >= 0`` constraint (UFM+) through ``M``.
+      m_tol: entries ``A_cc' <= m_tol`` count as pinned at 0 (ReLU); default: each of
+        ``PINNING_TOLERANCES`` in turn, keeping the largest bound.
+
+    Returns:
+      ``Bound`` with ``method="dual"``, ``solver="cholesky"``; ``loss`` is the loss at the
+      point, ``lambda_min`` the proven lower bound on ``lambda_min(C)``.
+
+    >>> from ufm.closed_forms import of_loss
+    >>> b = class_dual_bound(np.eye(3), [4, 4, 2], 0.5, nonneg=True)
+    >>> bool(b.lower_bound <= of_loss([4, 4, 2], 0.5) < b.lower_bound * (1 + 1e-12))
+    True
     """
     t0 = time.perf_counter()
-    (z, _), tau = check_rows(z, labels, "z"), check_tau(tau)
+    n = check_counts(counts).astype(np.float64)
+    tau = check_tau(tau)
+    k = n.size
+    a = np.asarray(class_gram, dtype=np.float64)
+    if a.shape != (k, k) or not np.all(np.isfinite(a)):
+        raise ValueError(f"class_gram must be a finite {k} x {k} matrix, got shape {a.shape}")
+    a = 0.5 * (a + a.T)
+    big_n = int(n.sum())
+    if big_n >= 2 ** 26:
+        raise ValueError(f"counts: N = {big_n} is too large for the class-level certificate")
+
+    p, mult, loss, f = _class_softmax(a, n, tau)
+    h_lo, s_lo, s_hi = _entropy_lower(p, mult)
+    entropy_lo = sum_bounds(n * h_lo, rel=U)[0]
+    delta = _deviation(s_lo, s_hi, 2.0 * (gamma(3) + 6 * U))
+    delta_hi = up(sum_bounds(n * delta, rel=4 * U)[1] / down(tau))
+    counts_of_pairs = np.outer(n, n) - np.diag(n)  # entries of each block of G (off-diagonal)
+
+    def evaluate(lam: np.ndarray, m: np.ndarray) -> tuple[float, float]:
+        """The proven bound for multipliers ``lambda`` (per class) and ``M >= 0`` (blocks)."""
+        m = np.maximum(0.5 * (m + m.T), 0.0)  # symmetric and >= 0, exactly
+        b = f - m  # C's block values; exact when m is f or 0, else charged below
+        b_err = 0.0 if np.all((m == 0.0) | (m == f)) else up(
+            sum_bounds(counts_of_pairs * np.abs(b), rel=2 * U)[1] * U * 2.0)
+        e_diag = -lam  # C_ii (exact negation)
+        within = down(e_diag - np.diag(b))  # eigenvalues on within-class zero-sum vectors
+        kmat = np.sqrt(np.outer(n, n)) * b
+        kmat[np.diag_indices(k)] = (e_diag - np.diag(b)) + n * np.diag(b)
+        err = 3.0 * U * np.abs(kmat)
+        err[np.diag_indices(k)] = 4.0 * U * (np.abs(e_diag) + (n + 1.0) * np.abs(np.diag(b)))
+        err_norm = up(2.0 * math.sqrt(sum_bounds(err * err, rel=3 * U)[1]))
+        lmin = min(float(np.min(within)), down(psd_lower_bound(kmat) - err_norm))
+        value = _assemble(entropy_lo, sum_bounds(n * lam, rel=U)[0], lmin, big_n,
+                          up(delta_hi + b_err))
+        return value, lmin
+
+    bound, lam_min = -math.inf, -math.inf
+    for tol in _pinning_tolerances(m_tol, nonneg):
+        m = np.where(a <= tol, np.maximum(f, 0.0), 0.0) if nonneg else np.zeros_like(f)
+        b = f - m
+        lam = np.sum((n[None, :] - np.eye(k)) * b * a, axis=1)  # (n_c - 1) B_cc A_cc, n_c' B_cc' A_cc'
+        value, lmin = evaluate(lam, m)
+        if value > bound or not np.isfinite(bound):
+            bound, lam_min = value, lmin
+    return Bound(lower_bound=bound, method="dual", solver="cholesky", status="optimal",
+                 seconds=time.perf_counter() - t0, ok=bool(np.isfinite(bound)), class_gram=a,
+                 loss=loss, lambda_min=lam_min)
+
+
+# ----------------------------------------------------------------------------- dense
+
+
+def _dense_softmax(g: np.ndarray, y: np.ndarray, tau: float, batch_list: list, *,
+                   bounds: bool):
+    """At the point ``g``: the symmetrized gradient ``F`` (zero diagonal), the loss, and with
+    ``bounds`` each row's entropy lower bound and deviation (``_entropy_lower``,
+    ``_deviation``). One softmax per batch over its anchors' rows."""
+    n = g.shape[0]
+    f = np.zeros((n, n))
+    ent_parts, dev_parts, loss = [], [], 0.0
+    for b in batch_list:
+        if b.size < 2:
+            continue
+        yb = y[b]
+        same = (yb[:, None] == yb[None, :]) & ~np.eye(b.size, dtype=bool)
+        n_pos = same.sum(axis=1)
+        anchors = n_pos > 0
+        if not np.any(anchors):
+            continue
+        s = g[np.ix_(b, b)] / tau
+        np.fill_diagonal(s, -np.inf)
+        s = s[anchors]
+        top = np.max(s, axis=1, keepdims=True)
+        e = np.exp(s - top)
+        r = np.sum(e, axis=1, keepdims=True)
+        p = e / r
+        w = same[anchors] / n_pos[anchors, None]
+        if bounds:
+            h_lo, s_lo, s_hi = _entropy_lower(p, None)
+            ent_parts.append(h_lo)
+            dev_parts.append(_deviation(s_lo, s_hi, 2.0 * (gamma(len(batch_list) + 3) + 6 * U)))
+        s_fin = np.where(np.isfinite(s), s, 0.0)
+        loss += float(np.sum(top[:, 0] + np.log(r[:, 0]) - np.sum(w * s_fin, axis=1)))
+        rows = b[anchors]
+        np.add.at(f, (rows[:, None], b[None, :]), (p - w) / tau)
+    f = 0.5 * (f + f.T)
+    np.fill_diagonal(f, 0.0)
+    return f, loss, ent_parts, dev_parts
+
+
+def polish_gram(g: np.ndarray, labels: Sequence[int], tau: float, *,
+                batches: Sequence[Sequence[int]] | None = None, max_iter: int = 1000) -> np.ndarray:
+    """A point ``V V^T`` (unit rows ``V``, no sign constraint) near ``g``, polished to a
+    stationary point of the loss by L-BFGS (scipy) on ``v_i = h_i / ||h_i||`` with the gradient
+    ``2 F V`` (``_dense_softmax``). The dense counterpart of ``polish_class_gram``, for conic
+    solutions of the N x N relaxation without ReLU; only a choice of point: the bound computed
+    there is proven whatever it is.
+
+    Args:
+      g: ``N x N`` starting point (its PSD part, rows normalized, is used).
+      labels: class of each sample.
+      tau: temperature.
+      batches: the batching (``None``: full batch).
+      max_iter: L-BFGS iterations.
+
+    Returns:
+      The polished ``N x N`` Gram matrix (unit diagonal).
+    """
+    from scipy.optimize import minimize
+
+    y = np.asarray(labels, dtype=np.int64)
+    n = y.size
+    batch_list = list(Batching.full(n) if batches is None else Batching.coerce(batches, n))
+    w, vec = np.linalg.eigh(0.5 * (g + g.T))
+    # all N columns (Burer-Monteiro at full rank: no rank limit keeps it off the relaxation's
+    # optimum); the null directions start at a tiny scale, not at 0, so they can grow
+    h0 = vec * np.sqrt(np.clip(w, 1e-8 * max(float(w.max()), 1e-300), None))
+
+    def fun(flat):
+        h = flat.reshape(n, -1)
+        norm = np.linalg.norm(h, axis=1, keepdims=True)
+        v = h / norm
+        f, loss, _, _ = _dense_softmax(v @ v.T, y, tau, batch_list, bounds=False)
+        grad = 2.0 * f @ v
+        grad = (grad - np.sum(grad * v, axis=1, keepdims=True) * v) / norm
+        return loss, grad.ravel()
+
+    res = minimize(fun, h0.ravel(), jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter, "gtol": 1e-13, "ftol": 0.0, "maxcor": 30})
+    h = res.x.reshape(n, -1)
+    v = h / np.linalg.norm(h, axis=1, keepdims=True)
+    out = v @ v.T
+    np.fill_diagonal(out, 1.0)
+    return out
+
+
+def gram_dual_bound(g: np.ndarray, labels: Sequence[int], tau: float, *, nonneg: bool,
+                    batches: Sequence[Sequence[int]] | None = None, m_tol: float | None = None) -> Bound:
+    """The dual certificate at any symmetric ``N x N`` point ``g`` (e.g. a conic solver's
+    approximate optimum, which need not be feasible), for any batching; ``O(N^3)``.
+
+    Args:
+      g: ``N x N`` matrix (symmetrized first).
+      labels: class of each sample.
+      tau: temperature > 0.
+      nonneg: use ``G >= 0`` (UFM+) through ``M``.
+      batches: list of index lists (repeats count repeatedly); ``None`` = the full batch.
+      m_tol: entries ``g_il <= m_tol`` count as pinned at 0 (ReLU); default: each of
+        ``PINNING_TOLERANCES`` in turn, keeping the largest bound.
+
+    Returns:
+      ``Bound`` (``method="dual"``, ``solver="cholesky"``).
+
+    >>> g = np.kron(np.eye(2), np.ones((2, 2)))  # collapse + OF for [2, 2]
+    >>> round(gram_dual_bound(g, [0, 0, 1, 1], 1.0, nonneg=True).lower_bound, 9)
+    2.205778856
+    """
+    t0 = time.perf_counter()
+    (g, y), tau = check_rows(g, labels, "g"), check_tau(tau)
+    n = g.shape[0]
+    if g.shape != (n, n):
+        raise ValueError(f"g must be N x N, got shape {g.shape}")
+    g = 0.5 * (g + g.T)
+    batch_list = list(Batching.full(n) if batches is None else Batching.coerce(batches, n))
+    f, loss, ent_parts, dev_parts = _dense_softmax(g, y, tau, batch_list, bounds=True)
+    if ent_parts:
+        entropy_lo = sum_bounds(np.concatenate(ent_parts))[0]
+        delta_hi = up(sum_bounds(np.concatenate(dev_parts), rel=4 * U)[1] / down(tau))
+    else:
+        entropy_lo, delta_hi = 0.0, 0.0
+    bound, lam_min = -math.inf, -math.inf
+    for tol in _pinning_tolerances(m_tol, nonneg):
+        m = np.where(g <= tol, np.maximum(f, 0.0), 0.0) if nonneg else np.zeros_like(f)
+        np.fill_diagonal(m, 0.0)
+        c = f - m  # exact: each entry is f, or f - f = 0
+        lam = np.einsum("il,il->i", c, g)
+        c[np.diag_indices(n)] = -lam
+        lmin = psd_lower_bound(c)
+        value = _assemble(entropy_lo, sum_bounds(lam)[0], lmin, n, delta_hi)
+        if value > bound or not np.isfinite(bound):
+            bound, lam_min = value, lmin
+    return Bound(lower_bound=bound, method="dual", solver="cholesky", status="optimal",
+                 seconds=time.perf_counter() - t0, ok=bool(np.isfinite(bound)),
+                 class_gram=class_block_means(g, y, int(y.max()) + 1), gram=None, loss=loss, lambda_min=lam_min)
+
+
+# ----------------------------------------------------------------------------- from a point
+
+
+def dual_bound(z: np.ndarray, labels: Sequence[int], tau: float, *, nonneg: bool,
+               batches: Sequence[Sequence[int]] | None = None, m_tol: float | None = None) -> Bound:
+    """The dual certificate from a point ``z`` (``N x d`` embeddings), any batching.
+
+    Rows of ``z`` are normalized (under ``nonneg`` negative entries are clipped first; a row
+    with no direction becomes the uniform unit vector): the bound holds at any point, a better
+    point makes it tighter. Full batch: ``class_dual_bound`` at the class-block average of
+    ``z z^T`` (``O(N d + k^3)``); with batches: ``gram_dual_bound`` at ``z z^T`` (``O(N^3)``).
+
+    Args:
+      z: ``N x d`` finite array, one row per label.
+      labels: class of each sample (each class with >= 2 samples).
+      tau: temperature > 0.
+      nonneg: UFM+ (ReLU).
+      batches: list of index lists; ``None`` = the full batch.
+      m_tol: pinned-entry tolerance (see ``gram_dual_bound``).
+
+    Returns:
+      ``Bound`` with ``method="dual"``.
+    """
+    t0 = time.perf_counter()
+    (z, y), tau = check_rows(z, labels, "z"), check_tau(tau)
     if nonneg:
         z = np.maximum(z, 0.0)
     norms = np.linalg.norm(z, axis=1, keepdims=True)
-    # a row with no positive entry (or a zero row) has no direction: any feasible point will
-    # do for the bound, so take the uniform non-negative unit vector
     z = np.where(norms > 0, z / np.where(norms > 0, norms, 1.0), 1.0 / np.sqrt(z.shape[1]))
-    out = _bound(z @ z.T, labels, tau, nonneg, batches, m_tol, lambda c: np.einsum("id,id->i", c @ z, z))
+    if batches is None:
+        counts = np.bincount(y)
+        out = class_dual_bound(class_gram_of_point(z, y, counts.size), counts, tau,
+                               nonneg=nonneg, m_tol=m_tol)
+    else:
+        out = gram_dual_bound(z @ z.T, y, tau, nonneg=nonneg, batches=batches, m_tol=m_tol)
     out.seconds = time.perf_counter() - t0
     return out
-
-
-def gram_dual_bound(
-    g: np.ndarray,
-    labels: Sequence[int],
-    tau: float,
-    *,
-    nonneg: bool,
-    batches: Sequence[Sequence[int]] | None = None,
-    m_tol: float = 1e-6,
-) -> DualBound:
-    """The same rigorous bound from any symmetric ``N x N`` matrix ``g`` (e.g. a conic solver's
-    approximate optimum, which need not be exactly feasible); ``lambda = diag((F - M) g)``.
-
-    >>> g = np.kron(np.eye(2), np.ones((2, 2)))  # collapse + OF for [2, 2]
-    >>> round(gram_dual_bound(g, [0, 0, 1, 1], 1.0, nonneg=True).lower_bound, 6)
-    2.205779
-    """
-    t0 = time.perf_counter()
-    (g, _), tau = check_rows(g, labels, "g"), check_tau(tau)
-    if g.shape[0] != g.shape[1]:
-        raise ValueError(f"g must be N x N, got shape {g.shape}")
-    g = 0.5 * (g + g.T)
-    out = _bound(g, labels, tau, nonneg, batches, m_tol, lambda c: np.einsum("il,li->i", c, g))
-    out.seconds = time.perf_counter() - t0
-    return out
-
-
-def _bound(g, labels, tau, nonneg, batches, m_tol, diag_cg) -> DualBound:
-    """``f(G) - <F, G> + sum(lambda) + N min(0, lambda_min(C))`` with KKT multipliers."""
-    n = g.shape[0]
-    value, grad = _full_batch_grad(g, labels, tau) if batches is None else _batched_grad(g, labels, tau, batches)
-    f = 0.5 * (grad + grad.T)
-    np.fill_diagonal(f, 0.0)
-    m = np.zeros_like(f)
-    if nonneg:
-        pinned = g <= m_tol
-        np.fill_diagonal(pinned, False)
-        m = np.where(pinned, np.maximum(f, 0.0), 0.0)
-    lam = diag_cg(f - m)
-    c = f - m
-    c[np.diag_indices(n)] -= lam
-    lam_min = float(scipy.linalg.eigh(c, eigvals_only=True, subset_by_index=[0, 0])[0])
-    # <F, G> and sum(lambda) in float64; the eigenvalue's own error is ~1e-16 * ||C||.
-    bound = value - float(np.sum(f * g)) + float(np.sum(lam)) + n * min(0.0, lam_min)
-    return DualBound(lower_bound=bound, loss=value, lambda_min=lam_min, seconds=0.0)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ufm.checks import check_rows
+from ufm.checks import check_classes_present, check_rows
 
 __all__ = [
     "class_means",
@@ -57,12 +57,28 @@ def normalize_rows(h: np.ndarray) -> np.ndarray:
     return h / np.where(norm > 0, norm, 1.0)
 
 
+def _rows_and_k(z: Any, labels: Sequence[int], k: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(z as float64, labels as int64, k)`` after ``check_rows`` (every class present unless
+    ``k`` is given)."""
+    z, y = check_rows(z, labels, "z", k, num_classes_name="k")
+    return z, y, int(y.max()) + 1 if k is None else int(k)
+
+
 def class_means(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
-    """``(k, d)`` matrix of class means ``mu_c`` (rows of ``z`` used as given)."""
-    z, y = check_rows(z, labels, "z")
-    k = int(y.max()) + 1 if k is None else k
-    if k <= y.max():
-        raise ValueError(f"k = {k} but labels go up to {int(y.max())}")
+    """``(k, d)`` matrix of class means ``mu_c = 1/n_c sum_{i: y_i = c} z_i`` (rows of ``z``
+    used as given).
+
+    Args:
+      z: ``N x d`` finite features, ``d >= 1``.
+      labels: integer labels ``0..k-1`` (``ufm.checks.check_labels``; float labels are
+        rejected). Without ``k`` every class must occur.
+      k: the number of classes. Given, labels must be ``< k`` and an absent class is allowed:
+        its mean is the zero vector.
+
+    Returns:
+      The ``(k, d)`` float64 means. ``ValueError`` naming ``z``, ``labels`` or ``k`` otherwise.
+    """
+    z, y, k = _rows_and_k(z, labels, k)
     sums = np.zeros((k, z.shape[1]))
     np.add.at(sums, y, z)
     counts = np.bincount(y, minlength=k).astype(np.float64)
@@ -70,8 +86,22 @@ def class_means(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> n
 
 
 def class_mean_gram(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
-    """``G_M = M M^T``: cosines between class means of the row-normalized embeddings."""
-    m = normalize_rows(class_means(normalize_rows(z), labels, k))
+    """``G_M = M M^T``: cosines between class means of the row-normalized embeddings
+    (``M`` = the class means of ``z_i / ||z_i||``, each scaled to unit norm; a zero mean stays
+    zero).
+
+    Args:
+      z: ``N x d`` finite features, ``d >= 1``.
+      labels: integer labels ``0..k-1``; every class must occur, also when ``k`` is given (an
+        empty class has no mean direction: ``ValueError`` naming it).
+      k: the number of classes (``max(labels) + 1`` by default).
+
+    Returns:
+      The ``k x k`` float64 matrix ``G_M``.
+    """
+    z, y, k = _rows_and_k(z, labels, k)
+    check_classes_present(y, k, "class_mean_gram")
+    m = normalize_rows(class_means(normalize_rows(z), y, k))
     return m @ m.T
 
 
@@ -110,17 +140,30 @@ def delta_gm(gram: np.ndarray, target: str | np.ndarray = "of") -> float:
 
 
 def nc1(z: np.ndarray, labels: Sequence[int], k: int | None = None, rcond: float = 1e-6) -> float:
-    """Within-class variability ``tr(Sigma_W Sigma_B^+) / k`` of the row-normalized ``z``.
+    """Within-class variability ``tr(Sigma_W Sigma_B^+) / k`` of the row-normalized ``z``::
+
+        Sigma_W = 1/N sum_i (z_i - mu_{y_i})(z_i - mu_{y_i})^T,
+        Sigma_B = 1/k sum_c (mu_c - mu_G)(mu_c - mu_G)^T,  mu_G = 1/k sum_c mu_c
 
     ``Sigma_B^+`` is a pseudo-inverse with relative cutoff ``rcond``; the result is clipped at 0
     (it is a trace of a product of PSD matrices, so a negative value is rounding only).
-    ``ValueError`` when every class mean is the same (``Sigma_B = 0``: no between-class
-    spread to compare with, e.g. all features zero), where the pseudo-inverse would give 0.
+
+    Args:
+      z: ``N x d`` finite features, ``d >= 1``.
+      labels: integer labels ``0..k-1``; every class must occur, also when ``k`` is given (an
+        empty class has no mean: ``ValueError`` naming it).
+      k: the number of classes (``max(labels) + 1`` by default).
+      rcond: relative cutoff of the pseudo-inverse.
+
+    Returns:
+      NC1 (float, >= 0). ``ValueError`` when every class mean is the same (``Sigma_B = 0``: no
+      between-class spread to compare with, e.g. all features zero), where the pseudo-inverse
+      would give 0.
     """
-    z, y = check_rows(z, labels, "z")
+    z, y, k = _rows_and_k(z, labels, k)
+    check_classes_present(y, k, "nc1")
     z = normalize_rows(z)
     mu = class_means(z, y, k)
-    k = mu.shape[0]
     centered = z - mu[y]
     sigma_w = centered.T @ centered / z.shape[0]
     mb = mu - mu.mean(axis=0)

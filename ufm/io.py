@@ -10,22 +10,9 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
+from ufm.jsonable import to_jsonable
+
 __all__ = ["atomic_write", "write_json_atomic", "save_npz_atomic", "save_figure_atomic", "to_jsonable"]
-
-
-def to_jsonable(obj: Any) -> Any:
-    """NumPy scalars and arrays as plain Python numbers and lists; NaN/inf as None."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def _umask() -> int:

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ufm.checks import check_int, check_nonneg_ints
+from ufm.checks import check_int, check_labels, check_nonneg_ints
 
 __all__ = [
     "step_counts",
@@ -63,17 +63,29 @@ def exp_counts(k: int, R: float, n_max: int) -> np.ndarray:
 
 
 def check_counts(counts: Sequence[int]) -> np.ndarray:
-    """Validate counts (at least 2 classes, each with >= 2 samples); return an int array."""
-    arr = np.asarray(counts)
+    """Validate class counts; return them as an int64 array.
+
+    ``ValueError`` naming ``counts`` unless it is a 1-D list of ``k >= 2`` integers, each
+    ``>= 2`` (a class needs a positive). Integral floats (``2.0``) are accepted as counts.
+
+    >>> check_counts([3, 2.0]).tolist()
+    [3, 2]
+    """
+    try:
+        arr = np.asarray(counts)
+    except (TypeError, ValueError):
+        raise ValueError("counts must be a 1-D list of k >= 2 integers, each >= 2") from None
     if arr.ndim != 1 or arr.size < 2:
-        raise ValueError(f"counts needs at least 2 classes, got {arr.size}")
-    if not np.all(np.equal(np.mod(arr, 1), 0)):
-        raise ValueError("counts must be integers")
+        got = f"{arr.size} class" if arr.ndim == 1 else f"shape {arr.shape}"
+        raise ValueError(f"counts needs at least 2 classes (a 1-D list of k >= 2 integers >= 2), got {got}")
+    if arr.dtype.kind not in "iuf" or not np.all(np.equal(np.mod(arr, 1), 0)):
+        raise ValueError(f"counts must be integers >= 2, got {arr.tolist()}")
     arr = arr.astype(np.int64)
     bad = np.flatnonzero(arr < 2)
     if bad.size:
         raise ValueError(
-            f"every class needs >= 2 samples (class {int(bad[0])} has {int(arr[bad[0]])})"
+            f"every class needs >= 2 samples: counts must be integers >= 2 (class {int(bad[0])} "
+            f"has {int(arr[bad[0]])})"
         )
     return arr
 
@@ -85,6 +97,19 @@ def labels_from_counts(counts: Sequence[int]) -> np.ndarray:
 
 
 def counts_from_labels(labels: Sequence[int], k: int | None = None) -> np.ndarray:
-    """Samples per class, ``k = max(label) + 1`` unless given."""
-    labels = check_nonneg_ints("labels", labels)
-    return np.bincount(labels, minlength=k or 0).astype(np.int64)
+    """Samples per class, ``n_c = #{i : labels_i = c}`` for ``c = 0..k-1``.
+
+    Args:
+      labels: integer labels (``ufm.checks.check_labels``: float labels are rejected).
+      k: the number of classes. ``None``: ``k = max(label) + 1`` and every class must occur
+        (``ValueError`` for labels that skip a value, e.g. ``[0, 0, 5, 5]``); given: labels must
+        be ``< k`` and an absent class counts 0.
+
+    Returns:
+      ``(k,)`` int64 counts.
+
+    >>> counts_from_labels([0, 2, 2], k=4).tolist()
+    [1, 0, 2, 0]
+    """
+    y, k = check_labels(labels, k, num_classes_name="k")
+    return np.bincount(y, minlength=k).astype(np.int64)

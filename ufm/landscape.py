@@ -6,17 +6,20 @@ optimum: no closed-form stopping rule, no restart from a new seed, no rotation t
 orthant. Whether the end point is a global minimizer is for the caller to check (against
 ``ufm.certify``'s lower bound).
 
-Start: ``h_0 ~ N(0, I)`` (``N x d``, float64) from ``jax.random.PRNGKey(seed)``.
+Start: ``h_0 ~ N(0, I)`` (``N x d``, float64) from ``jax.random.PRNGKey(seed)``. The methods are
+``ufm.optim``'s (the solver's), run plainly inside one ``lax.while_loop`` (``optim.iterate``):
 
 - **Without ReLU** (unit sphere per row): L-BFGS (``optax.lbfgs``, zoom line search) on
-  ``f(h) = L(h / ||h||)`` (row-wise normalization). Stationarity is measured by the Riemannian
-  gradient ``r_i = (I - z_i z_i^T) g_i`` with ``g = dL/dZ`` at ``z_i = h_i/||h_i||``; it equals
-  ``||h_i|| df/dh_i``, so the run stops when ``||r||_F <= gtol`` or after ``steps`` iterations.
-- **With ReLU** (``Z >= 0``, unit rows): projected gradient ``z <- P(z - a g)``, ``P`` the
-  row-wise projection ``max(v, 0)/||max(v, 0)||`` onto ``{z >= 0, ||z|| = 1}``, from
-  ``P(h_0)``. A step is accepted on the sufficient-decrease test
-  ``L(z+) <= L(z) + <g, z+ - z> + ||z+ - z||^2 / (2a)``; then ``a <- 1.5 a``, else ``a <- a/2``.
-  Stationarity (KKT on the set, per row ``lambda_i = <g_i, z_i>``):
+  ``f(h) = L(h / ||h||)`` (``optim.sphere_loss``, ``optim.lbfgs_step``). Stationarity is measured
+  by the Riemannian gradient ``r_i = (I - z_i z_i^T) g_i`` with ``g = dL/dZ`` at
+  ``z_i = h_i/||h_i||``; it equals ``||h_i|| df/dh_i``, so the run stops when ``||r||_F <= gtol``
+  or after ``steps`` iterations.
+- **With ReLU** (``Z >= 0``, unit rows): plain projected gradient (``optim.pg_step`` without
+  momentum) ``z <- P(z - a g)``, ``P`` the row-wise projection ``max(v, 0)/||max(v, 0)||`` onto
+  ``{z >= 0, ||z|| = 1}``, from ``P(h_0)``. A step is accepted on the sufficient-decrease test
+  ``L(z+) <= L(z) + <g, z+ - z> + ||z+ - z||^2 / (2a)`` (and ``L(z+) <= L(z)``); then
+  ``a <- 1.5 a``, else ``a <- a/2``. Stationarity (KKT on the set, per row
+  ``lambda_i = <g_i, z_i>``, ``optim.kkt_residual``):
   ``r_ij = g_ij - lambda_i z_ij`` where ``z_ij > 0`` and ``min(g_ij, 0)`` where ``z_ij = 0``
   (a zero entry may only have a non-negative gradient). The run stops when ``||r||_F <= gtol``,
   after ``steps`` iterations (accepted or not), or when the step falls below ``1e-14``.
@@ -43,16 +46,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ufm import optim
 from ufm.checks import check_tau
 from ufm.labels import check_counts, labels_from_counts
 from ufm.loss import pad_batches, scl_loss
-from ufm.rotation import project_orthant_sphere
+from ufm.optim import kkt_residual
 
 __all__ = ["LocalRun", "local_run", "local_runs", "kkt_residual"]
 
 DEFAULT_STEPS = 5000
 DEFAULT_GTOL = 1e-8
-_A_MIN = 1e-14
 _A_MAX = 1e6
 
 
@@ -83,20 +86,11 @@ def _loss_fn(tau: float, padded: np.ndarray | None):
     return loss
 
 
-def kkt_residual(z: jax.Array, g: jax.Array, nonneg: bool) -> jax.Array:
-    """Stationarity residual at unit rows ``z`` with Euclidean gradient ``g`` (see module doc)."""
-    lam = jnp.sum(g * z, axis=1, keepdims=True)
-    tangent = g - lam * z
-    if not nonneg:
-        return tangent
-    return jnp.where(z > 0, tangent, jnp.minimum(g, 0.0))
-
-
 @lru_cache(maxsize=32)
 def _runner(n: int, k: int, d: int, tau: float, nonneg: bool, batches_key: bytes | None,
             batches_shape: tuple[int, int] | None, gtol: float, n_lanes: int | None = None):
     """Jitted ``run(h0, y, max_steps) -> (z, loss, steps, grad_norm)`` (vmapped over ``h0``
-    when ``n_lanes`` is given)."""
+    when ``n_lanes`` is given), on ``ufm.optim``'s steps and while-loop driver."""
     padded = None
     if batches_key is not None:
         padded = np.frombuffer(batches_key, dtype=np.int64).reshape(batches_shape)
@@ -104,61 +98,25 @@ def _runner(n: int, k: int, d: int, tau: float, nonneg: bool, batches_key: bytes
     vg_z = jax.value_and_grad(loss)
 
     def run_sphere(h0, y, max_steps):
-        def f(h):
-            return loss(h / jnp.linalg.norm(h, axis=1, keepdims=True), y)
-
+        f = optim.sphere_loss(lambda z: vg_z(z, y))
         opt = optax.lbfgs()
-        vag = optax.value_and_grad_from_state(f)
-
-        def res_norm(h, g_h):  # ||h_i|| df/dh_i is the Riemannian gradient at z_i
-            return jnp.linalg.norm(jnp.linalg.norm(h, axis=1, keepdims=True) * g_h)
-
-        def cond(carry):
-            h, state, it, rn = carry
-            return (it < max_steps) & (rn > gtol)
-
-        def body(carry):
-            h, state, it, _ = carry
-            value, grad = vag(h, state=state)
-            updates, state = opt.update(grad, state, h, value=value, grad=grad, value_fn=f)
-            h = optax.apply_updates(h, updates)
-            g_new = optax.tree_utils.tree_get(state, "grad")
-            return h, state, it + 1, res_norm(h, g_new)
-
-        state = opt.init(h0)
-        _, g0 = jax.value_and_grad(f)(h0)
-        h, _, it, _ = jax.lax.while_loop(cond, body, (h0, state, jnp.asarray(0), res_norm(h0, g0)))
-        return h / jnp.linalg.norm(h, axis=1, keepdims=True), it
+        state, it = optim.iterate(
+            lambda s: optim.lbfgs_step(opt, f, s), optim.lbfgs_init(opt, f, h0), max_steps=max_steps,
+            proceed=lambda s: optim.sphere_residual_norm(s.params, optim.lbfgs_grad(s)) > gtol)
+        return state.params / jnp.linalg.norm(state.params, axis=1, keepdims=True), it
 
     def run_orthant(h0, y, max_steps):
-        z0 = project_orthant_sphere(h0)
-        f0, g0 = vg_z(z0, y)
-
-        def cond(carry):
-            z, f, g, a, it = carry
-            rn = jnp.linalg.norm(kkt_residual(z, g, True))
-            return (it < max_steps) & (rn > gtol) & (a > _A_MIN)
-
-        def body(carry):
-            z, f, g, a, it = carry
-            z_new = project_orthant_sphere(z - a * g)
-            f_new, g_new = vg_z(z_new, y)
-            diff = z_new - z
-            model = f + jnp.sum(g * diff) + jnp.sum(diff * diff) / (2.0 * a)
-            ok = (f_new <= model) & (f_new <= f) & jnp.isfinite(f_new)
-            z = jnp.where(ok, z_new, z)
-            f = jnp.where(ok, f_new, f)
-            g = jnp.where(ok, g_new, g)
-            a = jnp.where(ok, jnp.minimum(1.5 * a, _A_MAX), 0.5 * a)
-            return z, f, g, a, it + 1
-
-        z, _, _, _, it = jax.lax.while_loop(cond, body, (z0, f0, g0, jnp.asarray(1e-2 * tau), jnp.asarray(0)))
-        return z, it
+        vg = lambda z: vg_z(z, y)  # noqa: E731
+        state, it = optim.iterate(
+            lambda s: optim.pg_step(vg, s, momentum=False, growth=1.5, slack=0.0, a_max=_A_MAX)[0],
+            optim.pg_init(vg, h0, 1e-2 * tau), max_steps=max_steps,
+            proceed=lambda s: (optim.residual_norm(s.x, s.gx, True) > gtol) & (s.a > optim.A_MIN))
+        return state.x, it
 
     def run(h0, y, max_steps):
         z, it = (run_orthant if nonneg else run_sphere)(h0, y, max_steps)
         value, g = vg_z(z, y)
-        return z, value, it, jnp.linalg.norm(kkt_residual(z, g, nonneg))
+        return z, value, it, optim.residual_norm(z, g, nonneg)
 
     if n_lanes is not None:
         run = jax.vmap(run, in_axes=(0, None, None))

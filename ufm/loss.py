@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.checks import check_tau
+from ufm.checks import check_batch_indices, check_int, check_labels, check_tau, is_traced
 
 __all__ = ["scl_loss", "gram_loss", "normalize", "pad_batches"]
 
@@ -40,46 +40,56 @@ def normalize(h: jax.Array) -> jax.Array:
     return jnp.where(zero, 0.0, h * jax.lax.rsqrt(jnp.where(zero, 1.0, sq)))
 
 
-def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray, n: int | None = None) -> np.ndarray:
-    """A list of index lists as one ``(n_batches, max_size)`` int array padded with -1.
+def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray | jax.Array,
+                n: int | None = None) -> np.ndarray | jax.Array:
+    """Batches as one ``(n_batches, max_size)`` int array padded with -1.
 
-    With ``n`` (the number of rows) every index must lie in ``[0, n)`` (``ValueError``
-    otherwise: JAX would clamp an out-of-range index silently). A JAX array (maybe traced) is
-    passed through unchecked.
+    Accepts a list of index lists (each 1-D, integers, no -1 there) or an already padded 2-D
+    integer array (NumPy or JAX; -1 marks an empty slot). ``ValueError`` naming ``batches``
+    for anything else: no batch, a 1-D array, non-integer (e.g. float) indices, and, with
+    ``n`` (the number of rows), an index outside ``[0, n)`` (JAX would clamp an out-of-range
+    gather index silently); see ``ufm.checks.check_batch_indices``. A traced JAX array (inside
+    ``jit``) has no values to check: only its shape is checked and it is returned as is
+    (traced values are not checked).
 
     >>> pad_batches([[0, 1, 2], [3]], n=4).tolist()
     [[0, 1, 2], [3, -1, -1]]
     """
-    if isinstance(batches, jax.Array) and batches.ndim == 2:  # already padded (maybe traced)
+    if is_traced(batches):
+        if batches.ndim != 2:
+            raise ValueError(f"batches must be a list of index lists or a 2-D padded int array "
+                             f"(-1 pads), got a traced array of shape {batches.shape}")
         return batches
-    if isinstance(batches, np.ndarray) and batches.ndim == 2:
-        out = batches.astype(np.int64)
-        if n is not None and np.any((out < -1) | (out >= n)):
-            bad = out[(out < -1) | (out >= n)][0]
-            raise ValueError(f"batches hold index {bad}, outside [0, {n}) (-1 pads)")
-        return out
-    sizes = [len(b) for b in batches]
-    if not sizes:
-        raise ValueError("batches is empty")
-    out = np.full((len(sizes), max(sizes)), -1, dtype=np.int64)
-    for r, b in enumerate(batches):
-        out[r, : len(b)] = np.asarray(b, dtype=np.int64)
-    if n is not None:
-        filled = np.arange(out.shape[1])[None, :] < np.asarray(sizes)[:, None]
-        bad = filled & ((out < 0) | (out >= n))
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise ValueError(f"batches[{r}] holds index {out[r, c]}, outside [0, {n}) for {n} rows")
-    return out
+    return check_batch_indices(batches, n)
 
 
-def _check(rows: jax.Array, y: jax.Array, tau, what: str) -> None:
-    """Shapes always (static under jit); ``tau`` unless it is a JAX array (maybe a tracer)."""
-    if y.ndim != 1 or rows.shape[0] != y.shape[0]:
+def _check(rows: jax.Array, labels, tau, what: str, num_classes: int | None) -> jax.Array:
+    """Check the arguments at the Python level; return the labels as a JAX array.
+
+    Shapes are static, so they are checked always (also under ``jit``). The values of
+    ``labels`` and ``tau`` are checked when they are concrete (``ufm.checks.check_labels``,
+    ``check_tau``) and skipped when traced: inside ``jit`` / ``grad`` / ``vmap`` there is no
+    value to check, and nothing is added to the compiled computation.
+    """
+    n = rows.shape[0]
+    if n == 0 or (what == "h" and rows.shape[1] == 0):
+        shape = "N x d with N >= 1 and d >= 1" if what == "h" else "N x N with N >= 1"
+        raise ValueError(f"{what} must be {shape}, got shape {tuple(rows.shape)}")
+    try:
+        y_shape = tuple(np.shape(labels))
+    except (TypeError, ValueError):
+        raise ValueError(f"labels must be a 1-D sequence of integers, got {type(labels).__name__}") from None
+    if len(y_shape) != 1 or y_shape[0] != n:
         raise ValueError(f"labels must be 1-D with one label per row of {what}: got labels of shape "
-                         f"{tuple(y.shape)} for {what} of shape {tuple(rows.shape)}")
-    if not isinstance(tau, jax.Array):
+                         f"{y_shape} for {what} of shape {tuple(rows.shape)}")
+    if num_classes is not None:
+        check_int("num_classes", num_classes, 1)
+    if not is_traced(tau):
         check_tau(tau)
+    if is_traced(labels):
+        return labels
+    y, _ = check_labels(labels, num_classes)
+    return labels if isinstance(labels, jax.Array) else jnp.asarray(y)
 
 
 def _batch_terms(z: jax.Array, y: jax.Array, valid: jax.Array, tau: float):
@@ -106,39 +116,62 @@ def _gram_batch_terms(g: jax.Array, y: jax.Array, valid: jax.Array, tau: float):
 
 def scl_loss(
     h: jax.Array,
-    labels: jax.Array,
-    tau: float = 0.1,
+    labels: jax.Array | Sequence[int],
+    tau: float | jax.Array = 0.1,
     *,
-    batches: Sequence[Sequence[int]] | np.ndarray | None = None,
+    batches: Sequence[Sequence[int]] | np.ndarray | jax.Array | None = None,
     normalize: bool = True,
     reduction: str = "sum",
+    num_classes: int | None = None,
 ) -> jax.Array:
-    """SC loss of embeddings ``h`` (N x d) with integer ``labels`` (N,).
+    """SC loss of embeddings ``h`` (N x d) with integer ``labels`` (N,), sum convention::
+
+        L = sum_B sum_{i in B, n_{B,y_i} >= 2} 1/(n_{B,y_i} - 1) sum_{j in B, j != i, y_j = y_i}
+            -log( exp(<z_i, z_j>/tau) / sum_{l in B, l != i} exp(<z_i, z_l>/tau) )
 
     Args:
-      h: embeddings; normalized row-wise first unless ``normalize=False``.
-      labels: class of each row.
+      h: embeddings, N x d with N, d >= 1; normalized row-wise first unless
+        ``normalize=False`` (then used as given). A zero row has no direction: it is kept as
+        the zero vector (every inner product with it is 0, its gradient is 0), so the loss
+        stays finite and well defined; a row holding NaN or inf makes the loss NaN (a
+        diverged network shows).
+      labels: class of each row, integers ``0..k-1``.
       tau: temperature > 0.
-      batches: list of index lists (or a padded int array, -1 = empty slot); ``None`` is the
-        full batch. Each batch's loss is summed.
+      batches: list of index lists (or a padded 2-D int array, -1 = empty slot); ``None`` is
+        the full batch. Each batch's loss is summed.
       normalize: project rows onto the unit sphere first.
       reduction: ``"sum"`` (theory convention) or ``"mean"`` (per anchor with a positive).
+      num_classes: the number of classes; give it to allow classes absent from ``labels``
+        (e.g. a mini-batch that misses some classes).
+
+    Returns:
+      The loss, a 0-d JAX array.
+
+    Checks (``ValueError`` naming the argument, before any JAX computation): ``tau`` a
+    finite number > 0 (a Python number or a 0-d NumPy / concrete JAX array); ``labels`` a
+    1-D integer array (floats, bools and strings are rejected, even integral floats), one per
+    row, in ``0..k-1`` with every class present unless ``num_classes`` is given (then labels
+    must be ``< num_classes`` and absent classes are fine: the loss only compares labels);
+    ``batches`` integer indices in ``[0, N)`` (-1 pads only in the padded 2-D form). Traced
+    values are not checked: inside ``jit`` / ``grad`` / ``vmap`` a traced ``tau``, ``labels``
+    or ``batches`` has no value, so only shapes are checked and, e.g., a traced ``tau <= 0``
+    gives NaN or a meaningless number. Check such values before tracing (or close over
+    concrete ones, which are checked once at trace time).
     """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
     h = jnp.asarray(h)
     if not jnp.issubdtype(h.dtype, jnp.floating):
         h = h.astype(jnp.float32)
-    y = jnp.asarray(labels)
     if h.ndim != 2:
         raise ValueError(f"h must be N x d, got shape {tuple(h.shape)}")
-    _check(h, y, tau, "h")
+    y = _check(h, labels, tau, "h", num_classes)
+    idx = None if batches is None else jnp.asarray(pad_batches(batches, h.shape[0]))
     z = _normalize(h) if normalize else h
-    if batches is None:
+    if idx is None:
         valid = jnp.ones(z.shape[0], dtype=bool)
         per_anchor, has_pos = _batch_terms(z, y, valid, tau)
     else:
-        idx = jnp.asarray(pad_batches(batches, z.shape[0]))
         valid = idx >= 0
         safe = jnp.where(valid, idx, 0)
         per_anchor, has_pos = jax.vmap(_batch_terms, in_axes=(0, 0, 0, None))(
@@ -150,23 +183,34 @@ def scl_loss(
     return total
 
 
+
 def gram_loss(
     g: jax.Array,
-    labels: jax.Array,
-    tau: float = 0.1,
+    labels: jax.Array | Sequence[int],
+    tau: float | jax.Array = 0.1,
     *,
-    batches: Sequence[Sequence[int]] | np.ndarray | None = None,
+    batches: Sequence[Sequence[int]] | np.ndarray | jax.Array | None = None,
+    num_classes: int | None = None,
 ) -> jax.Array:
     """The SC loss (sum convention) as a function of the Gram matrix ``G = Z Z^T`` (N x N).
 
     Convex in ``G``: ``scl_loss(z, ...) == gram_loss(z @ z.T, ...)`` for unit rows. The
     diagonal of ``G`` does not enter (self-pairs are excluded). Used by the certificates.
+
+    Args:
+      g: the N x N Gram matrix (N >= 1).
+      labels, tau, batches, num_classes: as in ``scl_loss``.
+
+    Returns:
+      The loss, a 0-d JAX array.
+
+    Checks as in ``scl_loss`` (``ValueError`` naming ``g``, ``tau``, ``labels`` or
+    ``batches``); traced values are not checked (only shapes are, inside ``jit`` / ``grad``).
     """
     g = jnp.asarray(g)
-    y = jnp.asarray(labels)
     if g.ndim != 2 or g.shape[0] != g.shape[1]:
         raise ValueError(f"g must be N x N, got shape {tuple(g.shape)}")
-    _check(g, y, tau, "g")
+    y = _check(g, labels, tau, "g", num_classes)
     if batches is None:
         per_anchor, _ = _gram_batch_terms(g, y, jnp.ones(g.shape[0], dtype=bool), tau)
         return jnp.sum(per_anchor)

@@ -28,9 +28,13 @@ Under UFM+ (``nonneg=True``) the bound equals ``L*_OF`` for any counts (``ufm.of
 without ReLU it equals the ETF value when balanced and is lower than ``L*_OF`` under imbalance,
 where ``class_gram`` shows the broken symmetry.
 
-``lower_bound`` is the conic dual objective (reduced), or the larger of it and the rigorous dual
-certificate at the conic solver's ``G`` (full); a certificate is claimed only when ``ok`` (status ``"optimal"``;
-``"optimal_inaccurate"`` is not ok).
+``lower_bound`` is never the conic solver's objective (that is only as exact as the solver's
+tolerance, and measured here it overshoots the optimum by 1e-11..1e-7 relative): it is the dual
+certificate of ``ufm.dual`` evaluated at the conic solution, proven in float64 whatever the
+solver's accuracy (reduced: at the class-level ``A``, and at ``A`` snapped to collapse; full:
+at ``G``, and for the full batch also at its class-block average; the largest is kept, each
+being valid). The solver's objective is reported as ``solver_objective``; ``ok`` says the conic
+status was exactly ``"optimal"``.
 
 >>> import ufm
 >>> res = reduced_relaxation([2, 2], tau=1.0, nonneg=True)
@@ -43,18 +47,23 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from ufm.batching import Batching
+from ufm.bound import Bound
 from ufm.checks import check_nonneg_ints, check_tau
-from ufm.dual import gram_dual_bound
+from ufm.dual import (class_block_means, class_dual_bound, gram_dual_bound, polish_class_gram,
+                      polish_gram)
 from ufm.labels import check_counts, counts_from_labels
 
 __all__ = ["RelaxationResult", "reduced_relaxation", "full_relaxation", "SOLVERS"]
+
+#: The result type of the relaxations: the project's one ``Bound`` (kept under this name too).
+RelaxationResult = Bound
 
 #: Solvers accepted by ``solver=`` (case-insensitive).
 SOLVERS = ("CLARABEL", "SCS")
@@ -84,61 +93,6 @@ SCS_OPTIONS: dict[str, Any] = {
     "max_iters": 20_000,
 }
 SCS_TIGHT_OPTIONS: dict[str, Any] = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 100_000}
-
-
-@dataclass
-class RelaxationResult:
-    """Outcome of a convex relaxation solve.
-
-    Attributes:
-      lower_bound: the bound (sum convention); NaN if no value came back. ``reduced``: the
-        conic dual objective (primal value less the solver's primal-dual gap), accurate to the
-        solver tolerance (~1e-9 relative). ``full``: the larger of that and the
-        rigorous dual certificate (``ufm.dual.gram_dual_bound``) at the conic solver's ``G``.
-      status: cvxpy status string (``"optimal"``, ``"optimal_inaccurate"``, ``"infeasible"``,
-        ...) or ``"solver_error"``.
-      solver: solver name used (``"CLARABEL"`` or ``"SCS"``).
-      seconds: wall clock of the whole call (model building, cvxpy compilation, solve).
-      compile_seconds: cvxpy compilation time (part of ``seconds``).
-      method: ``"reduced"`` or ``"full"``.
-      class_gram: ``k x k`` class-level inner products (``A_cc`` within-class, ``A_cc'`` cross).
-      gram: the ``N x N`` optimal ``G`` (full method only).
-      ok: True only if ``status == "optimal"`` and the bound is finite.
-      conic_value: the conic solver's own (primal) objective value, for comparison.
-      rigorous_bound: ``full`` only: the dual certificate at the conic ``G`` (always valid).
-    """
-
-    lower_bound: float
-    status: str
-    solver: str
-    seconds: float
-    method: str
-    compile_seconds: float = float("nan")
-    class_gram: np.ndarray | None = None
-    gram: np.ndarray | None = field(default=None, repr=False)
-    ok: bool = False
-    conic_value: float = float("nan")
-    rigorous_bound: float = float("nan")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (lists and floats; NaN/inf as None)."""
-        from ufm.io import to_jsonable
-
-        return to_jsonable(
-            {
-                "lower_bound": float(self.lower_bound),
-                "status": str(self.status),
-                "solver": str(self.solver),
-                "seconds": float(self.seconds),
-                "compile_seconds": float(self.compile_seconds),
-                "method": str(self.method),
-                "class_gram": None if self.class_gram is None else np.asarray(self.class_gram),
-                "gram": None if self.gram is None else np.asarray(self.gram),
-                "ok": bool(self.ok),
-                "conic_value": float(self.conic_value),
-                "rigorous_bound": float(self.rigorous_bound),
-            }
-        )
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -236,7 +190,7 @@ def reduced_relaxation(
     nonneg: bool,
     solver: str | None = None,
     merge_equal: bool = True,
-) -> RelaxationResult:
+) -> Bound:
     """Symmetry-reduced ``k x k`` relaxation of the full-batch problem (DESIGN.md section 5).
 
     Args:
@@ -337,38 +291,39 @@ def reduced_relaxation(
             bv[multi, multi] = np.asarray(b_multi.value, dtype=np.float64)
         class_gram = bv[np.ix_(group_of, group_of)]
         class_gram[np.diag_indices(k)] = np.asarray(a.value, dtype=np.float64)[group_of]
-    return RelaxationResult(
-        lower_bound=value * big_n,
+    bound = math.nan
+    if class_gram is not None:
+        bound = _best_class_bound(class_gram, n_cls, tau, nonneg)
+    return Bound(
+        lower_bound=bound,
         status=status,
         solver=name,
         seconds=time.perf_counter() - t0,
         compile_seconds=compile_s,
         method="reduced",
-        conic_value=primal * big_n,
+        solver_objective=primal * big_n,
         class_gram=class_gram,
         gram=None,
-        ok=status == cp.OPTIMAL,
+        ok=status == cp.OPTIMAL and bool(np.isfinite(bound)),
     )
 
 
+def _best_class_bound(class_gram: np.ndarray, counts: np.ndarray, tau: float, nonneg: bool) -> float:
+    """The largest of the dual certificates at ``class_gram``, at it snapped to collapse
+    (``A_cc = 1``; under ReLU also ``A >= 0``) and, without ReLU, at it polished
+    (``ufm.dual.polish_class_gram``): each is a proven bound, and a conic solver's ``A`` is only
+    near the optimal face."""
+    snapped = np.array(class_gram, dtype=np.float64)
+    snapped[np.diag_indices(snapped.shape[0])] = 1.0
+    points = [class_gram]
+    if nonneg:
+        points.append(np.maximum(snapped, 0.0))
+    else:
+        points.append(polish_class_gram(snapped, counts, tau))
+    return max(class_dual_bound(a, counts, tau, nonneg=nonneg).lower_bound for a in points)
+
+
 # ----------------------------------------------------------------------------- full
-
-
-def _check_batches(batches, n_samples: int) -> list[np.ndarray]:
-    if batches is None:
-        return [np.arange(n_samples, dtype=np.int64)]
-    out = []
-    for b in batches:
-        arr = np.asarray(b)
-        if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
-            raise ValueError("each batch must be a flat list of integer sample indices")
-        arr = arr.astype(np.int64)
-        if arr.size and (arr.min() < 0 or arr.max() >= n_samples):
-            raise ValueError(f"batch index out of range [0, {n_samples})")
-        out.append(arr)
-    if not out:
-        raise ValueError("batches is empty")
-    return out
 
 
 def _loss_terms(labels: np.ndarray, batches: list[np.ndarray], n_samples: int):
@@ -413,7 +368,7 @@ def full_relaxation(
     nonneg: bool,
     batches: Sequence[Sequence[int]] | None = None,
     solver: str | None = None,
-) -> RelaxationResult:
+) -> Bound:
     """The ``N x N`` relaxation: minimize ``L(G)`` over ``G`` PSD, ``diag(G) = 1`` (``G >= 0``).
 
     Args:
@@ -424,9 +379,10 @@ def full_relaxation(
       solver: ``"CLARABEL"`` or ``"SCS"``; default: Clarabel for ``N <= 40`` (SCS if Clarabel
         ends inaccurate), SCS above. ``solver`` given: that solver only.
 
-    ``lower_bound`` is the larger of the dual certificate (``ufm.dual.gram_dual_bound``) at the
-    conic solution (rigorous whatever the solver's accuracy) and the conic dual objective (exact
-    up to the solver tolerance); ``rigorous_bound`` is the former alone.
+    Returns:
+      ``Bound``: ``lower_bound`` is the dual certificate (``ufm.dual.gram_dual_bound``) at the
+      conic solution, proven whatever the solver's accuracy; ``solver_objective`` is the conic
+      objective (not a bound); ``gram`` the conic ``G``.
     """
     t0 = time.perf_counter()
     y = check_nonneg_ints("labels", labels)
@@ -435,7 +391,8 @@ def full_relaxation(
     n_samples = y.size
     name = _check_solver(solver, "CLARABEL" if n_samples <= CLARABEL_MAX_N else "SCS")
     attempts = _attempts(name, full=True, n_samples=n_samples, fallback=solver is None)
-    batch_list = _check_batches(batches, n_samples)
+    batching = None if batches is None else Batching.coerce(batches, n_samples)
+    batch_list = list(Batching.full(n_samples) if batching is None else batching)
     groups, pos = _loss_terms(y, batch_list, n_samples)
 
     G = cp.Variable((n_samples, n_samples), PSD=True)
@@ -463,21 +420,24 @@ def full_relaxation(
     status, value, compile_s, primal, name = _solve(prob, attempts)
 
     gram = class_gram = None
-    bound = rigorous = float("nan")
-    conic_value = primal
+    bound = math.nan
     if G.value is not None:
         gram = np.array(G.value, dtype=np.float64)
         gram = (gram + gram.T) / 2
-        class_gram = _block_means(gram, y, counts.size)
-        # Two bounds: the dual certificate (ufm.dual) at the conic solver's G, rigorous whatever
-        # the conic accuracy; and the conic dual objective, exact up to the solver tolerance.
-        # Either alone can be the looser one (flat directions leave G slightly off the optimal
-        # face; SCS at loose tolerance leaves its dual objective off), so report the larger.
-        rigorous = gram_dual_bound(
-            gram, y, tau, nonneg=nonneg, batches=None if batches is None else batch_list, m_tol=1e-4
-        ).lower_bound
-        bound = max(rigorous, value) if np.isfinite(value) else rigorous
-    return RelaxationResult(
+        class_gram = class_block_means(gram, y, counts.size)
+        # The dual certificate (ufm.dual) at the conic solver's G, proven whatever the conic
+        # accuracy; for the full batch also at its class-block average (an optimal G of the
+        # symmetric relaxation is class-block). The largest is kept: each is a valid bound.
+        points = [gram]
+        if nonneg:  # the OF minimizes every batch's term under ReLU (DESIGN.md section 4)
+            points.append((y[:, None] == y[None, :]).astype(np.float64))
+        else:  # the conic G is inexact in flat directions: polish it (ufm.dual.polish_gram)
+            points.append(polish_gram(gram, y, tau, batches=batching))
+        bound = max(gram_dual_bound(p, y, tau, nonneg=nonneg, batches=batching).lower_bound
+                    for p in points)
+        if batches is None:
+            bound = max(bound, _best_class_bound(class_gram, counts, tau, nonneg))
+    return Bound(
         lower_bound=bound,
         status=status,
         solver=name,
@@ -487,18 +447,5 @@ def full_relaxation(
         class_gram=class_gram,
         gram=gram,
         ok=status == cp.OPTIMAL and bool(np.isfinite(bound)),
-        conic_value=conic_value,
-        rigorous_bound=rigorous,
+        solver_objective=primal,
     )
-
-
-def _block_means(gram: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Class-block averages of ``gram``; within-class blocks average off-diagonal entries."""
-    onehot = np.eye(k)[labels]
-    n = onehot.sum(axis=0)
-    sums = onehot.T @ gram @ onehot
-    diag_sums = onehot.T @ np.diag(gram)
-    out = sums / np.outer(n, n)
-    within = (np.diag(sums) - diag_sums) / (n * (n - 1.0))
-    out[np.diag_indices(k)] = within
-    return out

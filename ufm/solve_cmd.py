@@ -23,7 +23,10 @@ import argparse
 from ufm.cli import (Parser, add_problem_args, counts_from_args, enable_compilation_cache,
                      format_counts, format_matrix, output_file, ranged, write_failed)
 from ufm.io import save_npz_atomic, to_jsonable, write_json_atomic
+from ufm.certification import AUTO_FULL_MAX_N, FULL_MAX_N
+from ufm.certification import METHOD_NAMES as CERT_METHODS
 from ufm.config import SolverConfig
+from theory_checks.schedules import SCHEDULES
 
 if TYPE_CHECKING:
     from ufm.solver import SolveResult
@@ -55,8 +58,8 @@ def build_parser() -> Parser:
     b = p.add_argument_group("batching (default: one full batch)")
     b.add_argument("--batch-size", type=ranged(int, 2, None), default=None,
                    help="solve the batched problem: the loss summed over the batches of --schedule")
-    b.add_argument("--schedule", choices=("shuffle", "fixed", "sorted", "binding"), default="shuffle",
-                   help="batch schedule (theory_checks.batches; default shuffle)")
+    b.add_argument("--schedule", choices=SCHEDULES, default="shuffle",
+                   help="batch schedule (theory_checks.schedules; default shuffle)")
     b.add_argument("--epochs", type=ranged(int, 1, 10_000), default=1,
                    help="epochs of the schedule whose batches enter the loss (default 1)")
     b.add_argument("--batches", metavar="FILE",
@@ -74,7 +77,12 @@ def build_parser() -> Parser:
     s.add_argument("--gap-tol", type=ranged(float, 0, 1, lo_open=True), default=dflt.gap_tol,
                    help=f"stop at this relative gap to a known optimum (default {dflt.gap_tol:g})")
     s.add_argument("--restarts", type=ranged(int, 0, 100), default=dflt.restarts,
-                   help=f"extra seeds tried if a known optimum is not reached (default {dflt.restarts})")
+                   help="extra seeds tried when a run ends above the reference or stalls "
+                   f"(default {dflt.restarts})")
+    s.add_argument("--grad-tol", type=ranged(float, 0, 1, lo_open=True), default=dflt.grad_tol,
+                   help="stationarity that optimal/converged need: ||Riemannian gradient (KKT "
+                   "residual under ReLU)||_F <= grad-tol * N / tau (N: sum of batch sizes with "
+                   f"batches) (default {dflt.grad_tol:g})")
     s.add_argument("--tau-path", metavar="T1,T2,...", type=_tau_list, default=None,
                    help="temperature continuation: solve at T1, T2, ... in turn, each warm-started "
                    "from the previous solution, then at --tau from the last (for small --tau, "
@@ -84,9 +92,9 @@ def build_parser() -> Parser:
     c = p.add_argument_group("certificate")
     c.add_argument("--certify", action="store_true",
                    help="add a certificate: the relaxation's lower bound and the gap to it")
-    c.add_argument("--cert-method", choices=("auto", "reduced", "full", "dual"), default="auto",
+    c.add_argument("--cert-method", choices=CERT_METHODS, default="auto",
                    help="auto = reduced for the full batch; with batches: full up to N = "
-                   "120 samples, else dual (default auto)")
+                   f"{AUTO_FULL_MAX_N} samples, else dual (default auto)")
     c.add_argument("--cert-tol", type=ranged(float, 0, 1, lo_open=True), default=1e-6,
                    help="certified when (loss - bound)/|loss| <= this (default 1e-6)")
     o = p.add_argument_group("output")
@@ -146,7 +154,9 @@ def format_report(res: SolveResult) -> str:
     ]
     if res.optimum is not None:
         name = {"of": "L*_OF, orthogonal frame", "etf": "simplex ETF",
-                "batched_of": "sum of per-batch OF values"}[res.optimum_kind]
+                "batched_of": "sum of per-batch OF values",
+                "relaxation": "the reduced relaxation's proven lower bound, tight for d >= k",
+                }.get(res.optimum_kind, str(res.optimum_kind))
         lines.append(f"optimum   {res.optimum:.10f}  ({name})")
         lines.append(f"rel. gap  {res.rel_gap:.3e}")
     else:
@@ -157,7 +167,7 @@ def format_report(res: SolveResult) -> str:
             "fail: the OF is an optimum but not the only one"
         lines.append(f"batches   {bt['n_batches']} ({bt['source']}); conditions (a*), (b) {verdict}")
     lines += [
-        f"status    {res.status} (attempt {res.attempts})",
+        f"status    {res.status} (attempt {res.attempts}); gradient {_grad(m)}",
         f"Delta_GM  to OF {_e(m['delta_gm_of'])}   to ETF {_e(m['delta_gm_etf'])}",
         f"NC1       {_e(m['nc1'])}",
         *(f"warning   {w}" for w in res.warnings),
@@ -175,12 +185,27 @@ def format_report(res: SolveResult) -> str:
         if "note" in cert:
             lines.append(f"            {cert['note']}")
     if res.status not in ("optimal", "converged"):
-        lines.append("WARNING   the known optimum was not reached; raise --sphere-steps/"
-                     "--polish-steps/--restarts")
+        lines.append("WARNING   " + _STATUS_ADVICE.get(res.status, _STATUS_ADVICE["not_optimal"]))
     return "\n".join(lines)
 
 
-AUTO_FULL_MAX_N = 120  # cert-method auto with batches: the full relaxation up to this N
+_STATUS_ADVICE = {
+    "not_optimal": "the known optimum was not reached; raise --sphere-steps/--polish-steps/--restarts",
+    "stalled": "the loss stopped decreasing at a point that is not stationary (gradient above "
+               "--grad-tol); raise --restarts",
+    "max_steps": "the step limit ended a run that is not stationary; raise --sphere-steps/"
+                 "--polish-steps",
+}
+
+
+def _grad(m: dict) -> str:
+    """The stationarity measure of the report (``||Riemannian gradient||_F`` or the KKT
+    residual under ReLU, and its value relative to N / tau)."""
+    if m.get("grad_norm") is None:
+        return "not measured"
+    return f"{m['grad_norm']:.2e} (x tau/N: {m['grad_norm_rel']:.1e})"
+
+
 
 
 def _batching(parser: Parser, args, counts):
@@ -208,7 +233,7 @@ def _batching(parser: Parser, args, counts):
     if args.batch_size is None:
         return counts, None, None, None
     from ufm.labels import labels_from_counts
-    from theory_checks.batches import schedule_batches
+    from theory_checks.schedules import schedule_batches
 
     batches = schedule_batches(labels_from_counts(counts), schedule=args.schedule,
                                batch_size=args.batch_size, epochs=args.epochs, seed=args.seed)
@@ -238,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         polish_steps=args.polish_steps,
         gap_tol=args.gap_tol,
         restarts=args.restarts,
+        grad_tol=args.grad_tol,
         matmul_dtype=args.matmul_dtype,
     )
     bar, progress = (None, None) if args.quiet else _progress_bar()
@@ -254,23 +280,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     res = path[-1]
     res.config["tau_path"] = args.tau_path
     if batches is not None:
-        from theory_checks.graph import check_batches
+        from theory_checks.interaction import check_batches
 
         check = check_batches(res.labels, batches, d=d)
         batching.update(n_batches=len(batches), conditions_hold=bool(check.holds),
                         check=check.to_dict())
         res.config["batching"] = batching
     if args.certify:
-        from ufm.certification import certificate, certify
+        from ufm.certification import certify_point
 
-        method = args.cert_method
-        if method == "auto" and batches is not None:
-            method = "full" if sum(counts) <= AUTO_FULL_MAX_N else "dual"
-        if method == "reduced" and batches is not None:
+        if args.cert_method == "reduced" and batches is not None:
             parser.error("--cert-method: 'reduced' needs the full batch; use full or dual")
-        bound = certify(counts, args.tau, nonneg=args.nonneg, method=method, z=res.z,
-                        batches=batches)
-        res.certificate = certificate(res.loss, bound, args.cert_tol)
+        if args.cert_method == "full" and sum(counts) > FULL_MAX_N:
+            parser.error(f"--cert-method: full needs N <= {FULL_MAX_N} samples (got N = "
+                         f"{sum(counts)}); use dual or auto")
+        res.certificate = certify_point(res.loss, counts, args.tau, nonneg=args.nonneg, z=res.z,
+                                        method=args.cert_method, batches=batches,
+                                        tol=args.cert_tol)
     report = to_jsonable(res.to_dict())
     report["config"]["problem"] = {
         "imbalance": "file" if args.batches else "counts" if args.counts is not None else args.imbalance,

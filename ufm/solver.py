@@ -1,9 +1,12 @@
 """Solve the UFM / UFM+ SC-loss problem: minimize L(Z) over unit rows (and Z >= 0 with ReLU).
 
-Method (two phases, each a plain first-order method on the exact loss):
+Method (two phases, each a plain first-order method on the exact loss, from ``ufm.optim``):
 
 1. **Sphere phase**: L-BFGS (optax, zoom line search) on ``h`` with ``Z = normalize(h)``, no
-   sign constraint. Without ReLU the landscape is benign and this is the whole solve.
+   sign constraint. Without ReLU the landscape is benign and this is the whole solve. When the
+   loss stalls away from a stationary point (the rows of ``h`` drift to very different norms,
+   and a long row barely moves), L-BFGS restarts from the unit rows with its memory cleared (at
+   most 5 times a phase).
 2. **Orthant phase** (``nonneg=True``): rotate the sphere solution so the class means sit near
    coordinate axes (``ufm.rotation.orthant_rotation``; the loss is rotation invariant), project
    onto ``{Z >= 0, ||z_i|| = 1}``, then polish with projected gradient
@@ -12,12 +15,24 @@ Method (two phases, each a plain first-order method on the exact loss):
    success.
 
 Single local runs under ReLU from random starts get stuck in spurious points (a large class
-spread over two axes); going through the sphere optimum avoids them. Where a proven lower bound
-is known (``L*_OF`` under ReLU with ``d >= k``; the ETF value when balanced without ReLU with
-``d >= k-1``) the solver stops once the relative gap is below ``gap_tol`` and restarts from a
-new seed if a run ends above ``accept_tol``; the result's ``status`` says whether the reference
-was reached (``"optimal"``), the run stalled at a stationary point without a known reference
-(``"converged"``), or neither (``"not_optimal"``, ``"max_steps"``).
+spread over two axes); going through the sphere optimum avoids them.
+
+Reference value (full batch): ``L*_OF`` under ReLU with ``d >= k``; the ETF value when balanced
+without ReLU with ``d >= k-1``; otherwise, for ``d >= k``, the lower bound of the
+symmetry-reduced relaxation (``ufm.relaxation.reduced_relaxation``, tight for ``d >= k``;
+``optimum_kind="relaxation"``); batched under ReLU with ``d >= k``, the sum of per-batch OF
+values. With a reference the solver stops once the relative gap is below ``gap_tol`` at a
+stationary point, and restarts from ``seed + r`` if a run ends above ``accept_tol``.
+
+Stationarity: the Frobenius norm of the Riemannian gradient ``g_i - <g_i, z_i> z_i`` (under
+ReLU the KKT residual of the projected problem, ``ufm.optim.kkt_residual``) at most
+``grad_tol * M / tau`` (``M`` = sum of the batch sizes, ``N`` for the full batch), reported as
+``metrics["grad_norm"]`` (and over ``M / tau`` as ``metrics["grad_norm_rel"]``).
+
+``status``: ``"optimal"`` (within ``accept_tol`` of the reference, stationary), ``"converged"``
+(no reference; stationary), ``"not_optimal"`` (above the reference by more than ``accept_tol``
+after every restart), ``"stalled"`` (the loss stopped decreasing at a non-stationary point,
+after every restart), ``"max_steps"`` (the step cap ended a non-stationary run; no restart).
 
 >>> from ufm.labels import step_counts
 >>> res = solve(step_counts(3, R=2, n_min=2), nonneg=True, seed=0)
@@ -37,15 +52,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ufm import geometry
+from ufm import geometry, optim
 from ufm.config import SolverConfig
 from ufm.closed_forms import batched_of_loss, cosine_sensitivity, etf_loss, of_loss
 from ufm.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.gram_grad import shared_shift_fits, value_and_grad_chunked
-from ufm.checks import check_rows, check_tau
+from ufm.checks import check_int, check_rows, check_tau
 from ufm.labels import check_counts, labels_from_counts
 from ufm.loss import normalize, pad_batches, scl_loss
-from ufm.rotation import orthant_rotation, project_orthant_sphere
+from ufm.rotation import orthant_rotation
 from ufm.versions import library_versions
 
 __all__ = ["solve", "SolveResult", "SolverConfig", "reference_value"]
@@ -54,6 +69,8 @@ Progress = Callable[[str, int, float], None]
 
 CHUNK_ABOVE = 8192  # samples; above this the loss runs in row blocks (no N x N array)
 CLASSES_ABOVE = 20000  # samples; above this method="auto" solves over class vectors
+_F32_GAP = 3e-8  # a float32 stage cannot resolve relative gaps below its loss noise
+_F32_GRAD = 1e-5  # nor relative stationarity below this (when it is the last stage)
 
 
 @dataclass
@@ -146,147 +163,151 @@ def _make_objective(matmul_dtype, shared_shift, method, batched, chunked):
                                                        shared_shift=shared_shift))
 
 
-def _sphere_loss(vg):
-    """``f(h) = L(normalize(h))`` with the hand-written gradient as its custom VJP."""
-
-    @jax.custom_vjp
-    def f(h):
-        return fwd(h)[0]
-
-    def fwd(h):
-        norm = jnp.linalg.norm(h, axis=1, keepdims=True)
-        z = h / norm
-        loss, g = vg(z)
-        g = (g - jnp.sum(g * z, axis=1, keepdims=True) * z) / norm
-        return loss, g
-
-    def bwd(g, ct):
-        return (ct * g,)
-
-    f.defvjp(fwd, bwd)
-    return f
-
-
 class _Stopper:
-    """Stops on a reached reference gap or a stalled relative decrease."""
+    """Stopping rule of one phase, called with every accepted iterate's loss.
 
-    def __init__(self, ref: float | None, cfg: SolverConfig, gap_tol: float | None = None):
-        self.ref, self.cfg, self.history = ref, cfg, []
-        self.gap_tol = cfg.gap_tol if gap_tol is None else gap_tol
+    Stops with ``"optimal"`` once the relative gap to the reference is at most ``gap_tol`` at a
+    stationary point, and on a stalled loss (relative decrease below ``ftol`` over ``patience``
+    steps) with ``"converged"`` at a stationary point, ``"stalled"`` elsewhere. Stationary:
+    ``residual() <= grad_tol`` (absolute); ``grad_tol=None`` skips the test (a float32 stage,
+    whose gradient cannot resolve it, hands over to the float64 one).
+    """
 
-    def __call__(self, value: float) -> str | None:
+    def __init__(self, ref: float | None, cfg: SolverConfig, gap_tol: float, grad_tol: float | None):
+        self.ref, self.cfg, self.gap_tol, self.grad_tol = ref, cfg, gap_tol, grad_tol
+        self.history: list[float] = []
+
+    def stationary(self, residual: Callable[[], float]) -> bool:
+        return self.grad_tol is None or residual() <= self.grad_tol
+
+    def __call__(self, value: float, residual: Callable[[], float]) -> str | None:
         self.history.append(value)
-        if self.ref is not None and (value - self.ref) / abs(self.ref) <= self.gap_tol:
+        if self.ref is not None and _rel_gap(value, self.ref) <= self.gap_tol and self.stationary(residual):
             return "optimal"
         p = self.cfg.patience
         if len(self.history) > p:
             old = self.history[-p - 1]
             if old - value <= self.cfg.ftol * abs(old):
-                return "converged"
+                return "converged" if self.stationary(residual) else "stalled"
         return None
 
 
-def _lbfgs_step(vg, cfg):
-    """Jitted L-BFGS step on ``h`` for ``f(h) = L(normalize(h))``, and its optimizer."""
-    opt = optax.lbfgs(memory_size=cfg.lbfgs_memory)
-
-    @jax.jit
-    def step(h, state, data):
-        f = _sphere_loss(lambda z: vg(z, data))
-        vag = optax.value_and_grad_from_state(f)
-        value, grad = vag(h, state=state)
-        updates, state = opt.update(grad, state, h, value=value, grad=grad, value_fn=f)
-        return optax.apply_updates(h, updates), state, value
-
-    return opt, step
-
-
 _unit_rows = jax.jit(normalize)
+_residual_norm = jax.jit(optim.residual_norm, static_argnames="nonneg")
 
 
-def _init_state(opt, h):
-    """``opt.init(h)`` with strong scalar types, as ``step`` returns them (one compilation)."""
-    return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype), opt.init(h))
+@dataclass(frozen=True)
+class _Phase:
+    """Jitted pieces of one phase on ``optim``'s methods: ``init(z, data) -> state``,
+    ``step(state, data) -> (state, event)``, ``residual(state)`` (stationarity norm),
+    ``value(state)`` and ``point(state)`` (the unit rows the state stands for)."""
+
+    name: str
+    init: Callable
+    step: Callable
+    residual: Callable
+    value: Callable
+    point: Callable
+    resets: bool  # on a stall away from stationarity, restart from the point with no memory
 
 
-def _sphere_phase(h, lbfgs, cfg, stop, progress, step0, data):
-    opt, step = lbfgs
-    state = _init_state(opt, h)
-    reason, steps = "max_steps", 0
-    for steps in range(1, cfg.sphere_steps + 1):
-        h, state, value = step(h, state, data)
-        value = float(value)
+def _sphere_pieces(vg, memory: int) -> _Phase:
+    """L-BFGS on ``h`` for ``f(h) = L(normalize(h))`` (``optim.lbfgs_step``). The state is
+    ``(LBFGSState, f at the previous iterate)``: the stopping rule sees the loss the step
+    started from (as ``optax.value_and_grad_from_state`` gives it) and the phase returns the
+    step's end point, which the line search made no worse."""
+    opt = optax.lbfgs(memory_size=memory)
+
+    def f(data):
+        return optim.sphere_loss(lambda z: vg(z, data))
+
+    def init(h, data):
+        s = optim.lbfgs_init(opt, f(data), h)
+        return s, optim.lbfgs_value(s)
+
+    step = jax.jit(lambda s, data: (optim.lbfgs_step(opt, f(data), s[0]), optim.lbfgs_value(s[0])))
+    return _Phase(
+        name="sphere",
+        init=jax.jit(init),
+        step=lambda s, data: (step(s, data), optim.ACCEPT),
+        residual=jax.jit(lambda s: optim.sphere_residual_norm(s[0].params, optim.lbfgs_grad(s[0]))),
+        value=lambda s: s[1],
+        point=lambda s: _unit_rows(s[0].params),
+        resets=True,
+    )
+
+
+_A0 = 1e-2  # first projected-gradient step
+
+
+def _polish_pieces(vg) -> _Phase:
+    """Accelerated projected gradient on {Z >= 0, unit rows} (``optim.pg_step``)."""
+    return _Phase(
+        name="polish",
+        init=jax.jit(lambda z, data: optim.pg_init(lambda x: vg(x, data), z, _A0)),
+        step=jax.jit(lambda s, data: optim.pg_step(lambda x: vg(x, data), s)),
+        residual=jax.jit(lambda s: optim.residual_norm(s.x, s.gx, True)),
+        value=lambda s: s.fx,
+        point=lambda s: s.x,
+        resets=False,
+    )
+
+
+_MAX_RESETS = 5  # memory resets per sphere phase after stalls away from stationarity
+
+
+def _run_phase(phase: _Phase, z, data, cap: int, stop: _Stopper, progress, step0: int):
+    """Run ``phase`` from ``z`` (``optim.run_python``); returns ``(z, reason, steps)`` with
+    reason ``"optimal"``, ``"converged"``, ``"stalled"`` or ``"max_steps"``."""
+    resets = 0
+
+    def observe(state, event, steps):
+        nonlocal resets
+        if event == optim.RESTART:
+            return state, None
+        residual = lambda: float(phase.residual(state))  # noqa: E731 - evaluated only when needed
+        if event == optim.VANISHED:  # no step decreases the loss at working precision
+            return state, "converged" if stop.stationary(residual) else "stalled"
+        value = float(phase.value(state))
         if progress:
-            progress("sphere", step0 + steps, value)
+            progress(phase.name, step0 + steps, value)
         if not np.isfinite(value):
-            raise FloatingPointError("loss became non-finite in the sphere phase")
-        why = stop(value)
-        if why:
-            reason = why
-            break
-    return _unit_rows(h), reason, steps
+            raise FloatingPointError(f"loss became non-finite in the {phase.name} phase")
+        why = stop(value, residual)
+        if why == "stalled" and phase.resets and resets < _MAX_RESETS:
+            # L-BFGS on h stalls where the rows of h have drifted to very different norms (the
+            # gradient in h of a long row is tiny): restart from the unit rows, memory cleared
+            resets += 1
+            stop.history.clear()
+            return phase.init(_unit_rows(phase.point(state)), data), None
+        return state, why
+
+    state, reason, steps = optim.run_python(lambda s: phase.step(s, data), phase.init(z, data), cap, observe)
+    return phase.point(state), reason, steps
 
 
-_A_MIN = 1e-14
-_F32_GAP = 3e-8
+def _status(gap: float | None, stationary: bool, reason: str, accept_tol: float) -> str:
+    """``"not_optimal"`` above the reference by more than ``accept_tol``; else at a stationary
+    point ``"optimal"`` (a reference) or ``"converged"`` (none); else ``"max_steps"`` when the
+    step cap ended the run, ``"stalled"`` when the loss stopped decreasing."""
+    if gap is not None and gap > accept_tol:
+        return "not_optimal"
+    if stationary:
+        return "optimal" if gap is not None else "converged"
+    return "max_steps" if reason == "max_steps" else "stalled"
 
 
-def _polish_pieces(vg):
-    """Jitted projected-gradient trial step and momentum extrapolation."""
+def _relaxation_reference(counts: np.ndarray, tau: float, d: int, nonneg: bool):
+    """The reduced relaxation's lower bound as the reference where it is tight (``d >= k``) and
+    its conic solve succeeded, else ``(None, None)``."""
+    if d < counts.size:
+        return None, None
+    from ufm.relaxation import reduced_relaxation  # cvxpy: only where no closed form is known
 
-    @jax.jit
-    def trial(y, gy, a, data):
-        x_new = project_orthant_sphere(y - a * gy)
-        f_new, g_new = vg(x_new, data)
-        diff = x_new - y
-        return x_new, f_new, g_new, jnp.sum(gy * diff), jnp.sum(diff * diff)
-
-    @jax.jit
-    def extrapolate(x, x_prev, beta, data):
-        y = project_orthant_sphere(x + beta * (x - x_prev))
-        return (y, *vg(y, data))
-
-    return trial, extrapolate
-
-
-def _polish_phase(z, vg, pieces, cfg, stop, progress, step0, data):
-    """Accelerated projected gradient on {Z >= 0, unit rows} with backtracking and restart."""
-    trial, extrapolate = pieces
-    x = project_orthant_sphere(z)
-    fx, gx = vg(x, data)
-    fx = float(fx)
-    x_prev, t, a = x, 1.0, 1e-2
-    reason, steps = "max_steps", 0
-    for steps in range(1, cfg.polish_steps + 1):
-        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-        beta = float((t - 1.0) / t_next)
-        if beta > 0:
-            y, fy, gy = extrapolate(x, x_prev, beta, data)
-            fy = float(fy)
-        else:
-            y, fy, gy = x, fx, gx
-        while True:  # backtracking on the sufficient-decrease test
-            x_new, f_new, g_new, lin, sq = trial(y, gy, a, data)
-            f_new = float(f_new)
-            if f_new <= fy + float(lin) + float(sq) / (2 * a) + 1e-12 * abs(fy) or a < _A_MIN:
-                break
-            a *= 0.5
-        if a < _A_MIN:  # no step decreases the loss at working precision
-            reason = "converged"
-            break
-        if f_new > fx:  # momentum overshoot: restart from x without momentum
-            t, x_prev = 1.0, x
-            a *= 0.5
-            continue
-        x_prev, x, fx, gx, t = x, x_new, f_new, g_new, t_next
-        a *= 1.25
-        if progress:
-            progress("polish", step0 + steps, fx)
-        why = stop(fx)
-        if why:
-            reason = why
-            break
-    return x, reason, steps
+    rel = reduced_relaxation(counts, tau, nonneg=nonneg)
+    if not rel.ok or not np.isfinite(rel.lower_bound):
+        return None, None
+    return float(rel.lower_bound), "relaxation"
 
 
 def solve(
@@ -306,17 +327,19 @@ def solve(
 
     Args:
       counts: samples per class (each >= 2).
-      d: embedding dimension (default ``k``).
+      d: embedding dimension, an integer >= 1 (default ``k``).
       tau: temperature.
       nonneg: add the ReLU constraint ``Z >= 0`` (UFM+).
-      seed: random start ``h ~ N(0, I)`` (``numpy.random.default_rng(seed)``); restart ``r``
-        uses ``seed + r``.
+      seed: random start ``h ~ N(0, I)`` (``numpy.random.default_rng(seed)``), an integer
+        >= 0; restart ``r`` uses ``seed + r`` (after a run ending ``"not_optimal"`` or
+        ``"stalled"``, at most ``config.restarts`` times).
       batches: list of index lists (default: one full batch).
       method: ``"samples"`` optimizes all N embeddings; ``"classes"`` optimizes one vector per
         class (``Z = V[labels]``, exact among collapsed configurations; its loss is the true
         loss of that Z; whether collapse is optimal is what ``ufm.certify`` or the closed form
         decide); ``"auto"`` = samples up to N = 20,000, classes above (full batch only).
-      config: solver knobs (``SolverConfig``).
+      config: solver knobs (``SolverConfig``; ``grad_tol`` is the stationarity test that
+        ``"optimal"`` and ``"converged"`` need, see the module docstring).
       progress: callback ``(phase, step, loss)`` called every step.
       init: warm start for the first attempt, an N x d array (e.g. ``SolveResult.z`` of a
         nearby problem; ``ufm.continuation.solve_path`` follows a temperature path this way).
@@ -326,9 +349,10 @@ def solve(
     """
     counts = check_counts(counts)
     k = counts.size
-    d = k if d is None else int(d)
-    if d < 1:
-        raise ValueError(f"d must be >= 1, got {d}")
+    d = k if d is None else check_int("d", d, 1)
+    seed = check_int("seed", seed, 0)
+    if not isinstance(config, SolverConfig):
+        raise ValueError(f"config must be a SolverConfig, got {type(config).__name__}")
     tau = check_tau(tau)
     labels = labels_from_counts(counts)
     n = labels.size
@@ -339,14 +363,21 @@ def solve(
     if method == "classes" and batches is not None:
         raise ValueError("method='classes' needs the full batch (batches=None)")
     rows = labels if method == "samples" else np.arange(k, dtype=np.int32)
+    t0 = time.perf_counter()
     if batches is None:
         padded = None
         ref, ref_kind = reference_value(counts, tau, d, nonneg)
+        if ref is None:
+            ref, ref_kind = _relaxation_reference(counts, tau, d, nonneg)
+        terms = n
     else:
         padded = pad_batches(batches, n)  # ValueError for an index outside [0, N)
         ref, ref_kind = None, None
         if nonneg and d >= k:  # the OF minimizes every batch's term (DESIGN.md section 4)
             ref, ref_kind = batched_of_loss(labels, batches, tau), "batched_of"
+        terms = int(np.sum(np.asarray(padded) >= 0))
+    reference_seconds = time.perf_counter() - t0
+    grad_scale = terms / tau  # stationarity is judged relative to (sum of batch sizes) / tau
 
     stages = _stages(config.matmul_dtype, n) if method == "samples" else ("float64",)
     with jax.enable_x64(True):
@@ -363,8 +394,11 @@ def solve(
                None if padded is None else padded.shape)
         vg_exact, machinery = _machinery(key, data, rows.size)
         compile_seconds = time.perf_counter() - t0
-        # A float32 stage cannot resolve gaps below its ~1e-8 loss noise: it hands over there.
+        # A float32 stage cannot resolve gaps below its ~1e-8 loss noise, nor stationarity: it
+        # hands over to the float64 one there.
         gap_tols = [max(config.gap_tol, _F32_GAP) if dt == "float32" else config.gap_tol for dt in stages]
+        grad_tols = [None if dt == "float32" else config.grad_tol * grad_scale for dt in stages]
+        final_grad_tol = (max(config.grad_tol, _F32_GRAD) if stages[-1] == "float32" else config.grad_tol) * grad_scale
 
         t0 = time.perf_counter()
         best = None
@@ -376,33 +410,34 @@ def solve(
             # Sphere phase: the whole solve without ReLU, a warm start (first stage only) with
             # it, unless ``init`` already is one.
             sphere = machinery if not nonneg else [] if warm else machinery[:1]
-            for (vg, lbfgs, _), tol in zip(sphere, gap_tols):
-                z, reason, steps = _sphere_phase(z, lbfgs, config, _Stopper(ref, config, tol),
-                                                 progress, total_steps, data)
+            for (_, pieces, _), gap_tol, grad_tol in zip(sphere, gap_tols, grad_tols):
+                # with ReLU the sphere point is a start, not an answer: no stationarity asked
+                z, reason, steps = _run_phase(pieces, z, data, config.sphere_steps,
+                                              _Stopper(ref, config, gap_tol, None if nonneg else grad_tol),
+                                              progress, total_steps)
                 total_steps += steps
             if nonneg and not warm:
                 z = jnp.asarray(np.asarray(z) @ orthant_rotation(np.asarray(z), rows, k))
             if nonneg:
-                for (vg, _, pieces), tol in zip(machinery, gap_tols):
-                    z, reason, steps = _polish_phase(z, vg, pieces, config, _Stopper(ref, config, tol),
-                                                     progress, total_steps, data)
+                for (_, _, pieces), gap_tol, grad_tol in zip(machinery, gap_tols, grad_tols):
+                    z, reason, steps = _run_phase(pieces, z, data, config.polish_steps,
+                                                  _Stopper(ref, config, gap_tol, grad_tol), progress, total_steps)
                     total_steps += steps
-            loss = float(vg_exact(z, data)[0])  # report in full float64
+            loss, g = vg_exact(z, data)  # report in full float64
+            loss, grad_norm = float(loss), float(_residual_norm(z, g, nonneg))
             gap = _rel_gap(loss, ref)
-            if best is None or loss < best[0]:
-                best = (loss, np.asarray(z), reason)
-            if ref is None or gap <= config.accept_tol:
+            status = _status(gap, grad_norm <= final_grad_tol, reason, config.accept_tol)
+            rank = (status not in ("optimal", "converged"), loss)
+            if best is None or rank < best[0]:
+                best = (rank, loss, np.asarray(z), status, grad_norm)
+            if status not in ("not_optimal", "stalled"):  # both restart from the next seed
                 break
         solve_seconds = time.perf_counter() - t0
 
-    loss, z, reason = best
+    _, loss, z, status, grad_norm = best
     if method == "classes":
         z = z[labels]
     gap = _rel_gap(loss, ref)
-    if ref is not None:
-        status = "optimal" if gap <= config.accept_tol else "not_optimal"
-    else:
-        status = "converged" if reason in ("converged", "optimal") else "max_steps"
     gram = geometry.class_mean_gram(z, labels, k)
     metrics = {
         "delta_gm_of": geometry.metric_or_none(geometry.delta_gm, gram, "of"),
@@ -411,6 +446,10 @@ def solve(
         "min_entry": float(z.min()),
         "cosine_sensitivity": None if batches is not None else cosine_sensitivity(counts, tau, gram),
         "class_mean_gram": gram.tolist(),
+        # stationarity at the returned point (of the class vectors with method="classes"):
+        # Frobenius norm of the Riemannian gradient / KKT residual, and it over (sum |B|)/tau
+        "grad_norm": grad_norm,
+        "grad_norm_rel": grad_norm / grad_scale,
     }
     warnings = _flat_loss_warning(metrics["cosine_sensitivity"], tau, config.gap_tol)
     cfg = {
@@ -437,6 +476,7 @@ def solve(
         timing={
             "solve_seconds": solve_seconds,
             "compile_seconds": compile_seconds,
+            "reference_seconds": reference_seconds,
             "steps": total_steps,
         },
         attempts=attempt + 1,
@@ -478,7 +518,7 @@ _MACHINERY_CACHE: dict = {}
 
 
 def _machinery(key, data, n_rows):
-    """Jitted objective, L-BFGS step and polish pieces per stage, compiled once per problem
+    """Jitted objective and, per stage, the sphere and polish phases, compiled once per problem
     shape ``key`` (the labels, counts, batches and tau are arguments, ``data``)."""
     if key in _MACHINERY_CACHE:
         return _MACHINERY_CACHE[key]
@@ -490,9 +530,8 @@ def _machinery(key, data, n_rows):
     machinery = []
     for dtype in stages:
         vg = vg_exact if dtype == "float64" else objective(dtype, shift.get(dtype))
-        lbfgs = _lbfgs_step(vg, SolverConfig(lbfgs_memory=memory))
-        machinery.append((vg, lbfgs, _polish_pieces(vg) if nonneg else None))
-    _warm_up(vg_exact, machinery, n_rows, d, data)
+        machinery.append((vg, _sphere_pieces(vg, memory), _polish_pieces(vg) if nonneg else None))
+    _warm_up(vg_exact, machinery, stages, n_rows, d, nonneg, data)
     if len(_MACHINERY_CACHE) >= 8:
         _MACHINERY_CACHE.pop(next(iter(_MACHINERY_CACHE)))
     _MACHINERY_CACHE[key] = (vg_exact, machinery)
@@ -508,15 +547,19 @@ def _stages(matmul_dtype: str, n: int) -> tuple[str, ...]:
     return (matmul_dtype,)
 
 
-def _warm_up(vg_exact, machinery, n, d, data):
-    """Compile the jitted pieces once so that solve time excludes compilation."""
+def _warm_up(vg_exact, machinery, stages, n, d, nonneg, data):
+    """Compile the jitted pieces a solve uses once, so that solve time excludes compilation:
+    under ReLU the sphere phase runs in the first stage only, and a float32 stage never asks
+    for stationarity."""
     h = 1.0 + jnp.arange(n * d, dtype=jnp.float64).reshape(n, d) % 3
     z = h / jnp.linalg.norm(h, axis=1, keepdims=True)
-    jax.block_until_ready(vg_exact(z, data))
-    for vg, (opt, step), pieces in machinery:
-        f, g = vg(z, data)
-        jax.block_until_ready(step(h, _init_state(opt, h), data))
-        if pieces is not None:
-            trial, extrapolate = pieces
-            jax.block_until_ready(trial(z, g, 1e-2, data))
-            jax.block_until_ready(extrapolate(z, z, 0.5, data))
+    jax.block_until_ready(_residual_norm(z, vg_exact(z, data)[1], nonneg))
+    for i, ((_, sphere, polish), dtype) in enumerate(zip(machinery, stages)):
+        for phase in (polish,) if nonneg and i > 0 else (sphere, polish):
+            if phase is None:
+                continue
+            state = phase.init(h, data)
+            state, _ = phase.step(state, data)
+            jax.block_until_ready((phase.value(state), phase.point(state)))
+            if dtype == "float64" and (phase is polish or not nonneg):
+                jax.block_until_ready(phase.residual(state))

@@ -1,0 +1,105 @@
+"""Training throughput of ResNet + SCL: JAX (this package) and, if importable, PyTorch
+(``python -m deep.bench``, whose command line is ``deep.bench_cmd``).
+
+``bench_jax`` times the real training step of ``deep.training`` (two augmented views per image,
+crop + flip on the device, ``ufm.scl_loss``, SGD) on a synthetic uint8 pool held on the
+device, for ``seeds`` seeds vmapped in one step. Throughput counts distinct training images:
+``images/s = seeds * batch_size * steps / seconds`` (each image is seen in two views, so the
+network processes twice as many). The first call (compile) is timed apart and excluded.
+
+``torch_status`` says whether PyTorch can be imported; ``deep.torch_ref.bench_torch`` is the
+same step in PyTorch (bf16 autocast + channels_last on a GPU).
+
+>>> ok, message = torch_status()
+>>> ok or message.startswith("PyTorch is not importable")
+True
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["bench_jax", "torch_status", "default_dtype", "ISSUE_TORCH_H100"]
+
+# the issue's own PyTorch measurement on one H100 (bf16 autocast, channels_last), images/s
+ISSUE_TORCH_H100 = {50: 4348.0, 512: 24909.0}
+
+
+def default_dtype() -> str:
+    """bfloat16 on an accelerator, float32 on the CPU."""
+    import jax
+
+    return "float32" if jax.default_backend() == "cpu" else "bfloat16"
+
+
+def torch_status() -> tuple[bool, str]:
+    """``(importable, message)`` for PyTorch."""
+    if importlib.util.find_spec("torch") is None:
+        return False, "PyTorch is not importable (not installed): skipping the PyTorch comparison"
+    try:
+        import torch  # noqa: F401
+    except Exception as err:  # a broken install raises all kinds of errors
+        return False, f"PyTorch is not importable ({type(err).__name__}: {err}): skipping the comparison"
+    return True, f"PyTorch {torch.__version__}"
+
+
+def bench_jax(*, arch: str = "resnet18", batch_size: int = 50, seeds: int = 1, steps: int = 20,
+              warmup: int = 2, dtype: str | None = None, image_shape: Sequence[int] = (32, 32, 3),
+              pool: int = 4096, conv: str = "xla", seed: int = 0) -> dict[str, Any]:
+    """Images/s of ``seeds`` vmapped training steps at ``batch_size`` (after ``warmup`` calls)."""
+    import jax
+    import jax.numpy as jnp
+
+    from deep.configs import TrainConfig
+    from deep.models import make_model
+    from deep.training import DeviceData, init_states, make_optimizer, make_train_step
+
+    dtype = dtype or default_dtype()
+    cfg = TrainConfig(arch=arch, batch_size=batch_size, seeds=seeds, dtype=dtype, epochs=350,
+                      flip=True, seed=seed, conv=conv)
+    rng = np.random.default_rng(seed)
+    shape = tuple(image_shape)
+    images = jnp.asarray(rng.integers(0, 256, (pool, *shape), dtype=np.uint8))
+    labels = jnp.asarray(rng.integers(0, 10, pool), jnp.int32)
+    c = shape[-1]
+    data = DeviceData(images, labels, jnp.full((c,), 0.5), jnp.full((c,), 0.25))
+    model = make_model(arch, relu=True, dtype=dtype, conv=conv)
+    tx = make_optimizer(cfg, steps_per_epoch=1000)
+    seed_list = tuple(range(seed, seed + seeds))
+    step = make_train_step(cfg, model, tx, donate=jax.default_backend() != "cpu")
+    state = init_states(model, tx, shape, seed_list)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in seed_list])
+    idx = rng.integers(0, pool, (warmup + steps, seeds, batch_size)).astype(np.int32)
+
+    t0 = time.perf_counter()
+    state, loss = step(state, data, jnp.asarray(idx[0]), keys, 0, 0)
+    jax.block_until_ready(loss)
+    compile_s = time.perf_counter() - t0
+    for t in range(1, warmup):
+        state, loss = step(state, data, jnp.asarray(idx[t]), keys, 0, t)
+    jax.block_until_ready(loss)
+    t0 = time.perf_counter()
+    for t in range(warmup, warmup + steps):
+        state, loss = step(state, data, jnp.asarray(idx[t]), keys, 0, t)
+    jax.block_until_ready(loss)
+    seconds = time.perf_counter() - t0
+    return {
+        "framework": "jax",
+        "arch": arch,
+        "device": str(jax.devices()[0].device_kind),
+        "dtype": dtype,
+        "conv": conv,
+        "batch_size": batch_size,
+        "seeds": seeds,
+        "steps": steps,
+        "seconds": seconds,
+        "compile_seconds": compile_s,
+        "images_per_s": seeds * batch_size * steps / seconds,
+        "step_ms": 1e3 * seconds / steps,
+        "final_loss": float(np.mean(jax.device_get(loss))),
+        "params": int(sum(np.size(x) for x in jax.tree_util.tree_leaves(state.params)) // seeds),
+    }

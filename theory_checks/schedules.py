@@ -1,0 +1,140 @@
+"""Batch schedules (samplers): pure, seeded functions, reused by the ``deep`` package.
+
+For labels ``y_0..y_{N-1}`` an epoch is a list of batches (arrays of sample indices):
+
+- ``shuffle``: a fresh random permutation every epoch, cut into batches of ``batch_size``;
+- ``fixed``: ONE random partition (it depends on the seed only), the same every epoch; only
+  the order of the batches is redrawn per epoch;
+- ``sorted``: samples ordered by class (classes in label order, a random order inside each
+  class, redrawn per epoch), cut into consecutive batches: class-sorted, mostly pure batches,
+  the case where the conditions fail;
+- ``binding``: ``binding_samples`` picks one fixed sample per class; the other samples are
+  shuffled every epoch into batches of ``batch_size``, and the k binding samples are added to
+  EVERY batch (so a batch holds up to ``batch_size + k`` distinct samples). With k >= 2
+  classes every batch is then mixed, and conditions (a*) and (b) hold whenever each class has
+  a sample besides its binding one (and no sample is dropped by ``drop_last``).
+
+The last partial batch is kept unless ``drop_last``. Every epoch depends only on
+``(seed, epoch)`` (streams from ``np.random.SeedSequence(seed, spawn_key=(tag, epoch))``).
+
+>>> labels = [0, 0, 0, 1, 1, 1]
+>>> [b.tolist() for b in epoch_batches(labels, schedule="sorted", batch_size=3, epoch=0, seed=0)]
+[[2, 0, 1], [3, 4, 5]]
+>>> b = epoch_batches(labels, schedule="binding", batch_size=2, epoch=0, seed=0)
+>>> bind = binding_samples(labels, seed=0)
+>>> len(b), all(set(bind.tolist()) <= set(x.tolist()) for x in b)
+(2, True)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ufm.checks import check_int, check_nonneg_ints
+
+__all__ = ["SCHEDULES", "epoch_batches", "schedule_batches", "binding_samples", "check_labels"]
+
+SCHEDULES = ("shuffle", "fixed", "sorted", "binding")
+
+# spawn-key tags: one independent random stream per purpose
+_SHUFFLE, _FIXED_PARTITION, _FIXED_ORDER, _SORTED, _BINDING_PICK, _BINDING_SHUFFLE = range(6)
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+
+
+def check_labels(labels: Sequence[int]) -> np.ndarray:
+    """Labels as a 1-D int64 array; ``ValueError`` unless non-empty non-negative integers
+    (``ufm.checks.check_nonneg_ints``).
+
+    >>> check_labels([1, 0, 1]).tolist()
+    [1, 0, 1]
+    """
+    return check_nonneg_ints("labels", labels)
+
+
+def _check_schedule(schedule: str) -> str:
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {schedule!r}")
+    return schedule
+
+
+def _cut(order: np.ndarray, batch_size: int, drop_last: bool) -> list[np.ndarray]:
+    n_full = order.size // batch_size
+    out = [order[i * batch_size:(i + 1) * batch_size] for i in range(n_full)]
+    if not drop_last and order.size > n_full * batch_size:
+        out.append(order[n_full * batch_size:])
+    return out
+
+
+def binding_samples(labels: Sequence[int], seed: int) -> np.ndarray:
+    """One sample per class (classes in increasing label order), drawn uniformly, seeded.
+
+    >>> binding_samples([0, 1, 0, 1, 2], seed=3).tolist()
+    [0, 3, 4]
+    """
+    y = check_labels(labels)
+    seed = check_int("seed", seed, 0)
+    perm = _rng(seed, _BINDING_PICK).permutation(y.size)
+    order = perm[np.argsort(y[perm], kind="stable")]
+    ys = y[order]
+    first = np.r_[True, ys[1:] != ys[:-1]]
+    return order[first].astype(np.int64)
+
+
+def epoch_batches(labels: Sequence[int], *, schedule: str, batch_size: int, epoch: int,
+                  seed: int, drop_last: bool = False) -> list[np.ndarray]:
+    """The batches of ONE epoch (int64 index arrays), deterministic in ``(seed, epoch)``.
+
+    Raises ``ValueError`` for a schedule not in ``SCHEDULES``, ``batch_size < 2``,
+    ``epoch < 0``, ``seed < 0``, bad labels, or ``drop_last`` leaving no batch.
+    """
+    y = check_labels(labels)
+    schedule = _check_schedule(schedule)
+    batch_size = check_int("batch_size", batch_size, 2)
+    epoch = check_int("epoch", epoch, 0)
+    seed = check_int("seed", seed, 0)
+    n = y.size
+
+    if schedule == "shuffle":
+        out = _cut(_rng(seed, _SHUFFLE, epoch).permutation(n), batch_size, drop_last)
+    elif schedule == "fixed":
+        parts = _cut(_rng(seed, _FIXED_PARTITION).permutation(n), batch_size, drop_last)
+        order = _rng(seed, _FIXED_ORDER, epoch).permutation(len(parts))
+        out = [parts[i] for i in order]
+    elif schedule == "sorted":
+        perm = _rng(seed, _SORTED, epoch).permutation(n)
+        out = _cut(perm[np.argsort(y[perm], kind="stable")], batch_size, drop_last)
+    else:  # binding
+        bind = binding_samples(y, seed)
+        keep = np.ones(n, dtype=bool)
+        keep[bind] = False
+        rest = np.flatnonzero(keep)
+        if rest.size == 0:
+            out = [bind.copy()]
+        else:
+            rest = rest[_rng(seed, _BINDING_SHUFFLE, epoch).permutation(rest.size)]
+            out = [np.concatenate([b, bind]) for b in _cut(rest, batch_size, drop_last)]
+    if not out:
+        raise ValueError(f"batch_size ({batch_size}) exceeds the {n} samples to batch with "
+                         f"drop_last=True: no batch left")
+    return [b.astype(np.int64, copy=False) for b in out]
+
+
+def schedule_batches(labels: Sequence[int], *, schedule: str, batch_size: int, epochs: int,
+                     seed: int, drop_last: bool = False) -> list[np.ndarray]:
+    """All batches of epochs ``0..epochs-1`` concatenated (``epochs >= 1``).
+
+    >>> bs = schedule_batches([0, 1, 0, 1], schedule="shuffle", batch_size=2, epochs=3, seed=0)
+    >>> len(bs), sorted(np.concatenate(bs[:2]).tolist())
+    (6, [0, 1, 2, 3])
+    """
+    epochs = check_int("epochs", epochs, 1)
+    out: list[np.ndarray] = []
+    for e in range(epochs):
+        out.extend(epoch_batches(labels, schedule=schedule, batch_size=batch_size, epoch=e,
+                                 seed=seed, drop_last=drop_last))
+    return out

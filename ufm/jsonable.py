@@ -1,0 +1,35 @@
+"""``to_jsonable``: results as plain JSON values (a pure function; the file writing is ``ufm.io``).
+
+>>> to_jsonable({"a": np.float64(1.5), "b": np.array([1, 2]), "c": float("nan")})
+{'a': 1.5, 'b': [1, 2], 'c': None}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["to_jsonable"]
+
+
+def to_jsonable(obj: Any) -> Any:
+    """NumPy scalars and arrays as plain Python numbers and lists; NaN/inf as None.
+
+    Args:
+      obj: a dict, list, tuple, NumPy array or scalar, or a plain value.
+
+    Returns:
+      The same structure with only JSON types (dict keys as strings).
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj

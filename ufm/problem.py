@@ -1,0 +1,134 @@
+"""``Problem``: one SC-loss problem under the UFM, validated once where it is built.
+
+A problem is the class counts ``n_1..n_k`` (samples in class order: class 0's samples first),
+the temperature ``tau``, whether features are non-negative (``nonneg``: the ReLU, UFM+), the
+embedding dimension ``d``, and the batching (``None``: the full batch). DESIGN.md sections 1-3
+define each. ``Problem.create`` checks every field once; ``solve``, ``certify``, the local runs,
+the dual certificate, the relaxations and the batch check take a ``Problem`` and trust it.
+
+Labels given in any order (a batches.json) are put in class order once by
+``Problem.from_labels``, which also returns the permutation back to the file's order.
+
+>>> p = Problem.create([3, 2], tau=0.5, nonneg=True)
+>>> p.k, p.n_samples, p.d, p.labels.tolist(), p.batched
+(2, 5, 2, [0, 0, 0, 1, 1], False)
+>>> Problem.create([3, 2], tau=0)
+Traceback (most recent call last):
+...
+ValueError: tau must be a finite number > 0 (in (0, inf)), got 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from ufm.batching import Batching
+from ufm.checks import check_int, check_labels, check_tau
+from ufm.labels import check_counts, labels_from_counts
+
+__all__ = ["Problem"]
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """A validated problem (build it with ``Problem.create`` or ``Problem.from_labels``).
+
+    Attributes:
+      counts: int64 array of k >= 2 class sizes, each >= 2.
+      tau: temperature, a finite float > 0.
+      nonneg: the ReLU constraint ``Z >= 0`` (UFM+).
+      d: embedding dimension >= 1.
+      batching: a ``Batching`` over the samples in class order, or ``None`` (full batch).
+    """
+
+    counts: np.ndarray
+    tau: float
+    nonneg: bool
+    d: int
+    batching: Batching | None
+
+    @classmethod
+    def create(cls, counts: Sequence[int], *, tau: float = 0.1, nonneg: bool = False,
+               d: int | None = None, batches: Any = None) -> "Problem":
+        """Validate every field once.
+
+        Args:
+          counts: samples per class (k >= 2 classes, each >= 2), samples in class order.
+          tau: temperature > 0.
+          nonneg: UFM+ (ReLU).
+          d: embedding dimension (default ``k``).
+          batches: ``None`` (full batch), a ``Batching``, a list of index lists or a padded
+            2-D int array over the ``N`` samples in class order.
+
+        Returns:
+          The ``Problem``; ``ValueError`` naming the first bad argument and its range.
+        """
+        counts = check_counts(counts)
+        tau = check_tau(tau)
+        if not isinstance(nonneg, (bool, np.bool_)):
+            raise ValueError(f"nonneg must be True or False, got {nonneg!r}")
+        d = counts.size if d is None else check_int("d", d, 1)
+        n = int(counts.sum())
+        batching = None if batches is None else Batching.coerce(batches, n)
+        return cls(counts, tau, bool(nonneg), d, batching)
+
+    @classmethod
+    def from_labels(cls, labels: Sequence[int], *, tau: float = 0.1, nonneg: bool = False,
+                    d: int | None = None, batches: Any = None,
+                    num_classes: int | None = None) -> tuple["Problem", np.ndarray]:
+        """A problem from labels in any order (e.g. a batches.json).
+
+        Returns ``(problem, order)``: the problem's samples are the labels sorted by class
+        (stable), and ``order[j]`` is the original index of the problem's sample ``j``, so
+        ``z_original[order] = z_problem``. ``batches`` index the ORIGINAL samples; they are
+        renumbered into class order once here.
+
+        >>> p, order = Problem.from_labels([1, 0, 1, 0], batches=[[0, 1], [2, 3]])
+        >>> p.counts.tolist(), order.tolist(), p.batching.to_lists()
+        ([2, 2], [1, 3, 0, 2], [[2, 0], [3, 1]])
+        """
+        y, k = check_labels(labels, num_classes)
+        counts = np.bincount(y, minlength=k)
+        order = np.argsort(y, kind="stable")
+        problem = cls.create(counts, tau=tau, nonneg=nonneg, d=d)
+        if batches is not None:
+            position = np.empty_like(order)
+            position[order] = np.arange(order.size)
+            batching = Batching.coerce(batches, y.size).renumbered(position)
+            problem = replace(problem, batching=batching)
+        return problem, order
+
+    # ------------------------------------------------------------------ derived
+
+    @property
+    def k(self) -> int:
+        """Number of classes."""
+        return int(self.counts.size)
+
+    @property
+    def n_samples(self) -> int:
+        """N = sum of the counts."""
+        return int(self.counts.sum())
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class of each sample, in class order (``labels_from_counts``)."""
+        return labels_from_counts(self.counts)
+
+    @property
+    def batched(self) -> bool:
+        """Whether the problem has a batching (not the full batch)."""
+        return self.batching is not None
+
+    def with_tau(self, tau: float) -> "Problem":
+        """The same problem at another temperature (checked)."""
+        return replace(self, tau=check_tau(tau))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able configuration (counts, tau, nonneg, d, number of batches)."""
+        return {"counts": self.counts.tolist(), "k": self.k, "n_samples": self.n_samples,
+                "tau": self.tau, "nonneg": self.nonneg, "d": self.d,
+                "batches": None if self.batching is None else len(self.batching)}

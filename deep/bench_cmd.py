@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from ufm.cli import Parser, ranged
+from ufm.cli.args import Parser, ranged
 
 __all__ = ["main", "build_parser", "format_table"]
 
@@ -75,13 +75,13 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from ufm.cli import enable_compilation_cache
+    from ufm.cli.args import enable_compilation_cache
 
     enable_compilation_cache()
     import jax
 
     from deep.benchmark import ISSUE_TORCH_H100, bench_jax, default_dtype, torch_status
-    from ufm.versions import library_versions, machine_info
+    from ufm.core.versions import library_versions, machine_info
 
     q = args.quick
     arch = args.arch or ("resnet-tiny" if q else "resnet18")

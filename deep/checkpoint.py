@@ -3,7 +3,7 @@
 The file holds ``leaf_0000 ...`` (the leaves of ``jax.tree_util.tree_flatten_with_path`` in
 order), ``paths`` (their key paths, to check the structure on restore), ``epoch`` (epochs
 completed) and ``seeds``. It is written to a temporary file in the same folder, fsynced, then
-renamed over the old one (``ufm.io.save_npz_atomic``), so a crash or ``kill -9`` at any
+renamed over the old one (``ufm.cli.io.save_npz_atomic``), so a crash or ``kill -9`` at any
 moment leaves either the previous or the new checkpoint, never a torn one. No random-number
 state is stored: every key derives from (seed, epoch, step), see ``deep.training``.
 
@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
-from ufm.io import save_npz_atomic
+from ufm.cli.io import save_npz_atomic
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_due", "CheckpointError"]
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ufm.labels import step_counts
+from ufm.core.labels import step_counts
 
 __all__ = [
     "DataError",
@@ -287,7 +287,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
 def step_class_counts(k: int, R: float, rho: float, n_maj: int) -> np.ndarray:
     """STEP counts with majority size ``n_maj`` and minority ``round(n_maj / R)`` (>= 2).
 
-    Built with ``ufm.labels.step_counts`` (majority classes first); raises ``ValueError``
+    Built with ``ufm.core.labels.step_counts`` (majority classes first); raises ``ValueError``
     (``ImbalanceError``) when ``n_maj / R`` rounds below 2.
     """
     n_min = int(np.floor(n_maj / R + 0.5))
@@ -302,7 +302,7 @@ def step_subset(y_pool: np.ndarray, counts: np.ndarray, seed: int) -> np.ndarray
     """Pool indices of ``counts[c]`` seeded random samples of each class ``c``, class by class.
 
     Ordered by class, then by pool index, so the subset's labels are
-    ``ufm.labels.labels_from_counts(counts)`` for every seed. Raises ``ImbalanceError`` (a
+    ``ufm.core.labels.labels_from_counts(counts)`` for every seed. Raises ``ImbalanceError`` (a
     ``ValueError``) when a class has fewer samples than asked for.
     """
     y_pool = np.asarray(y_pool)

@@ -1,4 +1,4 @@
-"""Per-epoch geometry metrics of learned features (NumPy, built on ``ufm.geometry``).
+"""Per-epoch geometry metrics of learned features (NumPy, built on ``ufm.core.geometry``).
 
 On the row-normalized features ``z`` of the (imbalanced) training set, with class means
 ``mu_c`` and ``G_M`` their cosine matrix (DESIGN.md section 4):
@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ufm.geometry import (class_mean_gram, class_means, delta_gm, metric_or_none, nc1,
+from ufm.core.geometry import (class_mean_gram, class_means, delta_gm, metric_or_none, nc1,
                            normalize_rows)
 
 __all__ = ["epoch_metrics", "ncm_accuracy", "cosine_summaries"]

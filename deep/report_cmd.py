@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ufm.cli import Parser, unwritable_reason, write_failed
+from ufm.cli.args import Parser, unwritable_reason, write_failed
 
 __all__ = ["main", "build_parser", "load_runs"]
 
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = load_runs(parser, args.runs)
     from deep.reporting import figures, final_table, seed_groups, seed_summary
-    from ufm.io import save_figure_atomic
+    from ufm.cli.io import save_figure_atomic
 
     out = Path(args.out or args.runs[0])
     reason = unwritable_reason(out, folder=True)

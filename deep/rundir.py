@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from ufm.io import to_jsonable, write_json_atomic
+from ufm.cli.io import to_jsonable, write_json_atomic
 
 __all__ = [
     "seed_dirs",

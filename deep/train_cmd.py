@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from deep.configs import ARCHITECTURES, CONVS, DATASET_DEFAULTS, DATASETS, DTYPES, LOSSES, TrainConfig
 from theory_checks.schedules import SCHEDULES
-from ufm.cli import Parser, ranged, unwritable_reason
+from ufm.cli.args import Parser, ranged, unwritable_reason
 
 __all__ = ["main", "build_parser"]
 
@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "resume", False) and not resume:
         print(f"note: {out} holds no run yet; starting it", file=sys.stderr)
 
-    from ufm.cli import enable_compilation_cache
+    from ufm.cli.args import enable_compilation_cache
 
     enable_compilation_cache()
     from deep.training import StartError, TrainingDiverged, train_and_evaluate

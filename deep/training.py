@@ -12,7 +12,7 @@ One step, for each seed independently (``jax.vmap`` over the stacked state)::
     x_B   = pool images of the batch (uint8, gathered on device)
     v     = [aug_1(x_B); aug_2(x_B)]                       two random crop(+flip) views
     h     = f_theta(v)                                     (2B, d) penultimate features
-    L     = ufm.loss.scl_loss(h, [y_B; y_B], tau, reduction)   (or CE of a linear head, 1 view)
+    L     = ufm.core.loss.scl_loss(h, [y_B; y_B], tau, reduction)   (or CE of a linear head, 1 view)
     theta <- SGD(momentum 0.9, weight decay wd, lr(step))  PyTorch's SGD rule:
              g <- grad + wd*theta;  m <- 0.9 m + g;  theta <- theta - lr*m
 
@@ -55,7 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import ufm.loss as ufm_loss
+import ufm.core.loss as ufm_loss
 from deep.augment import augment, standardize, two_views
 from deep.checkpoint import CheckpointError, checkpoint_due, load_checkpoint, save_checkpoint
 from deep.configs import TrainConfig, resolve
@@ -66,7 +66,7 @@ from deep.models import FeatureNet, feature_dim, make_model, param_count
 from deep.rundir import (CONFIG, append_metrics, checkpoint_path, seed_dirs, truncate_metrics,
                          write_config)
 from theory_checks.schedules import epoch_batches
-from ufm.labels import labels_from_counts
+from ufm.core.labels import labels_from_counts
 
 __all__ = [
     "train_and_evaluate",
@@ -178,7 +178,7 @@ def make_optimizer(cfg: TrainConfig, steps_per_epoch: int) -> optax.GradientTran
 
 
 def batch_loss(cfg: TrainConfig, h: jax.Array, logits: jax.Array | None, y: jax.Array) -> jax.Array:
-    """SCL: ``ufm.loss.scl_loss`` over both views (labels repeated); CE: mean cross entropy."""
+    """SCL: ``ufm.core.loss.scl_loss`` over both views (labels repeated); CE: mean cross entropy."""
     if cfg.loss == "scl":
         views = h.shape[0] // y.shape[0]
         return ufm_loss.scl_loss(h.astype(jnp.float32), jnp.tile(y, views), cfg.tau,
@@ -402,10 +402,10 @@ class TrainResult:
 
 
 def _versions() -> dict[str, str]:
-    """``ufm.versions.library_versions`` plus scikit-learn (the digits loader)."""
+    """``ufm.core.versions.library_versions`` plus scikit-learn (the digits loader)."""
     from importlib import metadata
 
-    from ufm.versions import library_versions
+    from ufm.core.versions import library_versions
 
     base = library_versions()
     try:
@@ -416,7 +416,7 @@ def _versions() -> dict[str, str]:
 
 def config_record(run: Run, cfg: TrainConfig, extra: dict[str, Any]) -> dict[str, Any]:
     """The ``config.json`` of a run (or of one seed's folder, ``cfg = run.cfg.for_seed(s)``)."""
-    from ufm.versions import machine_info
+    from ufm.core.versions import machine_info
 
     shape = tuple(run.data.images.shape[1:])
     return {

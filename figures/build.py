@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ufm.io import write_json_atomic
-from ufm.versions import library_versions
+from ufm.cli.io import write_json_atomic
+from ufm.core.versions import library_versions
 
 from figures import batching, cosines, delta_gm, graf_toy, heatmaps, landscape
 

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ufm  # noqa: E402
-from ufm.io import save_figure_atomic  # noqa: E402
+from ufm.cli.io import save_figure_atomic  # noqa: E402
 
 DPI = 120
 WIDTH = 8.0  # inches: 960 px at DPI, shown at ~800 px in the README

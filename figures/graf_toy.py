@@ -2,7 +2,7 @@
 
 Data: the SC loss without ReLU (``ufm.solve``; the optimum is the simplex ETF, a regular
 tetrahedron, with the closed-form value and the reduced certificate) and the L2-regularized
-cross-entropy (``ufm.ce.solve_ce``: features on the sphere of radius rho_Z, weights W; the
+cross-entropy (``ufm.solvers.ce.solve_ce``: features on the sphere of radius rho_Z, weights W; the
 optimum is collapse onto the ETF with W on the aligned ETF of radius r_W, both in closed form).
 """
 
@@ -20,7 +20,7 @@ CLASS_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"
 
 
 def compute(cfg: dict) -> dict:
-    from ufm import ce
+    from ufm.solvers import ce
 
     k, n, tau, d = cfg["k"], cfg["n_per_class"], cfg["tau"], 3
     counts = [n] * k
@@ -32,7 +32,7 @@ def compute(cfg: dict) -> dict:
     ce_gram = ufm.class_mean_gram(ce_res.z, labels, k)
     w = ce_res.w
     wn = w / np.linalg.norm(w, axis=1, keepdims=True)
-    mean_dirs = ufm.geometry.normalize_rows(ufm.class_means(ce_res.z, labels, k))
+    mean_dirs = ufm.core.geometry.normalize_rows(ufm.class_means(ce_res.z, labels, k))
     summary = {
         "counts": counts,
         "sc": {**sc.record(), "etf_loss": ufm.etf_loss(counts, tau),

@@ -1,6 +1,6 @@
 """Figure 5: where plain local runs end, without and with ReLU (the landscape).
 
-Data: ``ufm.landscape.local_runs`` (one random Gaussian start per seed, L-BFGS on the sphere
+Data: ``ufm.solvers.landscape.local_runs`` (one random Gaussian start per seed, L-BFGS on the sphere
 without ReLU, projected gradient on the non-negative sphere with ReLU; no restarts, no rotation,
 no knowledge of the optimum) on a small STEP problem, and the reduced relaxation's lower bound
 for each case. Plotted: the relative gap ``(loss - bound)/|bound|`` of every run (clipped at
@@ -15,7 +15,7 @@ import numpy as np
 
 import ufm
 from figures.common import COLORS, WIDTH, plt, reduced_bound, save
-from ufm.landscape import local_runs
+from ufm.solvers.landscape import local_runs
 
 NAME = "landscape"
 CLIP = 1e-12

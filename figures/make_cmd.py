@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from figures.build import FIGURES, make
-from ufm.cli import Parser, output_dir
+from ufm.cli.args import Parser, output_dir
 
 __all__ = ["main", "build_parser"]
 

@@ -1,5 +1,5 @@
-"""The API contract of the core math functions (ufm.loss, ufm.labels, ufm.geometry,
-ufm.closed_forms, ufm.checks): a bad tau, labels, batch index or feature shape is a ValueError
+"""The API contract of the core math functions (ufm.core.loss, ufm.core.labels, ufm.core.geometry,
+ufm.core.closed_forms, ufm.core.checks): a bad tau, labels, batch index or feature shape is a ValueError
 that names the argument (never a silent NaN, a clamped index or an empty class); traced values
 are excepted; correct inputs still agree with the closed forms."""
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm.checks import check_labels, is_traced
+from ufm.core.checks import check_labels, is_traced
 from reference import brute_scl_loss
 
 Y = np.array([0, 0, 1, 1, 2, 2])
@@ -176,7 +176,7 @@ def test_batched_of_loss_checks_its_batches():
 def test_padding_keeps_working():
     z = _h()
     lists = [[0, 1, 2, 3], [2, 3, 4], [5]]
-    padded = ufm.loss.pad_batches(lists, 6)
+    padded = ufm.core.loss.pad_batches(lists, 6)
     assert padded.tolist() == [[0, 1, 2, 3], [2, 3, 4, -1], [5, -1, -1, -1]]
     want = brute_scl_loss(z, Y, TAU, batches=lists)
     for b in (lists, padded, jnp.asarray(padded)):
@@ -300,7 +300,7 @@ def test_values_at_collapsed_points_match_the_closed_forms(counts):
 
 
 def test_checks_module_imports_without_jax():
-    code = ("import sys; sys.modules['jax'] = None; import ufm.checks as c; "
+    code = ("import sys; sys.modules['jax'] = None; import ufm.core.checks as c; "
             "print(c.check_labels([0, 1, 1])[1], c.is_traced(1.0))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])

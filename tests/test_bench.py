@@ -62,7 +62,7 @@ def test_bench_quick_certify():
 
 
 def test_bench_bad_input_one_line_exit_2(capsys):
-    from ufm.bench import main
+    from ufm.cli.bench_cmd import main
 
     for argv, flag in ((["--seeds", "0"], "--seeds"), (["--chunk-n", "1"], "--chunk-n"),
                        (["--only", "nope"], "--only")):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm.dual import dual_bound
+from ufm.certificates.dual import dual_bound
 from reference import batched_of_value, brute_scl_loss
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Temperature continuation (``ufm.continuation.solve_path``) and the solver's warm start.
+"""Temperature continuation (``ufm.solvers.continuation.solve_path``) and the solver's warm start.
 
 At tau = 0.02 the loss no longer pins the class-mean cosines (e^{-50}): a cold start ends
 anywhere on a numerically flat set, while following tau down from 0.1 stays on the OF, the
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm.certification import certify
-from ufm.continuation import path_summary, solve_path
-from ufm.geometry import delta_gm
+from ufm.certificates.certification import certify
+from ufm.solvers.continuation import path_summary, solve_path
+from ufm.core.geometry import delta_gm
 
 COUNTS = [20, 20, 3, 3]
 

@@ -21,7 +21,7 @@ from deep.data import (
     step_subset,
     upsample_bilinear,
 )
-from ufm.labels import labels_from_counts
+from ufm.core.labels import labels_from_counts
 
 
 def write_idx(path, array: np.ndarray, gz: bool = False) -> None:

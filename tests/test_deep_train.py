@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import ufm  # noqa: E402
-import ufm.loss  # noqa: E402
+import ufm.core.loss  # noqa: E402
 from deep.augment import augment, two_views  # noqa: E402
 from deep.checkpoint import (CheckpointError, checkpoint_due, load_checkpoint,  # noqa: E402
                              save_checkpoint)
@@ -63,15 +63,15 @@ def test_batch_loss_is_ufm_scl_loss_on_both_views():
 
 
 def test_training_step_calls_ufm_scl_loss(monkeypatch, digits):
-    """Tracing the jitted step goes through ufm.loss.scl_loss (the one implementation)."""
+    """Tracing the jitted step goes through ufm.core.loss.scl_loss (the one implementation)."""
     calls = []
-    original = ufm.loss.scl_loss
+    original = ufm.core.loss.scl_loss
 
     def recording(h, labels, tau, **kw):
         calls.append((h.shape, labels.shape, tau, kw.get("reduction")))
         return original(h, labels, tau, **kw)
 
-    monkeypatch.setattr(ufm.loss, "scl_loss", recording)
+    monkeypatch.setattr(ufm.core.loss, "scl_loss", recording)
     run = setup(TINY.replace(seeds=2, tau=0.3), digits)
     state = jax.eval_shape(lambda: init_state(run))
     idx = jnp.asarray(epoch_indices(run, 0)[0])
@@ -85,8 +85,8 @@ def test_training_step_calls_ufm_scl_loss(monkeypatch, digits):
 def test_other_steps_trace(monkeypatch, digits, arch, loss, dtype, conv):
     """DenseNet / bf16 / CE / matmul-conv steps trace (no compile); CE leaves the SC loss alone."""
     calls = []
-    original = ufm.loss.scl_loss
-    monkeypatch.setattr(ufm.loss, "scl_loss", lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    original = ufm.core.loss.scl_loss
+    monkeypatch.setattr(ufm.core.loss, "scl_loss", lambda *a, **kw: calls.append(1) or original(*a, **kw))
     run = setup(TINY.replace(arch=arch, loss=loss, dtype=dtype, conv=conv, schedule="binding"), digits)
     state = jax.eval_shape(lambda: init_state(run))
     idx = jnp.asarray(epoch_indices(run, 0)[0])

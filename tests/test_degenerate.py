@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm.loss import normalize
+from ufm.core.loss import normalize
 
 Y = np.array([0, 0, 1, 1, 2, 2])
 
 
-# ----------------------------------------------------------------------------- ufm.geometry
+# ----------------------------------------------------------------------------- ufm.core.geometry
 
 
 def test_delta_gm_rejects_an_undefined_gram():
@@ -166,7 +166,7 @@ def test_solve_reports_an_undefined_nc1_as_none():
 
 
 def test_cosine_sensitivity_is_the_least_pinned_pair_by_finite_differences():
-    from ufm.closed_forms import cosine_sensitivity
+    from ufm.core.closed_forms import cosine_sensitivity
 
     rng = np.random.default_rng(0)
     counts, tau = [6, 5, 3, 2], 0.3

@@ -465,7 +465,7 @@ def test_cli_bad_input_one_line_exit_2(cli, name):
 
 
 def test_batch_files_are_written_with_the_usual_mode_and_read_back(tmp_path):
-    """The atomic writer (``ufm.io.atomic_write``) gives 0666 less the umask, not mkstemp's
+    """The atomic writer (``ufm.cli.io.atomic_write``) gives 0666 less the umask, not mkstemp's
     0600, and the file reads back to what was written."""
     import os
 
@@ -484,8 +484,8 @@ def test_batch_files_are_written_with_the_usual_mode_and_read_back(tmp_path):
 
 def test_cli_and_file_modules_load_without_jax_or_cvxpy():
     """Usage errors and batch files need neither JAX nor cvxpy (they load after the checks)."""
-    code = ("import sys, theory_checks.io, theory_checks.graph_cmd, ufm.solve_cmd, "
-            "ufm.certify_cmd, ufm.io; print([m for m in ('jax', 'cvxpy') if m in sys.modules])")
+    code = ("import sys, theory_checks.io, theory_checks.graph_cmd, ufm.cli.solve_cmd, "
+            "ufm.cli.certify_cmd, ufm.cli.io; print([m for m in ('jax', 'cvxpy') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr

@@ -1,4 +1,4 @@
-"""Class counts (ufm.labels) and geometry metrics (ufm.geometry) against the definitions of
+"""Class counts (ufm.core.labels) and geometry metrics (ufm.core.geometry) against the definitions of
 DESIGN.md sections 1 and 4, computed independently here."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm.labels import check_counts
+from ufm.core.labels import check_counts
 from reference import unit_rows
 
 # ----------------------------------------------------------------------------- STEP counts
@@ -259,7 +259,7 @@ def test_class_mean_gram_general_by_loops(seed):
 
 
 def _nc1_by_definition(z, labels, k, rcond=1e-6):
-    """tr(Sigma_W Sigma_B^+)/k on row-normalized z (ufm.geometry docstring), explicit sums."""
+    """tr(Sigma_W Sigma_B^+)/k on row-normalized z (ufm.core.geometry docstring), explicit sums."""
     z = np.asarray(z, float)
     z = z / np.linalg.norm(z, axis=1, keepdims=True)
     n, d = z.shape

@@ -1,4 +1,4 @@
-"""``ufm.landscape.local_run``: the plain local solver of the landscape study (issue 6).
+"""``ufm.solvers.landscape.local_run``: the plain local solver of the landscape study (issue 6).
 
 References: the ETF closed form (Graf et al.: balanced, no ReLU, d >= k - 1), the OF closed form
 L*_OF (the global minimum under ReLU, so a weak lower bound for every feasible point), the
@@ -13,7 +13,7 @@ import pytest
 
 import ufm
 from reference import brute_scl_loss
-from ufm.landscape import local_run, local_runs
+from ufm.solvers.landscape import local_run, local_runs
 
 TAU = 0.2
 

@@ -25,17 +25,17 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ufm", "theory_checks", "deep", "figures")
 
 # The command-line and file-writing (I-O) modules of the core: no ufm library module imports them.
-UFM_CLI_IO = ("ufm.*_cmd", "ufm.cli", "ufm.io", "ufm.solve", "ufm.certify", "ufm.bench")
+UFM_CLI_IO = ("ufm.cli", "ufm.cli.*", "ufm.solve", "ufm.certify", "ufm.bench")
 
 # The modules ``python -m`` names: each holds the ``if __name__ == "__main__"`` shim and, where an
 # old import path still has users, an alias to its library module; no functions, no classes.
-ENTRY_MODULES = ("ufm.solve", "ufm.certify",
+ENTRY_MODULES = ("ufm.solve", "ufm.certify", "ufm.bench",
                  "theory_checks.graph", "theory_checks.batches", "theory_checks.bench",
                  "deep.train", "deep.report", "deep.bench",
                  "figures.make")
 
 # Command lines: what no library module may import (``ufm.bench`` is ``python -m ufm.bench``).
-CLI_MODULES = ("*_cmd", "ufm.cli", "ufm.bench", *ENTRY_MODULES)
+CLI_MODULES = ("*_cmd", "ufm.cli.args", "ufm.bench", *ENTRY_MODULES)
 
 # Outside the library layers: the command lines, the entry modules and the core's I-O.
 NOT_LIBRARY = (*CLI_MODULES, *UFM_CLI_IO)
@@ -137,20 +137,20 @@ THEORY_CHECKS = _modules("theory_checks")
 
 def test_the_scan_sees_the_layers():
     """The file walk and the import parser work (so the rules below do not pass vacuously)."""
-    assert {"ufm.loss", "ufm.solver"} <= set(CORE) and not set(CORE) & {"ufm.cli", "ufm.io"}
+    assert {"ufm.core.loss", "ufm.solvers.solver"} <= set(CORE) and not set(CORE) & {"ufm.cli.args", "ufm.cli.io"}
     assert {"theory_checks.interaction", "theory_checks.schedules", "deep.training"} <= set(UPPER)
     assert not set(UPPER) & {"deep.train", "deep.train_cmd", "theory_checks.graph"}
     got = imports("deep.training", ROOT / "deep" / "training.py")
-    assert {"ufm.loss", "theory_checks.schedules", "deep.rundir", "jax"} <= got
+    assert {"ufm.core.loss", "theory_checks.schedules", "deep.rundir", "jax"} <= got
     cmd = imports("deep.train_cmd", ROOT / "deep" / "train_cmd.py")
-    assert {"ufm.cli", "deep.training"} <= cmd  # the latter inside ``main``
+    assert {"ufm.cli.args", "deep.training"} <= cmd  # the latter inside ``main``
 
 
 def test_from_package_import_name_tells_functions_from_modules(tmp_path):
     path = tmp_path / "probe.py"
-    path.write_text("def f():\n    from ufm import solve, io\n    from . import labels\n")
-    got = imports("ufm.probe", path)  # read as if it were ufm/probe.py
-    assert "ufm.io" in got and "ufm.labels" in got
+    path.write_text("def f():\n    from ufm import solve, certificates\n    from . import labels\n")
+    got = imports("ufm.core.probe", path)  # read as if it were ufm/core/probe.py
+    assert "ufm.certificates" in got and "ufm.core.labels" in got
     assert "ufm.solve" not in got  # ufm exports the function ``solve``
 
 
@@ -159,6 +159,21 @@ def test_core_imports_neither_upper_layers_nor_cli_io(module):
     bad = sorted(m for m in imports(module, CORE[module])
                  if _within(m, ("theory_checks", "deep", "figures")) or _matches(m, UFM_CLI_IO))
     assert not bad, f"{module} (the core) imports {bad}"
+
+
+@pytest.mark.parametrize("module", [m for m in CORE if _within(m, ("ufm.core",))])
+def test_math_layer_imports_no_solver_or_certificate(module):
+    """``ufm.core`` (the math) is the bottom layer: no ``ufm.solvers``, ``ufm.certificates``."""
+    bad = sorted(m for m in imports(module, CORE[module])
+                 if _within(m, ("ufm.solvers", "ufm.certificates")))
+    assert not bad, f"{module} (the math layer) imports {bad}"
+
+
+def test_the_core_is_split_by_job():
+    """Every library module of ``ufm`` sits in one of its subpackages (or is package plumbing)."""
+    subpackages = ("ufm.core", "ufm.solvers", "ufm.certificates", "ufm.cli")
+    loose = sorted(m for m in CORE if m.count(".") == 1 and m not in ("ufm.lazy", *subpackages))
+    assert not loose, f"ufm modules outside core/solvers/certificates/cli: {loose}"
 
 
 @pytest.mark.parametrize("module", list(UPPER))

@@ -1,5 +1,5 @@
-"""SC loss (ufm.loss), hand-written Gram gradient (ufm.gram_grad) and closed forms
-(ufm.closed_forms), all checked against the brute-force loops of tests/reference.py."""
+"""SC loss (ufm.core.loss), hand-written Gram gradient (ufm.core.gram_grad) and closed forms
+(ufm.core.closed_forms), all checked against the brute-force loops of tests/reference.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm import gram_grad
+from ufm.core import gram_grad
 from reference import brute_scl_loss, unit_rows
 
 RTOL = 1e-10
@@ -458,7 +458,7 @@ def test_float32_zero_row_loss_no_nan(tau, kw):
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("kw", ZERO_ROW_KW, ids=["full", "batched"])
 def test_zero_row_gradient_no_nan(dtype, kw):
-    """ufm.loss.normalize promises "a zero row stays zero, without NaN"; that must hold for the
+    """ufm.core.loss.normalize promises "a zero row stays zero, without NaN"; that must hold for the
     gradient too, or one dead feature poisons every optimizer step."""
     labels, h = _zero_row_problem()
     loss, g = scl_vg(h, labels, 0.01, dtype=dtype, **kw)

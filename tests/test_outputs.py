@@ -19,8 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from ufm.cli import unwritable_reason  # noqa: E402
-from ufm.io import save_figure_atomic  # noqa: E402
+from ufm.cli.args import unwritable_reason  # noqa: E402
+from ufm.cli.io import save_figure_atomic  # noqa: E402
 
 
 @pytest.fixture()
@@ -63,9 +63,9 @@ def test_unwritable_reason(tmp_path, a_file, monkeypatch):
 
 
 CLIS = [  # module, argv before --out, the output flag
-    ("ufm.solve_cmd", ["--k", "3", "--quiet"], "--out"),
-    ("ufm.solve_cmd", ["--k", "3", "--quiet"], "--save-embeddings"),
-    ("ufm.certify_cmd", ["--k", "3", "--quiet"], "--out"),
+    ("ufm.cli.solve_cmd", ["--k", "3", "--quiet"], "--out"),
+    ("ufm.cli.solve_cmd", ["--k", "3", "--quiet"], "--save-embeddings"),
+    ("ufm.cli.certify_cmd", ["--k", "3", "--quiet"], "--out"),
     ("theory_checks.batches_cmd", ["--k", "3", "--quiet"], "--out"),
     ("deep.train_cmd", ["--arch", "resnet-tiny", "--quiet"], "--out"),
     ("figures.make_cmd", ["--quick"], "--out"),
@@ -95,7 +95,7 @@ def test_report_to_an_unwritable_folder(a_file, capsys, monkeypatch):
 
 def test_a_write_that_fails_late_is_one_line(tmp_path, capsys, monkeypatch):
     """The reduced certificate is quick; its write is made to fail as a full disk would."""
-    import ufm.certify_cmd as cmd
+    import ufm.cli.certify_cmd as cmd
 
     def full_disk(path, obj):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

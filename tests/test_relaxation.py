@@ -1,4 +1,4 @@
-"""Convex relaxation (ufm.relaxation): lower bounds checked against independent references.
+"""Convex relaxation (ufm.certificates.relaxation): lower bounds checked against independent references.
 
 References: the closed forms ``ufm.of_loss`` / ``ufm.etf_loss``, a per-batch OF value written out
 here, and the SC loss ``ufm.scl_loss`` (float64) of explicitly constructed unit embeddings,
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm import relaxation
-from ufm.relaxation import RelaxationResult, full_relaxation, reduced_relaxation
+from ufm.certificates import relaxation
+from ufm.certificates.relaxation import RelaxationResult, full_relaxation, reduced_relaxation
 from reference import batched_of_value, reshuffled_batches
 
 REL = 1e-6  # value accuracy against closed forms
@@ -305,7 +305,7 @@ def test_full_batched_repeats_and_anchors_without_positive():
 
 
 def _dual_ok(bound, value):
-    """Every reported bound is proven (ufm.dual): only the float64 rounding of the reference
+    """Every reported bound is proven (ufm.certificates.dual): only the float64 rounding of the reference
     loss ``value`` itself is allowed for."""
     return _rigorous_ok(bound, value)
 

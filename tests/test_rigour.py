@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm import relaxation
-from ufm.certification import certificate, certify
-from ufm.dual import class_dual_bound, dual_bound, gram_dual_bound
-from ufm.relaxation import full_relaxation, reduced_relaxation
-from ufm.rigorous import psd_lower_bound, sum_bounds
+from ufm.certificates import relaxation
+from ufm.certificates.certification import certificate, certify
+from ufm.certificates.dual import class_dual_bound, dual_bound, gram_dual_bound
+from ufm.certificates.relaxation import full_relaxation, reduced_relaxation
+from ufm.certificates.rigorous import psd_lower_bound, sum_bounds
 from reference import reshuffled_batches
 
 getcontext().prec = 50

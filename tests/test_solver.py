@@ -171,7 +171,7 @@ def test_imbalanced_no_relu_beats_orthogonal_frame(counts):
     assert loss <= ufm.etf_loss(counts, tau) + 1e-9 * of
     # no closed form here: the reduced relaxation's lower bound (tight for d >= k) is the
     # reference, and the solver reaches it at a stationary point
-    from ufm.relaxation import reduced_relaxation
+    from ufm.certificates.relaxation import reduced_relaxation
 
     bound = reduced_relaxation(counts, tau, nonneg=False)
     assert bound.ok

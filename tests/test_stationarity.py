@@ -2,7 +2,7 @@
 stationary point, checked here independently of the solver (``jax.grad`` of ``ufm.scl_loss`` on
 the returned ``z``, Riemannian gradient / KKT residual in NumPy); a stall elsewhere is
 ``stalled`` and restarts; without a closed form the reduced relaxation's bound is the reference.
-And the shared optimizers of ``ufm.optim`` (issue 33, item 3)."""
+And the shared optimizers of ``ufm.solvers.optim`` (issue 33, item 3)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm import optim
-from ufm.config import SolverConfig
-from ufm.relaxation import reduced_relaxation
+from ufm.solvers import optim
+from ufm.solvers.config import SolverConfig
+from ufm.certificates.relaxation import reduced_relaxation
 
 COUNTS = [100, 50, 10, 2]  # no ReLU, imbalanced: no closed form; seed 0 used to stall at 676.2030
 TAU = 0.1
@@ -142,7 +142,7 @@ def test_solver_config_is_checked(kwargs, name):
         SolverConfig(**kwargs)
 
 
-# ----------------------------------------------------------------------------- ufm.optim
+# ----------------------------------------------------------------------------- ufm.solvers.optim
 
 
 def test_stationarity_measures_agree():

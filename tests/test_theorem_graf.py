@@ -21,7 +21,7 @@ import pytest
 
 import ufm
 from reference import brute_scl_loss
-from ufm.ce import ce_loss, ce_lower_bound, ce_weight_radius, solve_ce
+from ufm.solvers.ce import ce_loss, ce_lower_bound, ce_weight_radius, solve_ce
 
 
 def simplex(k: int, d: int | None = None, seed: int = 0) -> np.ndarray:

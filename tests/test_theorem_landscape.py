@@ -3,7 +3,7 @@
 Results validated:
 
 1. WITHOUT ReLU the landscape is benign: from 50 random starts per problem (balanced and
-   imbalanced, d >= k) a plain local solver (``ufm.landscape``: L-BFGS on the sphere, no
+   imbalanced, d >= k) a plain local solver (``ufm.solvers.landscape``: L-BFGS on the sphere, no
    restarts, no rotations) always ends at the convex relaxation's bound, and all end points have
    the same Gram matrix (the minimizer is unique up to rotation).
 2. The relaxation is tight: its optimal G factorizes into a feasible Z (unit rows) of the same
@@ -30,7 +30,7 @@ import scipy.linalg
 
 import ufm
 from reference import brute_scl_loss, numpy_full_batch_loss
-from ufm.landscape import local_runs
+from ufm.solvers.landscape import local_runs
 
 PROBLEMS = {"balanced [4,4,4] d=3": ([4, 4, 4], 3), "imbalanced [8,4,2] d=3": ([8, 4, 2], 3),
             "imbalanced [10,5,3,3] d=5": ([10, 5, 3, 3], 5)}
@@ -121,7 +121,7 @@ def test_relu_stuck_points_are_flat_valleys_of_local_minima():
             end[labels == c] = np.eye(k)[a]
             assert abs(loss(end) - r.loss) <= 1e-9 * r.loss
         # ... and from its end a tiny perturbation and the same plain solver reach L*_OF
-        from ufm.landscape import _prepare, _runner
+        from ufm.solvers.landscape import _prepare, _runner
 
         prep = _prepare(counts, k, tau, None)
         run = _runner(labels.size, k, k, tau, True, prep[4], prep[5], 1e-8, None)

@@ -1,11 +1,11 @@
-"""``ufm.versions``: the CPU model and machine record that JSON outputs carry."""
+"""``ufm.core.versions``: the CPU model and machine record that JSON outputs carry."""
 
 from __future__ import annotations
 
 import os
 import platform
 
-from ufm.versions import cpu_model, machine_info
+from ufm.core.versions import cpu_model, machine_info
 
 _CPUINFO = """processor\t: 0
 vendor_id\t: AuthenticAMD

@@ -2,7 +2,7 @@
 
 Labels come from ``--labels FILE`` (a JSON list of integers, or an object with a "labels" key
 such as another batches.json) or from the problem flags (STEP/EXP imbalance or ``--counts``,
-laid out class by class as in ``ufm.labels.labels_from_counts``).
+laid out class by class as in ``ufm.core.labels.labels_from_counts``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ examples:
 
 
 def _parser():
-    from ufm.cli import Parser, add_counts_args, output_file, ranged
+    from ufm.cli.args import Parser, add_counts_args, output_file, ranged
 
     from theory_checks.schedules import SCHEDULES
 
@@ -86,9 +86,9 @@ def _labels_file(parser, path: str) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 written, 2 usage error)."""
-    from ufm.cli import counts_from_args, write_failed
-    from ufm.labels import labels_from_counts
-    from ufm.versions import library_versions
+    from ufm.cli.args import counts_from_args, write_failed
+    from ufm.core.labels import labels_from_counts
+    from ufm.core.versions import library_versions
 
     from theory_checks.schedules import binding_samples, schedule_batches
     from theory_checks.io import write_batches_json

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from ufm.cli import Parser
+from ufm.cli.args import Parser
 
 __all__ = ["main", "build_parser"]
 

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, Sequence
 
-from ufm.cli import Parser, ranged
+from ufm.cli.args import Parser, ranged
 
 __all__ = ["main", "format_report"]
 
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         parser.error(f"{path}: out of memory while checking")
     if args.json:
-        from ufm.versions import library_versions
+        from ufm.core.versions import library_versions
 
         config = {"batches": path, "d": args.d, "file_config": file_config}
         print(json.dumps({"file": path, **res, "config": config, "versions": library_versions()}))

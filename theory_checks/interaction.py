@@ -39,8 +39,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ufm.batching import Batching
-from ufm.checks import check_int
+from ufm.core.batching import Batching
+from ufm.core.checks import check_int
 
 __all__ = [
     "BatchCheck",
@@ -55,7 +55,7 @@ _EDGE_CHUNK = 1 << 16  # fewest links contracted per connected_components call
 _MAX_ROUNDS = 40  # vectorized pure-batch rounds before the event-driven fixpoint takes over
 
 
-#: The batches' type is the core's ``ufm.batching.Batching`` (one representation); this name
+#: The batches' type is the core's ``ufm.core.batching.Batching`` (one representation); this name
 #: stays for callers of the earlier ``theory_checks`` API.
 FlatBatches = Batching
 

@@ -25,8 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ufm.batching import Batching
-from ufm.io import atomic_write, to_jsonable
+from ufm.core.batching import Batching
+from ufm.cli.io import atomic_write, to_jsonable
 
 __all__ = ["BatchesFileError", "read_batches_json", "write_batches_json"]
 

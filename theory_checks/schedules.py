@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ufm.checks import check_int, check_nonneg_ints
+from ufm.core.checks import check_int, check_nonneg_ints
 
 __all__ = ["SCHEDULES", "epoch_batches", "schedule_batches", "binding_samples", "check_labels"]
 
@@ -48,7 +48,7 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 def check_labels(labels: Sequence[int]) -> np.ndarray:
     """Labels as a 1-D int64 array; ``ValueError`` unless non-empty non-negative integers
-    (``ufm.checks.check_nonneg_ints``).
+    (``ufm.core.checks.check_nonneg_ints``).
 
     >>> check_labels([1, 0, 1]).tolist()
     [1, 0, 1]

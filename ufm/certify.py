@@ -1,16 +1,16 @@
-"""Entry point of ``python -m ufm.certify`` (the code lives in ``ufm.certify_cmd``).
+"""Entry point of ``python -m ufm.certify`` (the code lives in ``ufm.cli.certify_cmd``).
 
-``ufm.certify`` is the FUNCTION (``ufm.certification.certify``); importing this file as a module
+``ufm.certify`` is the FUNCTION (``ufm.certificates.certification.certify``); importing this file as a module
 puts that function in its place in ``sys.modules`` so it is not shadowed.
 """
 
 import sys
 
 if __name__ == "__main__":
-    from ufm.certify_cmd import main
+    from ufm.cli.certify_cmd import main
 
     raise SystemExit(main())
 else:
-    from ufm.certification import certify as _certify
+    from ufm.certificates.certification import certify as _certify
 
     sys.modules[__name__] = _certify  # type: ignore[assignment]

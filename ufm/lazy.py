@@ -20,7 +20,7 @@ def lazy_exports(namespace: dict[str, Any], package: str,
                  exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """The module-level ``__getattr__`` and ``__dir__`` of ``package``, whose ``namespace`` is
     its ``globals()``: ``exports`` maps each public name to the module that defines it. Any
-    other name is tried as a submodule (``ufm.ce`` after a bare ``import ufm``)."""
+    other name is tried as a submodule (``ufm.solvers.ce`` after a bare ``import ufm``)."""
 
     def __getattr__(name: str) -> Any:
         if name in exports:

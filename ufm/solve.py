@@ -1,4 +1,4 @@
-"""Entry point of ``python -m ufm.solve`` (the code lives in ``ufm.solve_cmd``).
+"""Entry point of ``python -m ufm.solve`` (the code lives in ``ufm.cli.solve_cmd``).
 
 ``ufm.solve`` is the solver FUNCTION; this file only serves ``python -m``. Importing it as a
 module (``import ufm.solve``) would shadow the function, so on import it puts the function in
@@ -8,10 +8,10 @@ its own place in ``sys.modules``.
 import sys
 
 if __name__ == "__main__":
-    from ufm.solve_cmd import main
+    from ufm.cli.solve_cmd import main
 
     raise SystemExit(main())
 else:
-    from ufm.solver import solve as _solve
+    from ufm.solvers.solver import solve as _solve
 
     sys.modules[__name__] = _solve  # type: ignore[assignment]

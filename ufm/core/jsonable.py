@@ -1,4 +1,4 @@
-"""``to_jsonable``: results as plain JSON values (a pure function; the file writing is ``ufm.io``).
+"""``to_jsonable``: results as plain JSON values (a pure function; the file writing is ``ufm.cli.io``).
 
 >>> to_jsonable({"a": np.float64(1.5), "b": np.array([1, 2]), "c": float("nan")})
 {'a': 1.5, 'b': [1, 2], 'c': None}

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ufm.checks import check_int, check_labels, check_nonneg_ints
+from ufm.core.checks import check_int, check_labels, check_nonneg_ints
 
 __all__ = [
     "step_counts",
@@ -100,7 +100,7 @@ def counts_from_labels(labels: Sequence[int], k: int | None = None) -> np.ndarra
     """Samples per class, ``n_c = #{i : labels_i = c}`` for ``c = 0..k-1``.
 
     Args:
-      labels: integer labels (``ufm.checks.check_labels``: float labels are rejected).
+      labels: integer labels (``ufm.core.checks.check_labels``: float labels are rejected).
       k: the number of classes. ``None``: ``k = max(label) + 1`` and every class must occur
         (``ValueError`` for labels that skip a value, e.g. ``[0, 0, 5, 5]``); given: labels must
         be ``< k`` and an absent class counts 0.

@@ -25,11 +25,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ufm.batching import Batching
-from ufm.checks import check_int, check_labels, check_tau
-from ufm.labels import check_counts, labels_from_counts
+from ufm.core.batching import Batching
+from ufm.core.checks import check_int, check_labels, check_tau
+from ufm.core.labels import check_counts, labels_from_counts
 
-__all__ = ["Problem"]
+__all__ = ["Problem", "as_problem"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,3 +132,23 @@ class Problem:
         return {"counts": self.counts.tolist(), "k": self.k, "n_samples": self.n_samples,
                 "tau": self.tau, "nonneg": self.nonneg, "d": self.d,
                 "batches": None if self.batching is None else len(self.batching)}
+
+
+def as_problem(counts: Sequence[int] | Problem, *, tau: float | None, nonneg: bool | None,
+               d: int | None = None, batches: Any = None) -> Problem:
+    """``counts`` if it is a ``Problem`` already (then the other arguments must be ``None``: a
+    problem is validated once and not re-checked), else ``Problem.create`` of the arguments
+    (``tau`` and ``nonneg`` required).
+
+    >>> p = as_problem([2, 2], tau=1.0, nonneg=True)
+    >>> as_problem(p, tau=None, nonneg=None) is p
+    True
+    """
+    if isinstance(counts, Problem):
+        if tau is not None or nonneg is not None or d is not None or batches is not None:
+            raise ValueError("pass either a Problem or counts with tau, nonneg, d and batches, "
+                             "not both")
+        return counts
+    if tau is None or nonneg is None:
+        raise ValueError("tau and nonneg are required with counts (or pass a Problem)")
+    return Problem.create(counts, tau=tau, nonneg=nonneg, d=d, batches=batches)

@@ -16,11 +16,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ufm.cli import (Parser, add_problem_args, counts_from_args, format_counts, format_matrix,
+from ufm.cli.args import (Parser, add_problem_args, counts_from_args, format_counts, format_matrix,
                      output_file, write_failed)
-from ufm.certification import FULL_MAX_N, METHOD_NAMES, METHODS
-from ufm.io import to_jsonable, write_json_atomic
-from ufm.versions import library_versions
+from ufm.certificates.certification import FULL_MAX_N, METHOD_NAMES, METHODS
+from ufm.cli.io import to_jsonable, write_json_atomic
+from ufm.core.versions import library_versions
 
 __all__ = ["main", "build_parser"]
 
@@ -57,11 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.method == "full" and n > FULL_MAX_N:
         parser.error(f"argument --method: full needs N <= {FULL_MAX_N} samples (got N = {n}); "
                      "use reduced or dual")
-    from ufm.certification import certify  # cvxpy and JAX load once the arguments are valid
+    from ufm.certificates.certification import certify  # cvxpy and JAX load once the arguments are valid
 
     z = None
     if args.method == "dual":
-        from ufm.solver import solve
+        from ufm.solvers.solver import solve
 
         if not args.quiet:
             print("solving first (the dual bound is computed at the solver's point) ...", file=sys.stderr)

@@ -10,7 +10,7 @@ Anchors without a positive in their batch add 0 but still act as negatives. ``re
 divides by the number of (batch, anchor) pairs that have a positive.
 
 This is the reference implementation: plain JAX, jit-able and differentiable with autodiff.
-The solver uses the hand-written Gram-matrix gradient of ``ufm.gram_grad`` for speed.
+The solver uses the hand-written Gram-matrix gradient of ``ufm.core.gram_grad`` for speed.
 
 >>> import jax.numpy as jnp
 >>> h = jnp.array([[1., 0.], [1., 0.], [0., 1.], [0., 1.]])
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.checks import check_batch_indices, check_int, check_labels, check_tau, is_traced
+from ufm.core.checks import check_batch_indices, check_int, check_labels, check_tau, is_traced
 
 __all__ = ["scl_loss", "gram_loss", "normalize", "pad_batches"]
 
@@ -48,7 +48,7 @@ def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray | jax.Array,
     integer array (NumPy or JAX; -1 marks an empty slot). ``ValueError`` naming ``batches``
     for anything else: no batch, a 1-D array, non-integer (e.g. float) indices, and, with
     ``n`` (the number of rows), an index outside ``[0, n)`` (JAX would clamp an out-of-range
-    gather index silently); see ``ufm.checks.check_batch_indices``. A traced JAX array (inside
+    gather index silently); see ``ufm.core.checks.check_batch_indices``. A traced JAX array (inside
     ``jit``) has no values to check: only its shape is checked and it is returned as is
     (traced values are not checked).
 
@@ -67,7 +67,7 @@ def _check(rows: jax.Array, labels, tau, what: str, num_classes: int | None) -> 
     """Check the arguments at the Python level; return the labels as a JAX array.
 
     Shapes are static, so they are checked always (also under ``jit``). The values of
-    ``labels`` and ``tau`` are checked when they are concrete (``ufm.checks.check_labels``,
+    ``labels`` and ``tau`` are checked when they are concrete (``ufm.core.checks.check_labels``,
     ``check_tau``) and skipped when traced: inside ``jit`` / ``grad`` / ``vmap`` there is no
     value to check, and nothing is added to the compiled computation.
     """

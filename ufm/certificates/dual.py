@@ -25,8 +25,8 @@ condition ``C G = 0``). At an exact optimum the bound equals the optimal loss.
 exact sum of the stored row), whose entropy is ``H_raw(P_r) / sigma_r + log sigma_r``. What
 separates the stored ``C`` from the exact symmetric ``F_p - diag(lambda) - M`` is bounded
 entrywise and charged at ``sum |Delta|`` (``|G'_il| <= 1``). Every sum is enclosed by
-``ufm.rigorous.sum_bounds``, ``lambda_min(C)`` is bounded below by a Cholesky factorization with
-its residual (``ufm.rigorous.psd_lower_bound``), and each final operation rounds down. So
+``ufm.certificates.rigorous.sum_bounds``, ``lambda_min(C)`` is bounded below by a Cholesky factorization with
+its residual (``ufm.certificates.rigorous.psd_lower_bound``), and each final operation rounds down. So
 ``lower_bound`` is a bound whatever produced the point, including a conic solver that stopped
 early.
 
@@ -42,7 +42,7 @@ References: Kini et al., ICLR 2024 (arXiv 2306.07960) for the problem; Boyd and 
 
 >>> z = np.eye(2)[[0, 0, 1, 1]]
 >>> cert = dual_bound(z, [0, 0, 1, 1], tau=1.0, nonneg=True)
->>> from ufm.closed_forms import of_loss
+>>> from ufm.core.closed_forms import of_loss
 >>> bool(cert.lower_bound <= of_loss([2, 2], 1.0)), round(cert.lower_bound, 9)
 (True, 2.205778856)
 """
@@ -55,11 +55,12 @@ from typing import Sequence
 
 import numpy as np
 
-from ufm.batching import Batching
-from ufm.bound import Bound
-from ufm.checks import check_rows, check_tau
-from ufm.labels import check_counts
-from ufm.rigorous import (LIBM_ULPS, TINY, U, down, gamma, psd_lower_bound, sum_bounds, up)
+from ufm.core.batching import Batching
+from ufm.certificates.bound import Bound
+from ufm.core.checks import check_rows, check_tau
+from ufm.core.problem import Problem
+from ufm.core.labels import check_counts
+from ufm.certificates.rigorous import (LIBM_ULPS, TINY, U, down, gamma, psd_lower_bound, sum_bounds, up)
 
 __all__ = ["dual_bound", "gram_dual_bound", "class_dual_bound", "class_gram_of_point",
            "class_block_means", "polish_class_gram", "polish_gram"]
@@ -244,7 +245,7 @@ def class_dual_bound(class_gram: np.ndarray, counts: Sequence[int], tau: float, 
       ``Bound`` with ``method="dual"``, ``solver="cholesky"``; ``loss`` is the loss at the
       point, ``lambda_min`` the proven lower bound on ``lambda_min(C)``.
 
-    >>> from ufm.closed_forms import of_loss
+    >>> from ufm.core.closed_forms import of_loss
     >>> b = class_dual_bound(np.eye(3), [4, 4, 2], 0.5, nonneg=True)
     >>> bool(b.lower_bound <= of_loss([4, 4, 2], 0.5) < b.lower_bound * (1 + 1e-12))
     True
@@ -439,8 +440,9 @@ def gram_dual_bound(g: np.ndarray, labels: Sequence[int], tau: float, *, nonneg:
 # ----------------------------------------------------------------------------- from a point
 
 
-def dual_bound(z: np.ndarray, labels: Sequence[int], tau: float, *, nonneg: bool,
-               batches: Sequence[Sequence[int]] | None = None, m_tol: float | None = None) -> Bound:
+def dual_bound(z: np.ndarray, labels: Sequence[int] | Problem, tau: float | None = None, *,
+               nonneg: bool | None = None, batches: Sequence[Sequence[int]] | None = None,
+               m_tol: float | None = None) -> Bound:
     """The dual certificate from a point ``z`` (``N x d`` embeddings), any batching.
 
     Rows of ``z`` are normalized (under ``nonneg`` negative entries are clipped first; a row
@@ -450,7 +452,8 @@ def dual_bound(z: np.ndarray, labels: Sequence[int], tau: float, *, nonneg: bool
 
     Args:
       z: ``N x d`` finite array, one row per label.
-      labels: class of each sample (each class with >= 2 samples).
+      labels: class of each sample (each class with >= 2 samples), or a ``Problem`` (validated
+        already, samples in class order; then ``tau``, ``nonneg`` and ``batches`` come from it).
       tau: temperature > 0.
       nonneg: UFM+ (ReLU).
       batches: list of index lists; ``None`` = the full batch.
@@ -460,7 +463,16 @@ def dual_bound(z: np.ndarray, labels: Sequence[int], tau: float, *, nonneg: bool
       ``Bound`` with ``method="dual"``.
     """
     t0 = time.perf_counter()
-    (z, y), tau = check_rows(z, labels, "z"), check_tau(tau)
+    if isinstance(labels, Problem):
+        if tau is not None or nonneg is not None or batches is not None:
+            raise ValueError("pass either a Problem or labels, tau, nonneg and batches, not both")
+        problem = labels
+        z, y = check_rows(z, problem.labels, "z")
+        tau, nonneg, batches = problem.tau, problem.nonneg, problem.batching
+    else:
+        (z, y), tau = check_rows(z, labels, "z"), check_tau(tau)
+        if not isinstance(nonneg, (bool, np.bool_)):
+            raise ValueError(f"nonneg must be True or False, got {nonneg!r}")
     if nonneg:
         z = np.maximum(z, 0.0)
     norms = np.linalg.norm(z, axis=1, keepdims=True)

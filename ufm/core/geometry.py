@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ufm.checks import check_classes_present, check_rows
+from ufm.core.checks import check_classes_present, check_rows
 
 __all__ = [
     "class_means",
@@ -70,7 +70,7 @@ def class_means(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> n
 
     Args:
       z: ``N x d`` finite features, ``d >= 1``.
-      labels: integer labels ``0..k-1`` (``ufm.checks.check_labels``; float labels are
+      labels: integer labels ``0..k-1`` (``ufm.core.checks.check_labels``; float labels are
         rejected). Without ``k`` every class must occur.
       k: the number of classes. Given, labels must be ``< k`` and an absent class is allowed:
         its mean is the zero vector.

@@ -15,7 +15,7 @@ from typing import Callable, NoReturn, Sequence
 
 import numpy as np
 
-from ufm.labels import check_counts, exp_counts, step_counts
+from ufm.core.labels import check_counts, exp_counts, step_counts
 
 __all__ = [
     "Parser",

@@ -1,13 +1,13 @@
 """Plain local runs of the SC loss for the landscape study (issue 6): no restarts, no tricks.
 
-``local_run`` minimizes the SC loss ``L(Z)`` (``ufm.loss.scl_loss``, sum convention) from ONE
+``local_run`` minimizes the SC loss ``L(Z)`` (``ufm.core.loss.scl_loss``, sum convention) from ONE
 random start and reports where it ends. Unlike ``ufm.solve`` it knows nothing about the
 optimum: no closed-form stopping rule, no restart from a new seed, no rotation towards the
 orthant. Whether the end point is a global minimizer is for the caller to check (against
 ``ufm.certify``'s lower bound).
 
 Start: ``h_0 ~ N(0, I)`` (``N x d``, float64) from ``jax.random.PRNGKey(seed)``. The methods are
-``ufm.optim``'s (the solver's), run plainly inside one ``lax.while_loop`` (``optim.iterate``):
+``ufm.solvers.optim``'s (the solver's), run plainly inside one ``lax.while_loop`` (``optim.iterate``):
 
 - **Without ReLU** (unit sphere per row): L-BFGS (``optax.lbfgs``, zoom line search) on
   ``f(h) = L(h / ||h||)`` (``optim.sphere_loss``, ``optim.lbfgs_step``). Stationarity is measured
@@ -30,7 +30,7 @@ argument); ``local_runs`` runs a list of seeds one after the other on the compil
 and the runs that get stuck under ReLU take 100x the median number of steps).
 
 >>> res = local_run([3, 3, 3], d=3, tau=0.5, nonneg=False, seed=0)
->>> from ufm.closed_forms import etf_loss
+>>> from ufm.core.closed_forms import etf_loss
 >>> abs(res.loss - etf_loss([3, 3, 3], 0.5)) < 1e-9, res.grad_norm < 1e-6
 (True, True)
 """
@@ -46,11 +46,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ufm import optim
-from ufm.checks import check_tau
-from ufm.labels import check_counts, labels_from_counts
-from ufm.loss import pad_batches, scl_loss
-from ufm.optim import kkt_residual
+from ufm.solvers import optim
+from ufm.core.checks import check_tau
+from ufm.core.labels import check_counts, labels_from_counts
+from ufm.core.loss import pad_batches, scl_loss
+from ufm.solvers.optim import kkt_residual
 
 __all__ = ["LocalRun", "local_run", "local_runs", "kkt_residual"]
 
@@ -90,7 +90,7 @@ def _loss_fn(tau: float, padded: np.ndarray | None):
 def _runner(n: int, k: int, d: int, tau: float, nonneg: bool, batches_key: bytes | None,
             batches_shape: tuple[int, int] | None, gtol: float, n_lanes: int | None = None):
     """Jitted ``run(h0, y, max_steps) -> (z, loss, steps, grad_norm)`` (vmapped over ``h0``
-    when ``n_lanes`` is given), on ``ufm.optim``'s steps and while-loop driver."""
+    when ``n_lanes`` is given), on ``ufm.solvers.optim``'s steps and while-loop driver."""
     padded = None
     if batches_key is not None:
         padded = np.frombuffer(batches_key, dtype=np.int64).reshape(batches_shape)

@@ -1,14 +1,14 @@
 """``certify``: a proven lower bound on the UFM / UFM+ SC loss, and the certificate of a point.
 
-Every method returns a ``ufm.bound.Bound`` whose ``lower_bound`` is a dual certificate proven in
-float64 (``ufm.dual``, ``ufm.rigorous``; DESIGN.md section 5), whatever a conic solver's
+Every method returns a ``ufm.certificates.bound.Bound`` whose ``lower_bound`` is a dual certificate proven in
+float64 (``ufm.certificates.dual``, ``ufm.certificates.rigorous``; DESIGN.md section 5), whatever a conic solver's
 accuracy. The methods sit in one registry, ``METHODS`` (the CLIs take their choices from it):
 
 - ``reduced``: the k x k symmetry-reduced SDP (full batch, any N), then the certificate at its
-  class-level ``A`` (``ufm.relaxation.reduced_relaxation``).
+  class-level ``A`` (``ufm.certificates.relaxation.reduced_relaxation``).
 - ``full``: the N x N relaxation (any batching, small N), then the certificate at its ``G``
-  (``ufm.relaxation.full_relaxation``).
-- ``dual``: the certificate at a given point ``z`` (any batching, any N; ``ufm.dual``).
+  (``ufm.certificates.relaxation.full_relaxation``).
+- ``dual``: the certificate at a given point ``z`` (any batching, any N; ``ufm.certificates.dual``).
 
 The automatic choice lives in ``choose_method`` alone: ``reduced`` for the full batch (it takes
 milliseconds); with batches, ``full`` up to ``AUTO_FULL_MAX_N`` samples, else ``dual`` at the
@@ -19,7 +19,7 @@ and ``(loss - bound) / |loss| <= tol`` (the proven gap alone decides; the conic 
 reported beside it).
 
 >>> res = certify([3, 3], 1.0, nonneg=True, method="dual", z=np.eye(2)[[0, 0, 0, 1, 1, 1]])
->>> from ufm.closed_forms import of_loss
+>>> from ufm.core.closed_forms import of_loss
 >>> res.method, res.ok, bool(of_loss([3, 3], 1.0) * (1 - 1e-12) <= res.lower_bound <= of_loss([3, 3], 1.0))
 ('dual', True, True)
 """
@@ -31,9 +31,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ufm.bound import Bound
-from ufm.checks import check_tau
-from ufm.labels import check_counts, labels_from_counts
+from ufm.certificates.bound import Bound
+from ufm.core.problem import Problem, as_problem
 
 __all__ = ["certify", "certify_point", "certificate", "choose_method", "CertificateMethod",
            "METHODS", "METHOD_NAMES", "FULL_MAX_N", "AUTO_FULL_MAX_N"]
@@ -54,7 +53,7 @@ class CertificateMethod:
       batched: whether it handles batches (``False``: the full batch only).
       needs_point: whether it needs a point ``z``.
       max_samples: the largest N it takes (``None``: any).
-      run: ``run(counts, labels, tau, nonneg, batches, z, solver) -> Bound``.
+      run: ``run(problem, z, solver) -> Bound`` (``problem``: a validated ``Problem``).
     """
 
     name: str
@@ -65,14 +64,14 @@ class CertificateMethod:
     run: Callable[..., Bound]
 
 
-def _run_reduced(counts, labels, tau, nonneg, batches, z, solver) -> Bound:
-    from ufm.relaxation import reduced_relaxation
+def _run_reduced(problem: Problem, z, solver) -> Bound:
+    from ufm.certificates.relaxation import reduced_relaxation
 
-    bound = reduced_relaxation(counts, tau, nonneg=nonneg, solver=solver)
+    bound = reduced_relaxation(problem, solver=solver)
     if z is not None:  # the certificate at the point too: both are proven, keep the larger
-        from ufm.dual import dual_bound
+        from ufm.certificates.dual import dual_bound
 
-        at_point = dual_bound(z, labels, tau, nonneg=nonneg)
+        at_point = dual_bound(z, problem)
         if not np.isfinite(bound.lower_bound) or at_point.lower_bound > bound.lower_bound:
             bound.lower_bound = at_point.lower_bound
             bound.lambda_min = at_point.lambda_min
@@ -80,16 +79,16 @@ def _run_reduced(counts, labels, tau, nonneg, batches, z, solver) -> Bound:
     return bound
 
 
-def _run_full(counts, labels, tau, nonneg, batches, z, solver) -> Bound:
-    from ufm.relaxation import full_relaxation
+def _run_full(problem: Problem, z, solver) -> Bound:
+    from ufm.certificates.relaxation import full_relaxation
 
-    return full_relaxation(labels, tau, nonneg=nonneg, batches=batches, solver=solver)
+    return full_relaxation(problem, solver=solver)
 
 
-def _run_dual(counts, labels, tau, nonneg, batches, z, solver) -> Bound:
-    from ufm.dual import dual_bound
+def _run_dual(problem: Problem, z, solver) -> Bound:
+    from ufm.certificates.dual import dual_bound
 
-    return dual_bound(z, labels, tau, nonneg=nonneg, batches=batches)
+    return dual_bound(z, problem)
 
 
 #: The certificate methods by name (``auto`` is ``choose_method``, not an entry).
@@ -127,10 +126,10 @@ def choose_method(*, batched: bool, n_samples: int, has_point: bool) -> str:
 
 
 def certify(
-    counts: Sequence[int],
-    tau: float,
+    counts: Sequence[int] | Problem,
+    tau: float | None = None,
     *,
-    nonneg: bool,
+    nonneg: bool | None = None,
     method: str = "auto",
     batches: Sequence[Sequence[int]] | None = None,
     z: np.ndarray | None = None,
@@ -140,8 +139,9 @@ def certify(
     embeddings, by the registry method ``method`` (``"auto"``: ``choose_method``).
 
     Args:
-      counts: samples per class (each >= 2); samples are in class order
-        (``labels_from_counts``).
+      counts: samples per class (each >= 2; samples in class order, ``labels_from_counts``),
+        or a ``Problem`` (validated once, where it was built; then ``tau``, ``nonneg`` and
+        ``batches`` come from it).
       tau: temperature > 0.
       nonneg: UFM+ (ReLU).
       method: ``"auto"`` or a key of ``METHODS``.
@@ -155,30 +155,29 @@ def certify(
     References:
       Kini et al., ICLR 2024 (arXiv 2306.07960); DESIGN.md section 5.
     """
-    counts = check_counts(counts)
-    tau = check_tau(tau)
     if method not in METHOD_NAMES:
         raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {method!r}")
-    n = int(counts.sum())
+    problem = as_problem(counts, tau=tau, nonneg=nonneg, batches=batches)
+    n = problem.n_samples
     if method == "auto":
-        method = choose_method(batched=batches is not None, n_samples=n, has_point=z is not None)
+        method = choose_method(batched=problem.batched, n_samples=n, has_point=z is not None)
     entry = METHODS[method]
-    if batches is not None and not entry.batched:
+    if problem.batched and not entry.batched:
         raise ValueError(f"method {method!r} needs the full batch; use 'full' or 'dual' with batches")
     if entry.needs_point and z is None:
         raise ValueError(f"method {method!r} needs a point z (solve first, or pass z)")
     if entry.max_samples is not None and n > entry.max_samples:
         raise ValueError(f"method {method!r} needs N <= {entry.max_samples} samples (got N = {n}); "
                          "use reduced or dual")
-    return entry.run(counts, labels_from_counts(counts), tau, nonneg, batches, z, solver)
+    return entry.run(problem, z, solver)
 
 
 def certify_point(
     loss: float,
-    counts: Sequence[int],
-    tau: float,
+    counts: Sequence[int] | Problem,
+    tau: float | None = None,
     *,
-    nonneg: bool,
+    nonneg: bool | None = None,
     z: np.ndarray,
     method: str = "auto",
     batches: Sequence[Sequence[int]] | None = None,

@@ -3,11 +3,11 @@ methods).
 
 ``lower_bound`` is always a proven lower bound on the relaxation, hence on the UFM / UFM+
 problem (DESIGN.md section 5): it is computed in float64 from the method's dual information
-with rounding accounted for (``ufm.dual``, ``ufm.rigorous``), whatever the conic solver's
+with rounding accounted for (``ufm.certificates.dual``, ``ufm.certificates.rigorous``), whatever the conic solver's
 accuracy. A conic solver's own objective is reported beside it as ``solver_objective`` and is
 never used as the bound. ``ok`` is the method's own success flag (the conic status is exactly
 "optimal"; the dual method has no solver to fail); whether a point is *certified* is decided on
-the proven gap alone (``ufm.certification.certificate``).
+the proven gap alone (``ufm.certificates.certification.certificate``).
 
 >>> b = Bound(lower_bound=1.0, method="dual", solver="cholesky", status="optimal", seconds=0.0,
 ...           ok=True)
@@ -72,7 +72,7 @@ class Bound:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (lists and floats; NaN / inf become None)."""
-        from ufm.jsonable import to_jsonable
+        from ufm.core.jsonable import to_jsonable
 
         return to_jsonable({
             "lower_bound": float(self.lower_bound),

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.geometry import class_means, normalize_rows
+from ufm.core.geometry import class_means, normalize_rows
 
 __all__ = ["orthant_rotation", "project_orthant_sphere"]
 

@@ -27,8 +27,8 @@ from typing import Sequence
 import numpy as np
 from scipy.special import logsumexp
 
-from ufm.checks import check_batch_indices, check_labels, check_tau
-from ufm.labels import check_counts
+from ufm.core.checks import check_batch_indices, check_labels, check_tau
+from ufm.core.labels import check_counts
 
 __all__ = ["collapsed_loss", "of_loss", "etf_loss", "batched_of_loss", "cosine_sensitivity"]
 
@@ -60,7 +60,7 @@ def collapsed_loss(counts: Sequence[int], tau: float, class_gram: np.ndarray) ->
     ``sum_c n_c log(n_c - 1 + sum_{c' != c} n_c' e^{(A_cc' - 1)/tau})``.
 
     Args:
-      counts: ``k >= 2`` class sizes, each ``>= 2`` (``ufm.labels.check_counts``).
+      counts: ``k >= 2`` class sizes, each ``>= 2`` (``ufm.core.labels.check_counts``).
       tau: temperature, a finite number ``> 0``.
       class_gram: the ``k x k`` Gram matrix ``A`` of the class vectors (its diagonal unused).
 
@@ -147,10 +147,10 @@ def batched_of_loss(
         sum_B sum_{c: n_{B,c} >= 2} n_{B,c} log(n_{B,c} - 1 + (|B| - n_{B,c}) e^{-1/tau})
 
     Args:
-      labels: integer labels ``0..k-1`` (``ufm.checks.check_labels``): every class present
+      labels: integer labels ``0..k-1`` (``ufm.core.checks.check_labels``): every class present
         unless ``num_classes`` is given.
       batches: list of index lists, or a padded 2-D int array (-1 pads), indices in
-        ``[0, N)`` (``ufm.checks.check_batch_indices``).
+        ``[0, N)`` (``ufm.core.checks.check_batch_indices``).
       tau: temperature, a finite number ``> 0``.
       num_classes: the number of classes; give it to allow absent classes (they add 0).
 

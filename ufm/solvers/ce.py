@@ -14,7 +14,7 @@ Closed forms (balanced classes):
 - with the L2 term the minimizer is that configuration with every weight row of norm ``r_W``,
   the root of ``2 lam r_W (exp(K/(K-1) rho_Z r_W) + K - 1) - rho_Z = 0`` (``ce_weight_radius``).
 
-``solve_ce`` minimizes the regularized problem with L-BFGS (``ufm.optim.lbfgs_step``: optax, zoom
+``solve_ce`` minimizes the regularized problem with L-BFGS (``ufm.solvers.optim.lbfgs_step``: optax, zoom
 line search; stopping on the gradient norm, ``tol``) in float64, the features
 parametrized on the sphere of radius ``rho_Z`` (``z = rho_Z h/||h||``), where the minimizers lie;
 a term ``sum_i (||h_i||^2 - 1)^2`` fixes the free scale of ``h`` without changing ``z``.
@@ -36,8 +36,8 @@ import numpy as np
 import optax
 from scipy.optimize import brentq
 
-from ufm import optim
-from ufm.labels import check_counts, labels_from_counts
+from ufm.solvers import optim
+from ufm.core.labels import check_counts, labels_from_counts
 
 __all__ = ["CEResult", "ce_loss", "ce_lower_bound", "ce_weight_radius", "ce_optimum", "solve_ce"]
 

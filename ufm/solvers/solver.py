@@ -1,6 +1,6 @@
 """Solve the UFM / UFM+ SC-loss problem: minimize L(Z) over unit rows (and Z >= 0 with ReLU).
 
-Method (two phases, each a plain first-order method on the exact loss, from ``ufm.optim``):
+Method (two phases, each a plain first-order method on the exact loss, from ``ufm.solvers.optim``):
 
 1. **Sphere phase**: L-BFGS (optax, zoom line search) on ``h`` with ``Z = normalize(h)``, no
    sign constraint. Without ReLU the landscape is benign and this is the whole solve. When the
@@ -8,7 +8,7 @@ Method (two phases, each a plain first-order method on the exact loss, from ``uf
    and a long row barely moves), L-BFGS restarts from the unit rows with its memory cleared (at
    most 5 times a phase).
 2. **Orthant phase** (``nonneg=True``): rotate the sphere solution so the class means sit near
-   coordinate axes (``ufm.rotation.orthant_rotation``; the loss is rotation invariant), project
+   coordinate axes (``ufm.solvers.rotation.orthant_rotation``; the loss is rotation invariant), project
    onto ``{Z >= 0, ||z_i|| = 1}``, then polish with projected gradient
    ``z <- normalize(max(y - a g(y), 0))`` from the extrapolated point ``y`` (FISTA momentum with
    function-value restart), backtracking on the sufficient-decrease test, growing the step on
@@ -19,13 +19,13 @@ spread over two axes); going through the sphere optimum avoids them.
 
 Reference value (full batch): ``L*_OF`` under ReLU with ``d >= k``; the ETF value when balanced
 without ReLU with ``d >= k-1``; otherwise, for ``d >= k``, the lower bound of the
-symmetry-reduced relaxation (``ufm.relaxation.reduced_relaxation``, tight for ``d >= k``;
+symmetry-reduced relaxation (``ufm.certificates.relaxation.reduced_relaxation``, tight for ``d >= k``;
 ``optimum_kind="relaxation"``); batched under ReLU with ``d >= k``, the sum of per-batch OF
 values. With a reference the solver stops once the relative gap is below ``gap_tol`` at a
 stationary point, and restarts from ``seed + r`` if a run ends above ``accept_tol``.
 
 Stationarity: the Frobenius norm of the Riemannian gradient ``g_i - <g_i, z_i> z_i`` (under
-ReLU the KKT residual of the projected problem, ``ufm.optim.kkt_residual``) at most
+ReLU the KKT residual of the projected problem, ``ufm.solvers.optim.kkt_residual``) at most
 ``grad_tol * M / tau`` (``M`` = sum of the batch sizes, ``N`` for the full batch), reported as
 ``metrics["grad_norm"]`` (and over ``M / tau`` as ``metrics["grad_norm_rel"]``).
 
@@ -34,7 +34,7 @@ ReLU the KKT residual of the projected problem, ``ufm.optim.kkt_residual``) at m
 after every restart), ``"stalled"`` (the loss stopped decreasing at a non-stationary point,
 after every restart), ``"max_steps"`` (the step cap ended a non-stationary run; no restart).
 
->>> from ufm.labels import step_counts
+>>> from ufm.core.labels import step_counts
 >>> res = solve(step_counts(3, R=2, n_min=2), nonneg=True, seed=0)
 >>> res.status, res.rel_gap < 1e-6
 ('optimal', True)
@@ -52,16 +52,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ufm import geometry, optim
-from ufm.config import SolverConfig
-from ufm.closed_forms import batched_of_loss, cosine_sensitivity, etf_loss, of_loss
-from ufm.gram_grad import value_and_grad as gram_value_and_grad
-from ufm.gram_grad import shared_shift_fits, value_and_grad_chunked
-from ufm.checks import check_int, check_rows, check_tau
-from ufm.labels import check_counts, labels_from_counts
-from ufm.loss import normalize, pad_batches, scl_loss
-from ufm.rotation import orthant_rotation
-from ufm.versions import library_versions
+from ufm.core import geometry
+
+from ufm.solvers import optim
+from ufm.solvers.config import SolverConfig
+from ufm.core.closed_forms import batched_of_loss, cosine_sensitivity, etf_loss, of_loss
+from ufm.core.gram_grad import value_and_grad as gram_value_and_grad
+from ufm.core.gram_grad import shared_shift_fits, value_and_grad_chunked
+from ufm.core.checks import check_int, check_rows, check_tau
+from ufm.core.labels import check_counts, labels_from_counts
+from ufm.core.loss import normalize, scl_loss
+from ufm.core.problem import Problem, as_problem
+from ufm.solvers.rotation import orthant_rotation
+from ufm.core.versions import library_versions
 
 __all__ = ["solve", "SolveResult", "SolverConfig", "reference_value"]
 
@@ -297,25 +300,25 @@ def _status(gap: float | None, stationary: bool, reason: str, accept_tol: float)
     return "max_steps" if reason == "max_steps" else "stalled"
 
 
-def _relaxation_reference(counts: np.ndarray, tau: float, d: int, nonneg: bool):
-    """The reduced relaxation's lower bound as the reference where it is tight (``d >= k``) and
-    its conic solve succeeded, else ``(None, None)``."""
-    if d < counts.size:
+def _relaxation_reference(problem: Problem):
+    """The reduced relaxation's lower bound as the reference of a full-batch problem where it is
+    tight (``d >= k``) and its conic solve succeeded, else ``(None, None)``."""
+    if problem.d < problem.k:
         return None, None
-    from ufm.relaxation import reduced_relaxation  # cvxpy: only where no closed form is known
+    from ufm.certificates.relaxation import reduced_relaxation  # cvxpy: only where no closed form is known
 
-    rel = reduced_relaxation(counts, tau, nonneg=nonneg)
+    rel = reduced_relaxation(problem)
     if not rel.ok or not np.isfinite(rel.lower_bound):
         return None, None
     return float(rel.lower_bound), "relaxation"
 
 
 def solve(
-    counts: Sequence[int],
+    counts: Sequence[int] | Problem,
     *,
     d: int | None = None,
-    tau: float = 0.1,
-    nonneg: bool = False,
+    tau: float | None = None,
+    nonneg: bool | None = None,
     seed: int = 0,
     batches: Sequence[Sequence[int]] | None = None,
     method: str = "auto",
@@ -326,10 +329,11 @@ def solve(
     """Minimize the SC loss over unit-norm (and, with ``nonneg``, non-negative) embeddings.
 
     Args:
-      counts: samples per class (each >= 2).
+      counts: samples per class (each >= 2), or a ``Problem`` (validated once, where it was
+        built; then ``d``, ``tau``, ``nonneg`` and ``batches`` come from it).
       d: embedding dimension, an integer >= 1 (default ``k``).
-      tau: temperature.
-      nonneg: add the ReLU constraint ``Z >= 0`` (UFM+).
+      tau: temperature (default 0.1).
+      nonneg: add the ReLU constraint ``Z >= 0`` (UFM+; default ``False``).
       seed: random start ``h ~ N(0, I)`` (``numpy.random.default_rng(seed)``), an integer
         >= 0; restart ``r`` uses ``seed + r`` (after a run ending ``"not_optimal"`` or
         ``"stalled"``, at most ``config.restarts`` times).
@@ -342,19 +346,22 @@ def solve(
         ``"optimal"`` and ``"converged"`` need, see the module docstring).
       progress: callback ``(phase, step, loss)`` called every step.
       init: warm start for the first attempt, an N x d array (e.g. ``SolveResult.z`` of a
-        nearby problem; ``ufm.continuation.solve_path`` follows a temperature path this way).
+        nearby problem; ``ufm.solvers.continuation.solve_path`` follows a temperature path this way).
         Its rows are normalized (and, with ``nonneg``, projected onto ``z >= 0``); with
         ``nonneg`` the sphere phase and the rotation are skipped and the polish starts there.
         Restarts, if any, start from ``seed + r`` as without it.
     """
-    counts = check_counts(counts)
-    k = counts.size
-    d = k if d is None else check_int("d", d, 1)
+    if isinstance(counts, Problem):
+        problem = as_problem(counts, tau=tau, nonneg=nonneg, d=d, batches=batches)
+    else:
+        problem = Problem.create(counts, tau=0.1 if tau is None else tau,
+                                 nonneg=False if nonneg is None else nonneg, d=d, batches=batches)
+    counts, k, d, tau, nonneg = problem.counts, problem.k, problem.d, problem.tau, problem.nonneg
+    batches = problem.batching  # a validated Batching (or None): nothing below re-checks it
     seed = check_int("seed", seed, 0)
     if not isinstance(config, SolverConfig):
         raise ValueError(f"config must be a SolverConfig, got {type(config).__name__}")
-    tau = check_tau(tau)
-    labels = labels_from_counts(counts)
+    labels = problem.labels
     n = labels.size
     if method == "auto":
         method = "classes" if batches is None and n > CLASSES_ABOVE else "samples"
@@ -368,13 +375,13 @@ def solve(
         padded = None
         ref, ref_kind = reference_value(counts, tau, d, nonneg)
         if ref is None:
-            ref, ref_kind = _relaxation_reference(counts, tau, d, nonneg)
+            ref, ref_kind = _relaxation_reference(problem)
         terms = n
     else:
-        padded = pad_batches(batches, n)  # ValueError for an index outside [0, N)
+        padded = batches.padded()
         ref, ref_kind = None, None
         if nonneg and d >= k:  # the OF minimizes every batch's term (DESIGN.md section 4)
-            ref, ref_kind = batched_of_loss(labels, batches, tau), "batched_of"
+            ref, ref_kind = batched_of_loss(labels, padded, tau), "batched_of"
         terms = int(np.sum(np.asarray(padded) >= 0))
     reference_seconds = time.perf_counter() - t0
     grad_scale = terms / tau  # stationarity is judged relative to (sum of batch sizes) / tau
@@ -511,7 +518,7 @@ def _flat_loss_warning(sensitivity: float | None, tau: float, gap_tol: float) ->
             f"least pinned one by 0.01 changes the loss by {0.01 * sensitivity:.1e} relative, "
             f"below the solver's gap tolerance {gap_tol:g}, so Delta_GM and the cosines are "
             "not determined by the loss here (the loss value is); a larger --tau resolves them, "
-            "and --tau-path (ufm.continuation) follows the minimizer down from one"]
+            "and --tau-path (ufm.solvers.continuation) follows the minimizer down from one"]
 
 
 _MACHINERY_CACHE: dict = {}

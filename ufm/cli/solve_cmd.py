@@ -20,16 +20,17 @@ import numpy as np
 
 import argparse
 
-from ufm.cli import (Parser, add_problem_args, counts_from_args, enable_compilation_cache,
+from ufm.cli.args import (Parser, add_problem_args, counts_from_args, enable_compilation_cache,
                      format_counts, format_matrix, output_file, ranged, write_failed)
-from ufm.io import save_npz_atomic, to_jsonable, write_json_atomic
-from ufm.certification import AUTO_FULL_MAX_N, FULL_MAX_N
-from ufm.certification import METHOD_NAMES as CERT_METHODS
-from ufm.config import SolverConfig
+from ufm.cli.io import save_npz_atomic, to_jsonable, write_json_atomic
+from ufm.certificates.certification import AUTO_FULL_MAX_N, FULL_MAX_N
+from ufm.certificates.certification import METHOD_NAMES as CERT_METHODS
+from ufm.core.problem import Problem
+from ufm.solvers.config import SolverConfig
 from theory_checks.schedules import SCHEDULES
 
 if TYPE_CHECKING:
-    from ufm.solver import SolveResult
+    from ufm.solvers.solver import SolveResult
 
 __all__ = ["main", "build_parser", "format_report"]
 
@@ -125,7 +126,7 @@ def _progress_bar():
 
 
 def format_path(path: list[dict]) -> str:
-    """The temperature path as a small table (``ufm.continuation.path_summary`` rows)."""
+    """The temperature path as a small table (``ufm.solvers.continuation.path_summary`` rows)."""
     lines = ["tau path  (each solve warm-started from the previous one)",
              "      tau            loss   rel. gap  Delta_GM_OF  sensitivity  status"]
     for row in path:
@@ -224,15 +225,14 @@ def _batching(parser: Parser, args, counts):
         counts = np.bincount(y)
         if classes.size < 2 or counts.min() < 2:
             parser.error("--batches: the labels need >= 2 classes with >= 2 samples each")
-        # the solver orders samples by class: sample i of the file is row inv[i]
-        order = np.argsort(y, kind="stable")
-        inv = np.empty_like(order)
-        inv[order] = np.arange(order.size)
-        batches = [inv[b] for b in flat]
-        return counts, inv, batches, {"source": args.batches}
+        # the problem orders samples by class (once, in Problem.from_labels): sample i of the
+        # file is row rows[i] of the solution
+        problem, order = Problem.from_labels(y, batches=flat, tau=args.tau, nonneg=args.nonneg)
+        rows = np.argsort(order)
+        return counts, rows, problem.batching, {"source": args.batches}
     if args.batch_size is None:
         return counts, None, None, None
-    from ufm.labels import labels_from_counts
+    from ufm.core.labels import labels_from_counts
     from theory_checks.schedules import schedule_batches
 
     batches = schedule_batches(labels_from_counts(counts), schedule=args.schedule,
@@ -255,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "and no optimum is known", file=sys.stderr)
     if batches is not None and args.method == "classes":
         parser.error("--method: 'classes' needs the full batch (drop --batch-size/--batches)")
-    from ufm.continuation import path_summary, solve_path  # JAX loads once the arguments are valid
+    from ufm.solvers.continuation import path_summary, solve_path  # JAX loads once the arguments are valid
 
     enable_compilation_cache()
     config = SolverConfig(
@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         check=check.to_dict())
         res.config["batching"] = batching
     if args.certify:
-        from ufm.certification import certify_point
+        from ufm.certificates.certification import certify_point
 
         if args.cert_method == "reduced" and batches is not None:
             parser.error("--cert-method: 'reduced' needs the full batch; use full or dual")

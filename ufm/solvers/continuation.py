@@ -3,13 +3,13 @@ the previous solution.
 
 At small ``tau`` a negative pair at cosine ``c`` weighs ``exp((c - 1)/tau)`` against a collapsed
 positive pair, so the loss stops pinning the class-mean cosines in float64 (README, "How the
-solver works", item 7; ``ufm.closed_forms.cosine_sensitivity``): a solve from a random start
+solver works", item 7; ``ufm.core.closed_forms.cosine_sensitivity``): a solve from a random start
 then stops anywhere on a numerically flat set. Following ``tau_1 > tau_2 > ... > tau`` from a
 temperature where the geometry is pinned keeps the iterate on the path of minimizers, the
 standard homotopy remedy. What the loss cannot see at the last temperature is still not
 *verified* there: the result keeps its ``cosine_sensitivity`` warning.
 
->>> from ufm.labels import step_counts
+>>> from ufm.core.labels import step_counts
 >>> path = solve_path(step_counts(3, R=2, n_min=2), [0.5, 0.1], nonneg=True)
 >>> [r.config["tau"] for r in path], path[-1].status
 ([0.5, 0.1], 'optimal')
@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ufm.checks import check_tau
-from ufm.solver import SolveResult, solve
+from ufm.core.checks import check_tau
+from ufm.solvers.solver import SolveResult, solve
 
 __all__ = ["solve_path", "path_summary"]
 

@@ -30,7 +30,7 @@ where ``class_gram`` shows the broken symmetry.
 
 ``lower_bound`` is never the conic solver's objective (that is only as exact as the solver's
 tolerance, and measured here it overshoots the optimum by 1e-11..1e-7 relative): it is the dual
-certificate of ``ufm.dual`` evaluated at the conic solution, proven in float64 whatever the
+certificate of ``ufm.certificates.dual`` evaluated at the conic solution, proven in float64 whatever the
 solver's accuracy (reduced: at the class-level ``A``, and at ``A`` snapped to collapse; full:
 at ``G``, and for the full batch also at its class-block average; the largest is kept, each
 being valid). The solver's objective is reported as ``solver_objective``; ``ok`` says the conic
@@ -53,12 +53,13 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from ufm.batching import Batching
-from ufm.bound import Bound
-from ufm.checks import check_nonneg_ints, check_tau
-from ufm.dual import (class_block_means, class_dual_bound, gram_dual_bound, polish_class_gram,
+from ufm.core.batching import Batching
+from ufm.certificates.bound import Bound
+from ufm.core.checks import check_labels, check_tau
+from ufm.certificates.dual import (class_block_means, class_dual_bound, gram_dual_bound, polish_class_gram,
                       polish_gram)
-from ufm.labels import check_counts, counts_from_labels
+from ufm.core.labels import check_counts
+from ufm.core.problem import Problem, as_problem
 
 __all__ = ["RelaxationResult", "reduced_relaxation", "full_relaxation", "SOLVERS"]
 
@@ -96,6 +97,12 @@ SCS_TIGHT_OPTIONS: dict[str, Any] = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _check_nonneg(nonneg) -> bool:
+    if not isinstance(nonneg, (bool, np.bool_)):
+        raise ValueError(f"nonneg must be True or False, got {nonneg!r}")
+    return bool(nonneg)
 
 
 def _check_solver(solver: str | None, default: str) -> str:
@@ -184,17 +191,18 @@ def _lse_sum(x: cp.Expression, rows: dict[int, tuple[np.ndarray, np.ndarray, np.
 
 
 def reduced_relaxation(
-    counts: Sequence[int],
-    tau: float,
+    counts: Sequence[int] | Problem,
+    tau: float | None = None,
     *,
-    nonneg: bool,
+    nonneg: bool | None = None,
     solver: str | None = None,
     merge_equal: bool = True,
 ) -> Bound:
     """Symmetry-reduced ``k x k`` relaxation of the full-batch problem (DESIGN.md section 5).
 
     Args:
-      counts: samples per class (each >= 2).
+      counts: samples per class (each >= 2), or a ``Problem`` (validated already; then ``tau``
+        and ``nonneg`` come from it and must not be given).
       tau: temperature > 0.
       nonneg: add ``A >= 0`` (UFM+, ReLU).
       solver: ``"CLARABEL"`` (default) or ``"SCS"``.
@@ -211,8 +219,10 @@ def reduced_relaxation(
     ``B + diag((d_g - B_gg)/s_g)`` PSD.
     """
     t0 = time.perf_counter()
-    n_cls = check_counts(counts)
-    tau = check_tau(tau)
+    problem = as_problem(counts, tau=tau, nonneg=nonneg)
+    if problem.batched:
+        raise ValueError("reduced_relaxation needs the full batch (the problem has batches)")
+    n_cls, tau, nonneg = problem.counts, problem.tau, problem.nonneg
     name = _check_solver(solver, "CLARABEL")
     attempts = _attempts(name, full=False)
     k = n_cls.size
@@ -311,7 +321,7 @@ def reduced_relaxation(
 def _best_class_bound(class_gram: np.ndarray, counts: np.ndarray, tau: float, nonneg: bool) -> float:
     """The largest of the dual certificates at ``class_gram``, at it snapped to collapse
     (``A_cc = 1``; under ReLU also ``A >= 0``) and, without ReLU, at it polished
-    (``ufm.dual.polish_class_gram``): each is a proven bound, and a conic solver's ``A`` is only
+    (``ufm.certificates.dual.polish_class_gram``): each is a proven bound, and a conic solver's ``A`` is only
     near the optimal face."""
     snapped = np.array(class_gram, dtype=np.float64)
     snapped[np.diag_indices(snapped.shape[0])] = 1.0
@@ -362,17 +372,19 @@ def _loss_terms(labels: np.ndarray, batches: list[np.ndarray], n_samples: int):
 
 
 def full_relaxation(
-    labels: Sequence[int],
-    tau: float,
+    labels: Sequence[int] | Problem,
+    tau: float | None = None,
     *,
-    nonneg: bool,
+    nonneg: bool | None = None,
     batches: Sequence[Sequence[int]] | None = None,
     solver: str | None = None,
 ) -> Bound:
     """The ``N x N`` relaxation: minimize ``L(G)`` over ``G`` PSD, ``diag(G) = 1`` (``G >= 0``).
 
     Args:
-      labels: class of each sample (``0..k-1``, each class with >= 2 samples).
+      labels: class of each sample (``0..k-1``, each class with >= 2 samples; any order), or a
+        ``Problem`` (validated already; samples in class order; then ``tau``, ``nonneg`` and
+        ``batches`` come from it and must not be given).
       tau: temperature > 0.
       nonneg: add ``G >= 0`` entrywise (UFM+, ReLU).
       batches: list of index lists (repeats count repeatedly); ``None`` is the full batch.
@@ -380,18 +392,25 @@ def full_relaxation(
         ends inaccurate), SCS above. ``solver`` given: that solver only.
 
     Returns:
-      ``Bound``: ``lower_bound`` is the dual certificate (``ufm.dual.gram_dual_bound``) at the
+      ``Bound``: ``lower_bound`` is the dual certificate (``ufm.certificates.dual.gram_dual_bound``) at the
       conic solution, proven whatever the solver's accuracy; ``solver_objective`` is the conic
       objective (not a bound); ``gram`` the conic ``G``.
     """
     t0 = time.perf_counter()
-    y = check_nonneg_ints("labels", labels)
-    counts = check_counts(counts_from_labels(y))
-    tau = check_tau(tau)
+    if isinstance(labels, Problem):
+        if tau is not None or nonneg is not None or batches is not None:
+            raise ValueError("pass either a Problem or labels, tau, nonneg and batches, not both")
+        y, counts, tau, nonneg, batching = (labels.labels, labels.counts, labels.tau,
+                                            labels.nonneg, labels.batching)
+    else:
+        y, _ = check_labels(labels)
+        counts = check_counts(np.bincount(y))
+        tau = check_tau(tau)
+        nonneg = _check_nonneg(nonneg)
+        batching = None if batches is None else Batching.coerce(batches, y.size)
     n_samples = y.size
     name = _check_solver(solver, "CLARABEL" if n_samples <= CLARABEL_MAX_N else "SCS")
     attempts = _attempts(name, full=True, n_samples=n_samples, fallback=solver is None)
-    batching = None if batches is None else Batching.coerce(batches, n_samples)
     batch_list = list(Batching.full(n_samples) if batching is None else batching)
     groups, pos = _loss_terms(y, batch_list, n_samples)
 
@@ -425,17 +444,17 @@ def full_relaxation(
         gram = np.array(G.value, dtype=np.float64)
         gram = (gram + gram.T) / 2
         class_gram = class_block_means(gram, y, counts.size)
-        # The dual certificate (ufm.dual) at the conic solver's G, proven whatever the conic
+        # The dual certificate (ufm.certificates.dual) at the conic solver's G, proven whatever the conic
         # accuracy; for the full batch also at its class-block average (an optimal G of the
         # symmetric relaxation is class-block). The largest is kept: each is a valid bound.
         points = [gram]
         if nonneg:  # the OF minimizes every batch's term under ReLU (DESIGN.md section 4)
             points.append((y[:, None] == y[None, :]).astype(np.float64))
-        else:  # the conic G is inexact in flat directions: polish it (ufm.dual.polish_gram)
+        else:  # the conic G is inexact in flat directions: polish it (ufm.certificates.dual.polish_gram)
             points.append(polish_gram(gram, y, tau, batches=batching))
         bound = max(gram_dual_bound(p, y, tau, nonneg=nonneg, batches=batching).lower_bound
                     for p in points)
-        if batches is None:
+        if batching is None:
             bound = max(bound, _best_class_bound(class_gram, counts, tau, nonneg))
     return Bound(
         lower_bound=bound,

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
-from ufm.jsonable import to_jsonable
+from ufm.core.jsonable import to_jsonable
 
 __all__ = ["atomic_write", "write_json_atomic", "save_npz_atomic", "save_figure_atomic", "to_jsonable"]
 

@@ -1,5 +1,5 @@
-"""The first-order methods every minimizer of the toolkit runs (``ufm.solver``, ``ufm.landscape``,
-``ufm.ce``), written once, as pure functions that work both one jitted call at a time from a
+"""The first-order methods every minimizer of the toolkit runs (``ufm.solvers.solver``, ``ufm.solvers.landscape``,
+``ufm.solvers.ce``), written once, as pure functions that work both one jitted call at a time from a
 Python loop and inside ``jax.lax.while_loop`` (and ``jax.vmap``).
 
 Methods
@@ -13,7 +13,7 @@ Methods
    ``lbfgs_step`` is one iteration (state in, state out).
 2. **Accelerated projected gradient on {Z >= 0, unit rows}** (the non-negative part of the
    sphere, UFM+): ``z <- P(y - a g(y))`` with ``P(v) = max(v, 0)/||max(v, 0)||`` per row
-   (``ufm.rotation.project_orthant_sphere``) from the extrapolated point
+   (``ufm.solvers.rotation.project_orthant_sphere``) from the extrapolated point
    ``y = P(x + beta (x - x_prev))`` (FISTA momentum ``t' = (1 + sqrt(1 + 4 t^2))/2``,
    ``beta = (t - 1)/t'``). A trial is accepted on the sufficient-decrease test
    ``L(z) <= L(y) + <g(y), z - y> + ||z - y||^2/(2a) + slack |L(y)|`` and if it does not raise the
@@ -32,9 +32,9 @@ Methods
    state at no cost.
 
 Drivers: ``iterate`` runs ``state <- step(state)`` in ``lax.while_loop`` while a jittable
-``proceed(state)`` holds and fewer than ``max_steps`` steps ran (``ufm.landscape``, ``ufm.ce``);
+``proceed(state)`` holds and fewer than ``max_steps`` steps ran (``ufm.solvers.landscape``, ``ufm.solvers.ce``);
 ``run_python`` runs a jitted step from Python, counting every non-backtracking step and asking
-``observe`` after each (``ufm.solver``: progress callbacks, stopping rules, resets).
+``observe`` after each (``ufm.solvers.solver``: progress callbacks, stopping rules, resets).
 
 >>> import jax.numpy as jnp
 >>> z = jnp.array([[1.0, 0.0], [0.0, 1.0]])
@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ufm.rotation import project_orthant_sphere
+from ufm.solvers.rotation import project_orthant_sphere
 
 __all__ = [
     "sphere_loss", "LBFGSState", "lbfgs_init", "lbfgs_step", "lbfgs_value", "lbfgs_grad",

@@ -26,7 +26,7 @@ class SolverConfig:
 
     Stationarity (``grad_tol``): the Frobenius norm of the Riemannian gradient
     ``r_i = g_i - <g_i, z_i> z_i`` (``g = dL/dZ``; under ReLU the KKT residual of the projected
-    problem, ``ufm.optim.kkt_residual``) must be at most ``grad_tol * M / tau``, with ``M`` the
+    problem, ``ufm.solvers.optim.kkt_residual``) must be at most ``grad_tol * M / tau``, with ``M`` the
     sum of the batch sizes (``N`` for the full batch): each of the ``M`` anchor terms moves a row's
     gradient by at most ~2/tau. A run whose loss stops decreasing above that is ``"stalled"``,
     not ``"converged"``.

@@ -4,7 +4,7 @@ calling them).
 Every check raises ``ValueError`` with a one-line message that names the argument and the
 allowed range. Values traced by JAX (inside ``jit`` / ``grad`` / ``vmap``) have no value to
 check: ``is_traced`` detects them without importing JAX, and the checks that need a value raise
-``TypeError`` for them; the JAX functions (``ufm.loss``) skip their value checks for tracers.
+``TypeError`` for them; the JAX functions (``ufm.core.loss``) skip their value checks for tracers.
 
 >>> check_tau(0.1)
 0.1
@@ -76,7 +76,7 @@ def check_tau(tau: Any) -> float:
 
     Accepts a real number (not a bool or a string) or a 0-d NumPy / concrete JAX array of a
     real dtype; ``ValueError`` unless it is finite and ``> 0``. A traced ``tau`` (inside
-    ``jit`` / ``grad``) cannot be checked: ``TypeError`` (``ufm.loss`` skips the check there).
+    ``jit`` / ``grad``) cannot be checked: ``TypeError`` (``ufm.core.loss`` skips the check there).
 
     >>> check_tau(np.float32(0.5))
     0.5
@@ -234,7 +234,7 @@ def check_rows(
 
 def check_batch_indices(batches: Any, n: int | None = None) -> np.ndarray:
     """Batches as one ``(n_batches, max_size)`` int64 array padded with -1: the one validation
-    of ``ufm.batching.Batching.coerce``, in the padded form the JAX loss takes.
+    of ``ufm.core.batching.Batching.coerce``, in the padded form the JAX loss takes.
 
     ``batches`` is a ``Batching``, a list of index lists (each 1-D, integer dtype, no -1) or an
     already padded 2-D integer array (NumPy, or a concrete JAX array; -1 marks an empty slot).
@@ -249,7 +249,7 @@ def check_batch_indices(batches: Any, n: int | None = None) -> np.ndarray:
     ...
     ValueError: batches must hold integer sample indices in [0, 4): batches[0] holds floats (dtype float64)
     """
-    from ufm.batching import Batching
+    from ufm.core.batching import Batching
 
     _no_tracer("batches", batches)
     return Batching.coerce(batches, 2 ** 62 if n is None else n).padded()

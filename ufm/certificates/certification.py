@@ -107,9 +107,18 @@ METHOD_NAMES = ("auto", *METHODS)
 
 
 def choose_method(*, batched: bool, n_samples: int, has_point: bool) -> str:
-    """The automatic choice (the only one in the project): ``reduced`` for the full batch; with
-    batches, ``full`` up to ``AUTO_FULL_MAX_N`` samples, else ``dual`` when a point is given,
-    else ``full``.
+    """The automatic choice of a certificate method (the only one in the project).
+
+    ``reduced`` for the full batch; with batches, ``full`` up to ``AUTO_FULL_MAX_N`` samples,
+    else ``dual`` when a point is given, else ``full``.
+
+    Args:
+      batched: whether the problem has batches.
+      n_samples: N, the number of samples.
+      has_point: whether a point ``z`` is given.
+
+    Returns:
+      A key of ``METHODS``: ``"reduced"``, ``"full"`` or ``"dual"``.
 
     >>> choose_method(batched=False, n_samples=2525, has_point=True)
     'reduced'
@@ -135,8 +144,9 @@ def certify(
     z: np.ndarray | None = None,
     solver: str | None = None,
 ) -> Bound:
-    """Proven lower bound on the SC loss over unit (and, with ``nonneg``, non-negative)
-    embeddings, by the registry method ``method`` (``"auto"``: ``choose_method``).
+    """Proven lower bound on the SC loss over unit (and, with ``nonneg``, non-negative) rows.
+
+    Computed by the registry method ``method`` (``"auto"``: ``choose_method``).
 
     Args:
       counts: samples per class (each >= 2; samples in class order, ``labels_from_counts``),
@@ -150,10 +160,19 @@ def certify(
       solver: conic solver of ``reduced`` / ``full`` (``"CLARABEL"`` or ``"SCS"``).
 
     Returns:
-      ``Bound``; ``ValueError`` naming ``method`` when it does not apply.
+      ``Bound`` whose ``lower_bound`` is proven in float64 whatever the conic accuracy.
+
+    Raises:
+      ValueError: naming ``method`` when it is unknown or does not apply (batches with
+        ``reduced``, no ``z`` for ``dual``, N above its ``max_samples``), or a bad problem
+        argument (``counts``, ``tau``, ``nonneg``, ``batches``; ``ufm.core.problem``).
 
     References:
-      Kini et al., ICLR 2024 (arXiv 2306.07960); DESIGN.md section 5.
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): the UFM /
+      UFM+ problem;
+      Boyd and Vandenberghe, "Convex Optimization", Cambridge University Press 2004,
+      sections 3.3 and 5.2 (log-sum-exp conjugate, weak duality); DESIGN.md section 5.
     """
     if method not in METHOD_NAMES:
         raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {method!r}")
@@ -183,17 +202,22 @@ def certify_point(
     batches: Sequence[Sequence[int]] | None = None,
     tol: float = 1e-6,
 ) -> dict[str, Any]:
-    """The ``certificate`` report of a solver point ``z`` with loss ``loss`` (``solve
-    --certify``): ``certify`` by ``method`` at the point, then ``certificate``.
+    """The ``certificate`` report of a solver point ``z`` with loss ``loss``.
+
+    What ``solve --certify`` reports: ``certify`` by ``method`` at the point, then
+    ``certificate``.
 
     Args:
-      loss: the point's loss.
+      loss: the point's loss (float64, sum convention).
       counts, tau, nonneg, z, batches: as for ``certify``.
       method: ``"auto"`` or a key of ``METHODS``.
-      tol: certified when the proven relative gap is at most this.
+      tol: certified when the proven relative gap is at most this (``>= 0``).
 
     Returns:
       The ``certificate`` dict.
+
+    Raises:
+      ValueError: as for ``certify``.
     """
     bound = certify(counts, tau, nonneg=nonneg, method=method, batches=batches, z=z)
     return certificate(loss, bound, tol)
@@ -208,7 +232,7 @@ def certificate(loss: float, bound: Bound, tol: float = 1e-6) -> dict[str, Any]:
     Args:
       loss: the point's loss (float64).
       bound: a ``Bound``.
-      tol: relative gap tolerance.
+      tol: relative gap tolerance (``>= 0``).
 
     Returns:
       ``{"lower_bound", "gap", "rel_gap", "tolerance", "certified", "method", "solver",

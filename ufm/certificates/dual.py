@@ -118,9 +118,19 @@ def _assemble(entropy_lo: float, lam_lo: float, lam_min: float, n: int, delta_hi
 
 
 def class_gram_of_point(z: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Class-block average ``A`` of ``G = Z Z^T``: ``A_cc'`` = mean of ``<z_i, z_j>`` over
-    ``y_i = c, y_j = c'``, ``i != j`` (so ``A_cc`` averages the within-class off-diagonal
-    entries), from the class sums in ``O(N d)``.
+    """Class-block average ``A`` of ``G = Z Z^T``, from the class sums in ``O(N d)``.
+
+    ``A_cc'`` = mean of ``<z_i, z_j>`` over ``y_i = c, y_j = c'``, ``i != j`` (so ``A_cc``
+    averages the within-class off-diagonal entries).
+
+    Args:
+      z: ``N x d`` real array (rows used as given).
+      labels: ``(N,)`` integer array in ``0..k-1``, each class with >= 2 samples (not
+        checked).
+      k: the number of classes.
+
+    Returns:
+      The symmetric ``k x k`` float64 ``A``.
 
     >>> class_gram_of_point(np.eye(2)[[0, 0, 1, 1]], np.array([0, 0, 1, 1]), 2)
     array([[1., 0.],
@@ -160,10 +170,11 @@ def _class_softmax(a: np.ndarray, n: np.ndarray, tau: float):
 
 def polish_class_gram(class_gram: np.ndarray, counts: Sequence[int], tau: float, *,
                       max_iter: int = 500) -> np.ndarray:
-    """A collapsed class-level point near ``class_gram``, polished to a stationary point of the
-    collapsed loss (class vectors ``v_c`` on the unit sphere, ``A = V V^T``, ``A_cc = 1``) by
-    L-BFGS (scipy) on ``v_c = h_c / ||h_c||``, with the gradient ``dL/dV = 2 W V``,
-    ``W_cc' = n_c n_c' f_cc'`` (``_class_softmax``).
+    """A collapsed class-level point near ``class_gram``, polished to a stationary point.
+
+    Stationary for the collapsed loss (class vectors ``v_c`` on the unit sphere,
+    ``A = V V^T``, ``A_cc = 1``), by L-BFGS (scipy) on ``v_c = h_c / ||h_c||``, with the
+    gradient ``dL/dV = 2 W V``, ``W_cc' = n_c n_c' f_cc'`` (``_class_softmax``).
 
     A conic solver leaves the class-level ``A`` accurate only to about the square root of its
     tolerance in the directions the loss hardly sees, and the dual certificate at such a point
@@ -172,13 +183,19 @@ def polish_class_gram(class_gram: np.ndarray, counts: Sequence[int], tau: float,
     polished point is only a choice: the bound computed there is proven whatever it is.
 
     Args:
-      class_gram: ``k x k`` starting point (any symmetric matrix; its PSD part is used).
-      counts: samples per class.
-      tau: temperature.
-      max_iter: L-BFGS iterations.
+      class_gram: ``k x k`` starting point (any real matrix; symmetrized, its PSD part used).
+      counts: samples per class, each >= 2 (not checked).
+      tau: temperature > 0 (not checked).
+      max_iter: L-BFGS iterations, >= 1.
 
     Returns:
-      The polished ``A`` (``k x k``, unit diagonal).
+      The polished ``A`` (``k x k``, unit diagonal, PSD up to rounding).
+
+    References:
+      Burer and Monteiro, "A nonlinear programming algorithm for solving semidefinite
+      programs via low-rank factorization", Math. Programming 2003
+      (factor polishing, here at full rank ``k``); Nocedal and Wright, "Numerical
+      Optimization", 2nd ed., Springer 2006, section 7.2 (L-BFGS).
     """
     from scipy.optimize import minimize
 
@@ -212,8 +229,18 @@ def polish_class_gram(class_gram: np.ndarray, counts: Sequence[int], tau: float,
 
 
 def class_block_means(g: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Class-block averages of an ``N x N`` matrix ``g``; the within-class blocks average their
-    off-diagonal entries (the ``A`` of a class-block point, DESIGN.md section 5).
+    """Class-block averages of an ``N x N`` matrix ``g`` (the ``A`` of a class-block point).
+
+    The within-class blocks average their off-diagonal entries (DESIGN.md section 5).
+
+    Args:
+      g: ``N x N`` real matrix.
+      labels: ``(N,)`` integer array in ``0..k-1``, each class with >= 2 samples (not
+        checked).
+      k: the number of classes.
+
+    Returns:
+      The ``k x k`` float64 block means.
 
     >>> class_block_means(np.kron(np.eye(2), np.ones((2, 2))), np.array([0, 0, 1, 1]), 2)
     array([[1., 0.],
@@ -230,8 +257,9 @@ def class_block_means(g: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
 def class_dual_bound(class_gram: np.ndarray, counts: Sequence[int], tau: float, *,
                      nonneg: bool, m_tol: float | None = None) -> Bound:
-    """The dual certificate of the FULL-BATCH problem at the class-block point
-    ``G_ij = A_{y_i y_j}`` (``i != j``), in ``O(k^3)`` for any ``N`` (module docstring).
+    """The dual certificate of the FULL-BATCH problem at a class-block point, in ``O(k^3)``.
+
+    The point is ``G_ij = A_{y_i y_j}`` (``i != j``), for any ``N`` (module docstring).
 
     Args:
       class_gram: ``k x k`` symmetric ``A`` (``A_cc`` within-class, ``A_cc'`` cross-class).
@@ -244,6 +272,16 @@ def class_dual_bound(class_gram: np.ndarray, counts: Sequence[int], tau: float, 
     Returns:
       ``Bound`` with ``method="dual"``, ``solver="cholesky"``; ``loss`` is the loss at the
       point, ``lambda_min`` the proven lower bound on ``lambda_min(C)``.
+
+    Raises:
+      ValueError: naming ``counts`` (also N >= 2^26), ``tau`` or ``class_gram`` (not a
+        finite ``k x k`` matrix) when it is outside its range.
+
+    References:
+      Boyd and Vandenberghe, "Convex Optimization", Cambridge University Press 2004,
+      sections 3.3 and 5.2 (log-sum-exp conjugate, weak duality);
+      Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., SIAM 2002:
+      rounding error bounds (``gamma_n``, Cholesky); DESIGN.md section 5.
 
     >>> from ufm.core.closed_forms import of_loss
     >>> b = class_dual_bound(np.eye(3), [4, 4, 2], 0.5, nonneg=True)
@@ -343,21 +381,31 @@ def _dense_softmax(g: np.ndarray, y: np.ndarray, tau: float, batch_list: list, *
 
 def polish_gram(g: np.ndarray, labels: Sequence[int], tau: float, *,
                 batches: Sequence[Sequence[int]] | None = None, max_iter: int = 1000) -> np.ndarray:
-    """A point ``V V^T`` (unit rows ``V``, no sign constraint) near ``g``, polished to a
-    stationary point of the loss by L-BFGS (scipy) on ``v_i = h_i / ||h_i||`` with the gradient
-    ``2 F V`` (``_dense_softmax``). The dense counterpart of ``polish_class_gram``, for conic
-    solutions of the N x N relaxation without ReLU; only a choice of point: the bound computed
-    there is proven whatever it is.
+    """A point ``V V^T`` (unit rows ``V``, no sign constraint) near ``g``, polished.
+
+    Polished to a stationary point of the loss by L-BFGS (scipy) on ``v_i = h_i / ||h_i||``
+    with the gradient ``2 F V`` (``_dense_softmax``). The dense counterpart of
+    ``polish_class_gram``, for conic solutions of the N x N relaxation without ReLU; only a
+    choice of point: the bound computed there is proven whatever it is.
 
     Args:
-      g: ``N x N`` starting point (its PSD part, rows normalized, is used).
-      labels: class of each sample.
-      tau: temperature.
-      batches: the batching (``None``: full batch).
-      max_iter: L-BFGS iterations.
+      g: ``N x N`` real starting point (symmetrized; its PSD part, rows normalized, is used).
+      labels: class of each sample, integers ``0..k-1`` (not checked).
+      tau: temperature > 0 (not checked).
+      batches: the batching (``None``: full batch), as for ``Batching.coerce``.
+      max_iter: L-BFGS iterations, >= 1.
 
     Returns:
       The polished ``N x N`` Gram matrix (unit diagonal).
+
+    Raises:
+      ValueError: naming ``batches`` when it is not a valid batching of the N samples.
+
+    References:
+      Burer and Monteiro, "A nonlinear programming algorithm for solving semidefinite
+      programs via low-rank factorization", Math. Programming 2003
+      (factor polishing, here at full rank ``N``); Nocedal and Wright, "Numerical
+      Optimization", 2nd ed., Springer 2006, section 7.2 (L-BFGS).
     """
     from scipy.optimize import minimize
 
@@ -389,12 +437,13 @@ def polish_gram(g: np.ndarray, labels: Sequence[int], tau: float, *,
 
 def gram_dual_bound(g: np.ndarray, labels: Sequence[int], tau: float, *, nonneg: bool,
                     batches: Sequence[Sequence[int]] | None = None, m_tol: float | None = None) -> Bound:
-    """The dual certificate at any symmetric ``N x N`` point ``g`` (e.g. a conic solver's
-    approximate optimum, which need not be feasible), for any batching; ``O(N^3)``.
+    """The dual certificate at any symmetric ``N x N`` point ``g``, any batching; ``O(N^3)``.
+
+    ``g`` may be, e.g., a conic solver's approximate optimum, which need not be feasible.
 
     Args:
-      g: ``N x N`` matrix (symmetrized first).
-      labels: class of each sample.
+      g: ``N x N`` finite real matrix (symmetrized first).
+      labels: class of each sample, integers ``0..k-1`` with every class present.
       tau: temperature > 0.
       nonneg: use ``G >= 0`` (UFM+) through ``M``.
       batches: list of index lists (repeats count repeatedly); ``None`` = the full batch.
@@ -402,7 +451,20 @@ def gram_dual_bound(g: np.ndarray, labels: Sequence[int], tau: float, *, nonneg:
         ``PINNING_TOLERANCES`` in turn, keeping the largest bound.
 
     Returns:
-      ``Bound`` (``method="dual"``, ``solver="cholesky"``).
+      ``Bound`` (``method="dual"``, ``solver="cholesky"``): ``lower_bound`` is
+      ``sum_r H(p_r) + sum(lambda) + N min(0, lambda_min(C))`` less the rounding charge
+      (module docstring), ``loss`` the loss at ``g``, ``lambda_min`` the proven bound on
+      ``lambda_min(C)``.
+
+    Raises:
+      ValueError: naming ``g`` (not ``N x N``, one row per label, finite), ``labels``,
+        ``tau`` or ``batches`` when it is outside its range.
+
+    References:
+      Boyd and Vandenberghe, "Convex Optimization", Cambridge University Press 2004,
+      sections 3.3 and 5.2 (log-sum-exp conjugate, weak duality);
+      Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., SIAM 2002:
+      rounding error bounds (``gamma_n``, Cholesky); DESIGN.md section 5.
 
     >>> g = np.kron(np.eye(2), np.ones((2, 2)))  # collapse + OF for [2, 2]
     >>> round(gram_dual_bound(g, [0, 0, 1, 1], 1.0, nonneg=True).lower_bound, 9)
@@ -455,12 +517,24 @@ def dual_bound(z: np.ndarray, labels: Sequence[int] | Problem, tau: float | None
       labels: class of each sample (each class with >= 2 samples), or a ``Problem`` (validated
         already, samples in class order; then ``tau``, ``nonneg`` and ``batches`` come from it).
       tau: temperature > 0.
-      nonneg: UFM+ (ReLU).
+      nonneg: UFM+ (ReLU), ``True`` or ``False``.
       batches: list of index lists; ``None`` = the full batch.
       m_tol: pinned-entry tolerance (see ``gram_dual_bound``).
 
     Returns:
-      ``Bound`` with ``method="dual"``.
+      ``Bound`` with ``method="dual"``: a proven lower bound on the optimal loss (valid for
+      every ``d``), the tighter the closer ``z z^T`` is to an optimum of the relaxation.
+
+    Raises:
+      ValueError: naming ``z``, ``labels``, ``counts``, ``tau``, ``nonneg`` or ``batches``
+        when it is outside its range, or for a ``Problem`` passed with ``tau``, ``nonneg``
+        or ``batches``.
+
+    References:
+      Boyd and Vandenberghe, "Convex Optimization", Cambridge University Press 2004,
+      sections 3.3 and 5.2 (log-sum-exp conjugate, weak duality);
+      Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed., SIAM 2002:
+      rounding error bounds (``gamma_n``, Cholesky); DESIGN.md section 5.
     """
     t0 = time.perf_counter()
     if isinstance(labels, Problem):

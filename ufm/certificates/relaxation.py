@@ -99,6 +99,16 @@ SCS_TIGHT_OPTIONS: dict[str, Any] = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter
 # ----------------------------------------------------------------------------- helpers
 
 
+def _result(method: str, bound: float, status: str, solver: str, t0: float, compile_s: float,
+            objective: float, class_gram, gram) -> Bound:
+    """The ``Bound`` of a conic method: ``ok`` iff the status is exactly optimal and the proven
+    bound finite; the conic objective only as ``solver_objective``."""
+    return Bound(lower_bound=bound, method=method, solver=solver, status=status,
+                 seconds=time.perf_counter() - t0, compile_seconds=compile_s,
+                 solver_objective=objective, class_gram=class_gram, gram=gram,
+                 ok=status == cp.OPTIMAL and bool(np.isfinite(bound)))
+
+
 def _check_nonneg(nonneg) -> bool:
     if not isinstance(nonneg, (bool, np.bool_)):
         raise ValueError(f"nonneg must be True or False, got {nonneg!r}")
@@ -200,16 +210,11 @@ def reduced_relaxation(
 ) -> Bound:
     """Symmetry-reduced ``k x k`` relaxation of the full-batch problem (DESIGN.md section 5).
 
-    Args:
-      counts: samples per class (each >= 2), or a ``Problem`` (validated already; then ``tau``
-        and ``nonneg`` come from it and must not be given).
-      tau: temperature > 0.
-      nonneg: add ``A >= 0`` (UFM+, ReLU).
-      solver: ``"CLARABEL"`` (default) or ``"SCS"``.
-      merge_equal: also use the symmetry among classes with EQUAL counts (exact, by the same
-        convexity argument): classes are grouped by count and ``A`` is taken constant on
-        group blocks, so e.g. a STEP problem is a 2 x 2 SDP for any ``k``. ``False`` solves the
-        plain ``k x k`` SDP. ``class_gram`` is ``k x k`` either way.
+    Minimizes, over ``A`` with ``A_cc <= 1`` and ``A + diag((1 - A_cc)/n_c)`` PSD (and
+    ``A >= 0`` under ReLU)::
+
+        sum_c n_c [ -A_cc/tau + logsumexp( A_cc/tau + log(n_c - 1),
+                                           {A_cc'/tau + log n_c'}_{c' != c} ) ]
 
     With groups ``g`` of ``s_g`` classes of ``n_g`` samples, the unknowns are ``a_g`` (= A_cc)
     and an ``m x m`` symmetric ``B`` (``B_gh`` = A_cc' across groups, ``B_gg`` = A_cc' between
@@ -217,6 +222,36 @@ def reduced_relaxation(
     The PSD condition ``A + diag((1 - A_cc)/n_c) >= 0`` (diagonal ``d_g = a_g + (1 - a_g)/n_g``)
     reduces the same way as ``G`` to ``A``: ``d_g >= B_gg`` and
     ``B + diag((d_g - B_gg)/s_g)`` PSD.
+
+    Args:
+      counts: samples per class (each >= 2), or a ``Problem`` (validated already; then ``tau``
+        and ``nonneg`` come from it and must not be given).
+      tau: temperature, a finite number > 0 (required with counts).
+      nonneg: add ``A >= 0`` (UFM+, ReLU), ``True`` or ``False`` (required with counts).
+      solver: ``"CLARABEL"`` (default) or ``"SCS"`` (case-insensitive).
+      merge_equal: also use the symmetry among classes with EQUAL counts (exact, by the same
+        convexity argument): classes are grouped by count and ``A`` is taken constant on
+        group blocks, so e.g. a STEP problem is a 2 x 2 SDP for any ``k``. ``False`` solves the
+        plain ``k x k`` SDP. ``class_gram`` is ``k x k`` either way.
+
+    Returns:
+      ``Bound`` with ``method="reduced"``: ``lower_bound`` is the dual certificate at the
+      conic ``A`` (and at it snapped to collapse or polished), proven whatever the solver's
+      accuracy (NaN when the solve gave no point); ``solver_objective`` the conic objective
+      (not a bound); ``class_gram`` the ``k x k`` ``A``; ``ok`` iff the conic status is
+      exactly optimal and the bound finite.
+
+    Raises:
+      ValueError: for a batched ``Problem``, a ``Problem`` passed with ``tau`` or
+        ``nonneg``, counts without them, a bad ``counts``, ``tau`` or ``nonneg``, or an
+        unknown ``solver``.
+
+    References:
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): the UFM /
+      UFM+ problem, its OF optimum under ReLU; Boyd and Vandenberghe, "Convex
+      Optimization", Cambridge University Press 2004 (semidefinite programming, weak
+      duality); DESIGN.md section 5.
     """
     t0 = time.perf_counter()
     problem = as_problem(counts, tau=tau, nonneg=nonneg)
@@ -304,18 +339,7 @@ def reduced_relaxation(
     bound = math.nan
     if class_gram is not None:
         bound = _best_class_bound(class_gram, n_cls, tau, nonneg)
-    return Bound(
-        lower_bound=bound,
-        status=status,
-        solver=name,
-        seconds=time.perf_counter() - t0,
-        compile_seconds=compile_s,
-        method="reduced",
-        solver_objective=primal * big_n,
-        class_gram=class_gram,
-        gram=None,
-        ok=status == cp.OPTIMAL and bool(np.isfinite(bound)),
-    )
+    return _result("reduced", bound, status, name, t0, compile_s, primal * big_n, class_gram, None)
 
 
 def _best_class_bound(class_gram: np.ndarray, counts: np.ndarray, tau: float, nonneg: bool) -> float:
@@ -395,6 +419,17 @@ def full_relaxation(
       ``Bound``: ``lower_bound`` is the dual certificate (``ufm.certificates.dual.gram_dual_bound``) at the
       conic solution, proven whatever the solver's accuracy; ``solver_objective`` is the conic
       objective (not a bound); ``gram`` the conic ``G``.
+
+    Raises:
+      ValueError: for a ``Problem`` passed with ``tau``, ``nonneg`` or ``batches``; bad
+        ``labels`` (a class with fewer than 2 samples: naming ``counts``), ``tau``,
+        ``nonneg`` or ``batches``; an unknown ``solver``.
+
+    References:
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): the UFM /
+      UFM+ problem; Boyd and Vandenberghe, "Convex Optimization", Cambridge University Press 2004
+      (semidefinite programming, weak duality); DESIGN.md section 5.
     """
     t0 = time.perf_counter()
     if isinstance(labels, Problem):
@@ -456,15 +491,4 @@ def full_relaxation(
                     for p in points)
         if batching is None:
             bound = max(bound, _best_class_bound(class_gram, counts, tau, nonneg))
-    return Bound(
-        lower_bound=bound,
-        status=status,
-        solver=name,
-        seconds=time.perf_counter() - t0,
-        compile_seconds=compile_s,
-        method="full",
-        class_gram=class_gram,
-        gram=gram,
-        ok=status == cp.OPTIMAL and bool(np.isfinite(bound)),
-        solver_objective=primal,
-    )
+    return _result("full", bound, status, name, t0, compile_s, primal, class_gram, gram)

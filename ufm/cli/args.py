@@ -27,6 +27,7 @@ __all__ = [
     "output_file",
     "output_dir",
     "write_failed",
+    "write_outputs",
     "format_counts",
     "format_matrix",
     "enable_compilation_cache",
@@ -117,6 +118,17 @@ def write_failed(parser: argparse.ArgumentParser, flag: str, path: str | os.Path
                  err: OSError) -> NoReturn:
     """One-line error (exit 2) for an output that failed to write after all (disk full, ...)."""
     parser.error(f"argument {flag}: {path}: cannot write ({err.strerror or err})")
+
+
+def write_outputs(parser: argparse.ArgumentParser, writes) -> None:
+    """Run each ``(flag, path, write)`` with a path given (``write(path)``, atomic); a failure
+    is ``write_failed``'s one-line error naming the flag."""
+    for flag, path, write in writes:
+        if path:
+            try:
+                write(path)
+            except OSError as err:
+                write_failed(parser, flag, path, err)
 
 
 def _counts_list(text: str) -> np.ndarray:

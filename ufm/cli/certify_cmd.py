@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ufm.cli.args import (Parser, add_problem_args, counts_from_args, format_counts, format_matrix,
-                     output_file, write_failed)
+                     output_file, write_outputs)
 from ufm.certificates.certification import FULL_MAX_N, METHOD_NAMES, METHODS
 from ufm.cli.io import to_jsonable, write_json_atomic
 from ufm.core.versions import library_versions
@@ -75,11 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "tau": args.tau, "nonneg": args.nonneg, "method": args.method,
                         "solver": args.solver, "seed": args.seed}
     report["versions"] = library_versions()
-    if args.out:
-        try:
-            write_json_atomic(args.out, report)
-        except OSError as err:
-            write_failed(parser, "--out", args.out, err)
+    write_outputs(parser, [("--out", args.out, lambda path: write_json_atomic(path, report))])
     if args.json:
         print(json.dumps(report, indent=2))
     else:

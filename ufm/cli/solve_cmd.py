@@ -21,7 +21,7 @@ import numpy as np
 import argparse
 
 from ufm.cli.args import (Parser, add_problem_args, counts_from_args, enable_compilation_cache,
-                     format_counts, format_matrix, output_file, ranged, write_failed)
+                     format_counts, format_matrix, output_file, ranged, write_outputs)
 from ufm.cli.io import save_npz_atomic, to_jsonable, write_json_atomic
 from ufm.certificates.certification import AUTO_FULL_MAX_N, FULL_MAX_N
 from ufm.certificates.certification import METHOD_NAMES as CERT_METHODS
@@ -304,17 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.tau_path:
         report["path"] = to_jsonable(path_summary(path))
-    if args.out:
-        try:
-            write_json_atomic(args.out, report)
-        except OSError as err:
-            write_failed(parser, "--out", args.out, err)
-    if args.save_embeddings:
-        z, labels = (res.z, res.labels) if rows is None else (res.z[rows], res.labels[rows])
-        try:
-            save_npz_atomic(args.save_embeddings, z=z, labels=labels, counts=res.counts)
-        except OSError as err:
-            write_failed(parser, "--save-embeddings", args.save_embeddings, err)
+    z, labels = (res.z, res.labels) if rows is None else (res.z[rows], res.labels[rows])
+    write_outputs(parser, [
+        ("--out", args.out, lambda path: write_json_atomic(path, report)),
+        ("--save-embeddings", args.save_embeddings,
+         lambda path: save_npz_atomic(path, z=z, labels=labels, counts=res.counts)),
+    ])
     if args.json:
         print(json.dumps(report, indent=2))
     else:

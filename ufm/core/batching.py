@@ -55,6 +55,9 @@ class Batching:
       n_samples: N; every index lies in ``[0, N)``.
 
     Build it with ``Batching.coerce`` (validates) or ``Batching.full`` (one batch of all).
+
+    References:
+      DESIGN.md sections 2 (the batched loss) and 6 (batches, batches.json).
     """
 
     indices: np.ndarray
@@ -66,6 +69,12 @@ class Batching:
     @classmethod
     def full(cls, n_samples: int) -> "Batching":
         """The full batch: one batch holding ``0..N-1``.
+
+        Args:
+          n_samples: N, an integer ``>= 0`` (not checked).
+
+        Returns:
+          The ``Batching`` of one batch, ``[0, 1, ..., N-1]``.
 
         >>> Batching.full(3).to_lists()
         [[0, 1, 2]]
@@ -85,9 +94,12 @@ class Batching:
             check does not allow it).
 
         Returns:
-          The ``Batching``. ``ValueError`` naming ``batches`` for no batch, a 1-D array, a
-          non-integer index (floats and booleans are rejected even when integral), an index
-          outside ``[0, N)``, or (``allow_empty=False``) an empty batch.
+          The ``Batching`` (``batches`` itself when it is one with the same ``n_samples``).
+
+        Raises:
+          ValueError: naming ``batches`` for no batch, a 1-D array, a non-integer index
+            (floats and booleans are rejected even when integral), an index outside
+            ``[0, N)``, or (``allow_empty=False``) an empty batch.
         """
         n = int(n_samples)
         if isinstance(batches, Batching):
@@ -106,6 +118,17 @@ class Batching:
     @classmethod
     def from_lists(cls, batches: Sequence[Sequence[int]], n_samples: int | None = None) -> "Batching":
         """``coerce`` with ``N`` inferred as the largest index + 1 when not given.
+
+        Args:
+          batches: as for ``coerce``.
+          n_samples: N; ``None``: the largest index + 1 (0 when every batch is empty).
+
+        Returns:
+          The ``Batching``.
+
+        Raises:
+          ValueError: naming ``batches``, as in ``coerce`` (a negative index, also when
+            ``n_samples`` is inferred).
 
         >>> Batching.from_lists([[0, 1], [2, 3, 4]]).n_samples
         5
@@ -201,11 +224,21 @@ class Batching:
             yield self.indices[self.offsets[b]:self.offsets[b + 1]]
 
     def batch(self, b: int) -> np.ndarray:
-        """The indices of batch ``b``."""
+        """The indices of batch ``b``.
+
+        Args:
+          b: the batch number, ``0 <= b < len(self)`` (not checked).
+
+        Returns:
+          An int64 view into ``indices`` (do not modify it).
+        """
         return self.indices[self.offsets[b]:self.offsets[b + 1]]
 
     def padded(self) -> np.ndarray:
         """``(n_batches, max_size)`` int64 array, rows padded with ``-1`` (the JAX loss's form).
+
+        Returns:
+          A new int64 array; ``max_size`` is the largest batch size (0 with no index at all).
 
         >>> Batching.coerce([[2], [0, 1]], 3).padded().tolist()
         [[2, -1], [0, 1]]
@@ -218,12 +251,23 @@ class Batching:
         return out
 
     def to_lists(self) -> list[list[int]]:
-        """Plain lists (batches.json's form)."""
+        """Plain lists (batches.json's form).
+
+        Returns:
+          One list of Python ints per batch, in order.
+        """
         return [b.tolist() for b in self]
 
     def renumbered(self, new_index: np.ndarray) -> "Batching":
-        """The same batches with sample ``i`` renamed ``new_index[i]`` (a permutation of
-        ``0..N-1``), e.g. to put the samples of a batches.json in class order.
+        """The same batches with sample ``i`` renamed ``new_index[i]``.
+
+        E.g. to put the samples of a batches.json in class order (``Problem.from_labels``).
+
+        Args:
+          new_index: ``(N,)`` integer array, a permutation of ``0..N-1`` (not checked).
+
+        Returns:
+          A new ``Batching`` with the same offsets and ``n_samples``.
 
         >>> Batching.coerce([[0, 2]], 3).renumbered(np.array([2, 0, 1])).to_lists()
         [[2, 1]]

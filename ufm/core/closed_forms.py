@@ -56,8 +56,9 @@ def _check_class_gram(class_gram: np.ndarray, k: int) -> np.ndarray:
 
 
 def collapsed_loss(counts: Sequence[int], tau: float, class_gram: np.ndarray) -> float:
-    """Loss of the collapsed configuration whose class vectors have Gram matrix ``class_gram``:
-    ``sum_c n_c log(n_c - 1 + sum_{c' != c} n_c' e^{(A_cc' - 1)/tau})``.
+    """SC loss of a collapsed configuration whose class vectors have Gram matrix ``A``::
+
+        sum_c n_c log(n_c - 1 + sum_{c' != c} n_c' e^{(A_cc' - 1)/tau})
 
     Args:
       counts: ``k >= 2`` class sizes, each ``>= 2`` (``ufm.core.labels.check_counts``).
@@ -65,16 +66,24 @@ def collapsed_loss(counts: Sequence[int], tau: float, class_gram: np.ndarray) ->
       class_gram: the ``k x k`` Gram matrix ``A`` of the class vectors (its diagonal unused).
 
     Returns:
-      The loss (float). ``ValueError`` naming ``counts``, ``tau`` or ``class_gram`` otherwise.
+      The loss (float, sum convention), computed as log-sum-exps (finite for tiny ``tau``).
+
+    Raises:
+      ValueError: naming ``counts``, ``tau`` or ``class_gram`` (not a finite ``k x k``
+        matrix) when it is outside its range.
+
+    References:
+      DESIGN.md section 4 (the collapsed configurations and their loss).
     """
     n, _, _, log_d = _log_terms(counts, tau, class_gram)
     return float(np.sum(n * log_d))
 
 
 def cosine_sensitivity(counts: Sequence[int], tau: float, class_gram: np.ndarray) -> float:
-    """How strongly the loss pins the class-mean cosines: the relative change of
-    ``collapsed_loss`` per unit change of the LEAST pinned class-pair cosine,
-    ``min_{c != c'} |dL/dA_cc'| / L`` with::
+    """How strongly the loss pins the class-mean cosines (relative slope, least pinned pair).
+
+    The relative change of ``collapsed_loss`` per unit change of the LEAST pinned class-pair
+    cosine, ``min_{c != c'} |dL/dA_cc'| / L`` with::
 
         dL/dA_cc' = n_c n_c' e^{(A_cc' - 1)/tau} (1/D_c + 1/D_c') / tau,
         D_c = n_c - 1 + sum_{c'' != c} n_c'' e^{(A_cc'' - 1)/tau}
@@ -85,6 +94,17 @@ def cosine_sensitivity(counts: Sequence[int], tau: float, class_gram: np.ndarray
     the loss does not determine the geometry at this ``tau`` (``e^{-1/tau}`` vanishes). For
     the OF at k = 10, STEP R = 100, n_min = 5 it is 3.5e-7 at tau = 0.1, 3.3e-11 at 0.05 and
     9e-17 at 0.03.
+
+    Args:
+      counts: ``k >= 2`` class sizes, each ``>= 2``.
+      tau: temperature, a finite number ``> 0``.
+      class_gram: the ``k x k`` Gram matrix ``A`` of the class vectors (its diagonal unused).
+
+    Returns:
+      ``min_{c != c'} |dL/dA_cc'| / L`` (float, ``>= 0``); ``inf`` when the loss is 0.
+
+    Raises:
+      ValueError: naming ``counts``, ``tau`` or ``class_gram`` when it is outside its range.
 
     >>> s = cosine_sensitivity([5, 5], 0.1, np.eye(2))  # n n' w (2/D) / tau / L, D = 4 + 5w
     >>> w = np.exp(-10)
@@ -101,15 +121,30 @@ def cosine_sensitivity(counts: Sequence[int], tau: float, class_gram: np.ndarray
 
 
 def of_loss(counts: Sequence[int], tau: float) -> float:
-    """``L*_OF = sum_c n_c log(n_c - 1 + (N - n_c) exp(-1/tau))``: collapse onto an
-    orthogonal frame.
+    """Loss at collapse onto an orthogonal frame (OF, class Gram ``I_k``)::
+
+        L*_OF = sum_c n_c log(n_c - 1 + (N - n_c) exp(-1/tau))
+
+    The full-batch global minimum under ReLU (UFM+, ``d >= k``) for any class counts.
 
     Args:
       counts: ``k >= 2`` class sizes, each ``>= 2``.
       tau: temperature, a finite number ``> 0``.
 
     Returns:
-      The loss (float); ``ValueError`` naming ``counts`` or ``tau`` for a bad argument.
+      The loss (float, sum convention).
+
+    Raises:
+      ValueError: naming ``counts`` or ``tau`` when it is outside its range.
+
+    References:
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): under ReLU
+      (UFM+) the OF minimizes the full-batch SC loss for any imbalance;
+      DESIGN.md section 4.
+
+    >>> round(of_loss([2, 2], tau=1.0), 4)  # 4 * log(1 + 2/e)
+    2.2058
     """
     n = check_counts(counts)
     return collapsed_loss(n, tau, np.eye(n.size))
@@ -125,7 +160,15 @@ def etf_loss(counts: Sequence[int], tau: float) -> float:
       tau: temperature, a finite number ``> 0``.
 
     Returns:
-      The loss (float); ``ValueError`` naming ``counts`` or ``tau`` for a bad argument.
+      The loss (float, sum convention). It is the global minimum without ReLU only when the
+      classes are balanced and ``d >= k - 1``.
+
+    Raises:
+      ValueError: naming ``counts`` or ``tau`` when it is outside its range.
+
+    References:
+      Graf, Hofer, Niethammer, Kwitt, "Dissecting Supervised Contrastive Learning", ICML 2021: the
+      balanced SC loss is minimized at collapse onto a regular simplex; DESIGN.md section 4.
 
     >>> bool(np.isclose(etf_loss([2, 2], 1.0), 4 * np.log(1 + 2 * np.exp(-2))))
     True
@@ -155,7 +198,18 @@ def batched_of_loss(
       num_classes: the number of classes; give it to allow absent classes (they add 0).
 
     Returns:
-      The loss (float); ``ValueError`` naming ``labels``, ``batches`` or ``tau`` otherwise.
+      The loss (float, sum convention): the optimum under ReLU (UFM+, ``d >= k``) for this
+      batching, whether or not the OF is its unique minimizer.
+
+    Raises:
+      ValueError: naming ``labels``, ``batches``, ``tau`` or ``num_classes`` when it is
+        outside its range.
+
+    References:
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): mini-batch
+      SC loss under ReLU (the OF minimizes every batch's term);
+      DESIGN.md sections 4 and 6.
 
     >>> round(batched_of_loss([0, 0, 1, 1], [[0, 1, 2, 3]], 1.0), 4) == round(of_loss([2, 2], 1.0), 4)
     True

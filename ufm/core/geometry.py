@@ -37,9 +37,18 @@ __all__ = [
 
 
 def metric_or_none(metric: Callable[..., float], *args: Any) -> float | None:
-    """``metric(*args)``, or ``None`` where the metric is undefined for this input (the
-    ``ValueError`` of ``delta_gm`` / ``nc1`` on a degenerate one: every class mean zero, or all
-    equal, as with ``d = 1``). For reports, where ``None`` becomes JSON null.
+    """``metric(*args)``, or ``None`` where the metric is undefined for this input.
+
+    Undefined means the metric raised ``ValueError`` (``delta_gm`` / ``nc1`` on a degenerate
+    input: every class mean zero, or all equal, as with ``d = 1``). For reports, where
+    ``None`` becomes JSON null.
+
+    Args:
+      metric: a function of ``args`` returning a float, e.g. ``delta_gm`` or ``nc1``.
+      *args: its positional arguments.
+
+    Returns:
+      ``metric(*args)``, or ``None`` when it raised ``ValueError`` (other errors propagate).
 
     >>> metric_or_none(nc1, np.ones((4, 1)), [0, 0, 1, 1]) is None
     True
@@ -51,7 +60,14 @@ def metric_or_none(metric: Callable[..., float], *args: Any) -> float | None:
 
 
 def normalize_rows(h: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit Euclidean norm (zero rows stay zero)."""
+    """Rows scaled to unit Euclidean norm, ``h_i / ||h_i||`` (zero rows stay zero).
+
+    Args:
+      h: an array of real rows along the last axis (e.g. ``N x d``).
+
+    Returns:
+      A float64 array of ``h``'s shape.
+    """
     h = np.asarray(h, dtype=np.float64)
     norm = np.linalg.norm(h, axis=-1, keepdims=True)
     return h / np.where(norm > 0, norm, 1.0)
@@ -65,8 +81,9 @@ def _rows_and_k(z: Any, labels: Sequence[int], k: int | None) -> tuple[np.ndarra
 
 
 def class_means(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
-    """``(k, d)`` matrix of class means ``mu_c = 1/n_c sum_{i: y_i = c} z_i`` (rows of ``z``
-    used as given).
+    """``(k, d)`` matrix of class means ``mu_c = 1/n_c sum_{i: y_i = c} z_i``.
+
+    The rows of ``z`` are used as given (not normalized).
 
     Args:
       z: ``N x d`` finite features, ``d >= 1``.
@@ -76,7 +93,11 @@ def class_means(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> n
         its mean is the zero vector.
 
     Returns:
-      The ``(k, d)`` float64 means. ``ValueError`` naming ``z``, ``labels`` or ``k`` otherwise.
+      The ``(k, d)`` float64 means.
+
+    Raises:
+      ValueError: naming ``z`` (not 2-D, finite, ``d >= 1``, one row per label), ``labels``
+        or ``k`` when it is outside its range.
     """
     z, y, k = _rows_and_k(z, labels, k)
     sums = np.zeros((k, z.shape[1]))
@@ -86,8 +107,9 @@ def class_means(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> n
 
 
 def class_mean_gram(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
-    """``G_M = M M^T``: cosines between class means of the row-normalized embeddings
-    (``M`` = the class means of ``z_i / ||z_i||``, each scaled to unit norm; a zero mean stays
+    """``G_M = M M^T``: cosines between class means of the row-normalized embeddings.
+
+    ``M`` = the class means of ``z_i / ||z_i||``, each scaled to unit norm (a zero mean stays
     zero).
 
     Args:
@@ -97,7 +119,17 @@ def class_mean_gram(z: np.ndarray, labels: Sequence[int], k: int | None = None) 
       k: the number of classes (``max(labels) + 1`` by default).
 
     Returns:
-      The ``k x k`` float64 matrix ``G_M``.
+      The ``k x k`` float64 matrix ``G_M`` (unit diagonal unless a class mean is zero).
+
+    Raises:
+      ValueError: naming ``z``, ``labels`` or ``k`` when it is outside its range, or the
+        first empty class.
+
+    References:
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): the
+      class-mean Gram ``G_M``; DESIGN.md sections 4 and 8 (here the means of the NORMALIZED
+      features).
     """
     z, y, k = _rows_and_k(z, labels, k)
     check_classes_present(y, k, "class_mean_gram")
@@ -106,21 +138,62 @@ def class_mean_gram(z: np.ndarray, labels: Sequence[int], k: int | None = None) 
 
 
 def of_gram(k: int) -> np.ndarray:
-    """Orthogonal frame: ``I_k``."""
+    """Gram matrix of the orthogonal frame (OF): ``I_k``.
+
+    Args:
+      k: the number of classes, an integer ``>= 1``.
+
+    Returns:
+      The ``k x k`` float64 identity.
+
+    References:
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): the OF
+      geometry of the SC loss under ReLU.
+    """
     return np.eye(k)
 
 
 def etf_gram(k: int) -> np.ndarray:
-    """Simplex ETF: ``k/(k-1) (I_k - 11^T/k)`` (unit diagonal, off-diagonal ``-1/(k-1)``)."""
+    """Gram matrix of the simplex ETF: ``k/(k-1) (I_k - 11^T/k)``.
+
+    Unit diagonal, off-diagonal ``-1/(k-1)``.
+
+    Args:
+      k: the number of classes, an integer ``>= 2`` (no check: ``k = 1`` divides by 0).
+
+    Returns:
+      The ``k x k`` float64 matrix.
+
+    References:
+      Papyan, Han, Donoho, "Prevalence of neural collapse during the terminal phase of deep
+      learning training", PNAS 2020: the simplex ETF.
+    """
     return k / (k - 1) * (np.eye(k) - np.ones((k, k)) / k)
 
 
 def delta_gm(gram: np.ndarray, target: str | np.ndarray = "of") -> float:
-    """Frobenius distance between the unit-Frobenius-norm ``gram`` and target Gram matrices.
+    """Frobenius distance between the unit-Frobenius-norm ``gram`` and target Gram matrices::
 
-    ``target`` is ``"of"``, ``"etf"`` or a ``k x k`` matrix. The value lies in ``[0, 2]``.
-    ``ValueError`` for a zero or non-finite ``gram`` (every class mean zero: no direction, so
-    no geometry) and for mismatched shapes.
+        delta_gm(G_M, T) = || G_M/||G_M||_F - G_T/||G_T||_F ||_F
+
+    Args:
+      gram: a finite, nonzero ``k x k`` matrix, ``k >= 2`` (e.g. ``class_mean_gram``).
+      target: ``"of"`` (``I_k``), ``"etf"`` (``etf_gram(k)``) or a finite nonzero ``k x k``
+        matrix.
+
+    Returns:
+      The distance (float), in ``[0, 2]``.
+
+    Raises:
+      ValueError: naming ``gram`` when it is not ``k x k`` with ``k >= 2``, or is zero or
+        non-finite (every class mean zero: no direction, so no geometry); naming ``target``
+        for an unknown name, a mismatched shape, or a zero or non-finite matrix.
+
+    References:
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): the
+      ``Delta_GM`` metric; DESIGN.md section 4.
     """
     g = np.asarray(gram, dtype=np.float64)
     if g.ndim != 2 or g.shape[0] != g.shape[1] or g.shape[0] < 2:
@@ -156,9 +229,18 @@ def nc1(z: np.ndarray, labels: Sequence[int], k: int | None = None, rcond: float
       rcond: relative cutoff of the pseudo-inverse.
 
     Returns:
-      NC1 (float, >= 0). ``ValueError`` when every class mean is the same (``Sigma_B = 0``: no
-      between-class spread to compare with, e.g. all features zero), where the pseudo-inverse
-      would give 0.
+      NC1 (float, >= 0).
+
+    Raises:
+      ValueError: when every class mean is the same (``Sigma_B = 0``: no between-class
+        spread to compare with, e.g. all features zero), where the pseudo-inverse would give
+        0; naming ``z``, ``labels`` or ``k`` when it is outside its range, or the first empty
+        class.
+
+    References:
+      Papyan, Han, Donoho, "Prevalence of neural collapse during the terminal phase of deep
+      learning training", PNAS 2020: NC1 = ``tr(Sigma_W Sigma_B^+) / C``; DESIGN.md
+      sections 4 and 8.
     """
     z, y, k = _rows_and_k(z, labels, k)
     check_classes_present(y, k, "nc1")

@@ -35,9 +35,18 @@ _EXP_RANGE = {jnp.dtype(jnp.float32): 80.0, jnp.dtype(jnp.float64): 700.0}
 
 
 def shared_shift_fits(tau: float, matmul_dtype=jnp.float32) -> bool:
-    """Whether one shared shift ``b = max ||z||^2 / tau`` keeps ``exp(S - b)`` from underflowing:
-    logits of unit rows span ``2 / tau``, which must stay inside exp's range in ``matmul_dtype``
-    (``tau > 0.025`` in float32, ``tau > 0.00286`` in float64).
+    """Whether one shared exp shift ``b = max ||z||^2 / tau`` is safe at this ``tau``.
+
+    Logits of unit rows span ``2 / tau``, which must stay inside exp's range in
+    ``matmul_dtype`` for ``exp(S - b)`` not to underflow: ``2 / tau < 80`` in float32
+    (``tau > 0.025``), ``2 / tau < 700`` in float64 (``tau > 0.00286``).
+
+    Args:
+      tau: temperature, a number ``> 0`` (not checked).
+      matmul_dtype: ``float32`` or ``float64`` (any other dtype: ``KeyError``).
+
+    Returns:
+      ``True`` when one shared shift fits, ``False`` when the row maxima are needed.
 
     >>> shared_shift_fits(0.1), shared_shift_fits(0.02)
     (True, False)
@@ -82,16 +91,42 @@ def _softmax_block(zb, z, row_offset, tau, mm_dtype, shared_shift):
 
 
 def value_and_grad(z, y, counts, tau, matmul_dtype=jnp.float32, shared_shift: bool | None = None):
-    """Full-batch SC loss and its Euclidean gradient in ``z``, rows of norm <= 1 (not re-normalized).
+    """Full-batch SC loss and its Euclidean gradient in ``z`` (rows used as given).
 
-    Uses the symmetry of ``S``: the gradient needs ONE N x N x d product ``Q Z`` besides
-    ``Z Z^T``, with ``Q = diag(w) P + (diag(w) P)^T`` built elementwise (``w_i`` = 1 when
-    anchor ``i`` has a positive), with no transposed product and no N x N transpose. Every
+    With ``S = Z Z^T / tau`` and ``P`` its row softmax over ``l != i`` (module docstring)::
+
+        dL/dZ = ( (P + P^T) Z - 2 (s_y - Z) / (n_y - 1) ) / tau
+
+    (rows of anchors without a positive dropped from ``P``). Uses the symmetry of ``S``: the
+    gradient needs ONE N x N x d product ``Q Z`` besides ``Z Z^T``, with
+    ``Q = diag(w) P + (diag(w) P)^T`` built elementwise (``w_i`` = 1 when anchor ``i`` has a
+    positive), with no transposed product and no N x N transpose. Every
     logit lies in ``[-b, b]``, ``b = max ||z_i||^2 / tau``; when ``2/tau`` fits exp's range
     (tau > 0.025 in float32) one shared shift ``b`` replaces the row maxima: one exp pass.
     ``shared_shift`` forces the choice (``shared_shift_fits(tau)``, for a traced ``tau``); by
     default it is made from a Python-number ``tau``, and a JAX-array ``tau`` uses the row maxima.
     (A run-time ``lax.cond`` between the two was 1.9-3.3x slower on the CPU: it blocks fusion.)
+
+    No argument is checked (the solver's hot path: ``ufm.core.problem.Problem`` checked them).
+
+    Args:
+      z: ``N x d`` floating rows of norm ``<= 1`` (unit rows in the solver; not
+        re-normalized), ``N >= 1``.
+      y: ``(N,)`` integer labels in ``0..k-1``, class by class or in any order.
+      counts: ``(k,)`` integer class sizes ``n_c`` matching ``y`` (a class with
+        ``n_c < 2`` has no positive: its anchors are dropped).
+      tau: temperature ``> 0``, a Python number or a (possibly traced) JAX scalar.
+      matmul_dtype: dtype of the N x N work, ``float32`` (default) or ``float64``.
+      shared_shift: ``True`` / ``False`` forces one shared exp shift / the row maxima;
+        ``None`` decides from a Python-number ``tau`` (``shared_shift_fits``).
+
+    Returns:
+      ``(loss, grad)``: the full-batch loss (0-d, ``z``'s dtype; sum convention) and
+      ``dL/dZ`` (``N x d``, ``z``'s dtype).
+
+    References:
+      Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020 (the loss); DESIGN.md
+      section 2. The gradient is derived in the module docstring.
     """
     mm = jnp.dtype(matmul_dtype)
     return _value_and_grad(z, y, counts, tau, mm, _resolve_shift(shared_shift, tau, mm))
@@ -131,7 +166,17 @@ def _value_and_grad(z, y, counts, tau, mm, shared_shift):
 
 def value_and_grad_chunked(z, y, counts, tau, chunk=512, matmul_dtype=jnp.float32,
                            shared_shift: bool | None = None):
-    """``value_and_grad`` in blocks of ``chunk`` anchor rows: memory O(chunk * N), not O(N^2)."""
+    """``value_and_grad`` in blocks of ``chunk`` anchor rows: memory O(chunk * N), not O(N^2).
+
+    Same loss and gradient (up to rounding), accumulated block by block in a ``lax.scan``.
+
+    Args:
+      z, y, counts, tau, matmul_dtype, shared_shift: as in ``value_and_grad``.
+      chunk: anchor rows per block, an integer ``>= 1`` (static: each value compiles once).
+
+    Returns:
+      ``(loss, grad)`` as in ``value_and_grad``.
+    """
     mm = jnp.dtype(matmul_dtype)
     return _value_and_grad_chunked(z, y, counts, tau, chunk, mm, _resolve_shift(shared_shift, tau, mm))
 

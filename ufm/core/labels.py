@@ -37,6 +37,23 @@ def step_counts(k: int, R: float, rho: float = 0.5, n_min: int = 5) -> np.ndarra
 
     The other ``k - round(rho*k)`` classes are majority classes with ``round(R*n_min)``
     samples; majority classes come first. ``R = 1`` is balanced. Rounding is half-up.
+
+    Args:
+      k: the number of classes, an integer ``>= 2``.
+      R: the imbalance ratio ``n_majority / n_min``, a number ``>= 1``.
+      rho: the fraction of MINORITY classes, in ``(0, 1)`` (default 0.5).
+      n_min: samples per minority class, an integer ``>= 2``.
+
+    Returns:
+      ``(k,)`` int64 counts, majority classes first.
+
+    Raises:
+      ValueError: naming ``k``, ``n_min``, ``R`` or ``rho`` when it is outside its range.
+
+    References:
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): the STEP
+      imbalance of its experiments; DESIGN.md section 1.
     """
     k, n_min = check_int("k", k, 2), check_int("n_min", n_min, 2)
     if not R >= 1:  # also NaN
@@ -52,6 +69,21 @@ def exp_counts(k: int, R: float, n_max: int) -> np.ndarray:
     """EXP (long-tail) imbalance: ``n_c = floor(n_max * R^(-c/(k-1)))`` for ``c = 0..k-1``.
 
     The smallest class has ``floor(n_max / R)`` samples (a 1e-9 slack absorbs float error).
+
+    Args:
+      k: the number of classes, an integer ``>= 2``.
+      R: the ratio ``n_max / n_min``, a number ``>= 1``.
+      n_max: samples of the largest class (class 0), an integer ``>= 2``.
+
+    Returns:
+      ``(k,)`` int64 counts, non-increasing.
+
+    Raises:
+      ValueError: naming ``k``, ``n_max`` or ``R`` when it is outside its range, or
+        ``counts`` when a class ends up with fewer than 2 samples (``floor(n_max / R) < 2``).
+
+    References:
+      DESIGN.md section 1.
     """
     k, n_max = check_int("k", k, 2), check_int("n_max", n_max, 2)
     if not R >= 1:  # also NaN
@@ -65,8 +97,16 @@ def exp_counts(k: int, R: float, n_max: int) -> np.ndarray:
 def check_counts(counts: Sequence[int]) -> np.ndarray:
     """Validate class counts; return them as an int64 array.
 
-    ``ValueError`` naming ``counts`` unless it is a 1-D list of ``k >= 2`` integers, each
-    ``>= 2`` (a class needs a positive). Integral floats (``2.0``) are accepted as counts.
+    Args:
+      counts: a 1-D list of ``k >= 2`` integers, each ``>= 2`` (a class needs a positive).
+        Integral floats (``2.0``) are accepted as counts.
+
+    Returns:
+      ``(k,)`` int64 counts.
+
+    Raises:
+      ValueError: naming ``counts`` for anything else (not 1-D, fewer than 2 classes, a
+        non-integer or a count below 2).
 
     >>> check_counts([3, 2.0]).tolist()
     [3, 2]
@@ -91,7 +131,22 @@ def check_counts(counts: Sequence[int]) -> np.ndarray:
 
 
 def labels_from_counts(counts: Sequence[int]) -> np.ndarray:
-    """Labels ``[0]*n_0 + [1]*n_1 + ...`` (int32)."""
+    """Labels in class order: ``[0]*n_0 + [1]*n_1 + ...`` (int32).
+
+    Args:
+      counts: a non-empty 1-D sequence of non-negative integers (an integer dtype; a class
+        with count 0 gets no label).
+
+    Returns:
+      ``(N,)`` int32 labels, ``N = sum(counts)``.
+
+    Raises:
+      ValueError: naming ``counts`` unless it is a non-empty 1-D sequence of non-negative
+        integers (``ufm.core.checks.check_nonneg_ints``).
+
+    >>> labels_from_counts([2, 1]).tolist()
+    [0, 0, 1]
+    """
     counts = check_nonneg_ints("counts", counts)
     return np.repeat(np.arange(counts.size, dtype=np.int32), counts)
 
@@ -107,6 +162,10 @@ def counts_from_labels(labels: Sequence[int], k: int | None = None) -> np.ndarra
 
     Returns:
       ``(k,)`` int64 counts.
+
+    Raises:
+      ValueError: naming ``labels`` (not 1-D non-negative integers, a skipped class without
+        ``k``, a label ``>= k``) or ``k`` (not an integer ``>= 1``).
 
     >>> counts_from_labels([0, 2, 2], k=4).tolist()
     [1, 0, 2, 0]

@@ -32,8 +32,17 @@ __all__ = ["scl_loss", "gram_loss", "normalize", "pad_batches"]
 
 
 def normalize(h: jax.Array) -> jax.Array:
-    """Rows of ``h`` scaled to unit norm; a zero row stays zero with a zero gradient (no NaN),
-    while a row holding NaN or inf stays NaN (a diverged network shows in the loss)."""
+    """Rows of ``h`` scaled to unit norm: ``z_i = h_i / ||h_i||``.
+
+    A zero row stays zero with a zero gradient (no NaN), while a row holding NaN or inf stays
+    NaN (a diverged network shows in the loss). Jit-able and differentiable.
+
+    Args:
+      h: a floating array of rows along the last axis (e.g. ``N x d`` embeddings).
+
+    Returns:
+      An array of ``h``'s shape and dtype whose rows have norm 1 (or are zero).
+    """
     sq = jnp.sum(h * h, axis=-1, keepdims=True)
     zero = sq == 0
     # double where: the rsqrt never sees 0, so neither its value nor its derivative overflows
@@ -44,13 +53,21 @@ def pad_batches(batches: Sequence[Sequence[int]] | np.ndarray | jax.Array,
                 n: int | None = None) -> np.ndarray | jax.Array:
     """Batches as one ``(n_batches, max_size)`` int array padded with -1.
 
-    Accepts a list of index lists (each 1-D, integers, no -1 there) or an already padded 2-D
-    integer array (NumPy or JAX; -1 marks an empty slot). ``ValueError`` naming ``batches``
-    for anything else: no batch, a 1-D array, non-integer (e.g. float) indices, and, with
-    ``n`` (the number of rows), an index outside ``[0, n)`` (JAX would clamp an out-of-range
-    gather index silently); see ``ufm.core.checks.check_batch_indices``. A traced JAX array (inside
-    ``jit``) has no values to check: only its shape is checked and it is returned as is
-    (traced values are not checked).
+    Args:
+      batches: a list of index lists (each 1-D, integers, no -1 there) or an already padded
+        2-D integer array (NumPy or JAX; -1 marks an empty slot).
+      n: the number of rows the indices refer to: every index must lie in ``[0, n)`` (JAX
+        would clamp an out-of-range gather index silently). ``None``: only negative indices
+        are rejected.
+
+    Returns:
+      The padded ``(n_batches, max_size)`` int64 NumPy array. A traced JAX array (inside
+      ``jit``) has no values to check: only its shape is checked and it is returned as is.
+
+    Raises:
+      ValueError: naming ``batches`` for no batch, a 1-D array, non-integer (e.g. float)
+        indices and an index outside ``[0, n)`` (``ufm.core.checks.check_batch_indices``); for
+        a traced array, a shape other than 2-D.
 
     >>> pad_batches([[0, 1, 2], [3]], n=4).tolist()
     [[0, 1, 2], [3, -1, -1]]
@@ -124,7 +141,7 @@ def scl_loss(
     reduction: str = "sum",
     num_classes: int | None = None,
 ) -> jax.Array:
-    """SC loss of embeddings ``h`` (N x d) with integer ``labels`` (N,), sum convention::
+    """Supervised contrastive loss of embeddings ``h`` (N x d), sum convention::
 
         L = sum_B sum_{i in B, n_{B,y_i} >= 2} 1/(n_{B,y_i} - 1) sum_{j in B, j != i, y_j = y_i}
             -log( exp(<z_i, z_j>/tau) / sum_{l in B, l != i} exp(<z_i, z_l>/tau) )
@@ -141,22 +158,33 @@ def scl_loss(
         the full batch. Each batch's loss is summed.
       normalize: project rows onto the unit sphere first.
       reduction: ``"sum"`` (theory convention) or ``"mean"`` (per anchor with a positive).
-      num_classes: the number of classes; give it to allow classes absent from ``labels``
-        (e.g. a mini-batch that misses some classes).
+      num_classes: the number of classes, an integer ``>= 1``; give it to allow classes
+        absent from ``labels`` (e.g. a mini-batch that misses some classes).
 
     Returns:
-      The loss, a 0-d JAX array.
+      The loss, a 0-d JAX array (``>= 0``; an integer ``h`` is cast to float32 first).
 
-    Checks (``ValueError`` naming the argument, before any JAX computation): ``tau`` a
-    finite number > 0 (a Python number or a 0-d NumPy / concrete JAX array); ``labels`` a
-    1-D integer array (floats, bools and strings are rejected, even integral floats), one per
-    row, in ``0..k-1`` with every class present unless ``num_classes`` is given (then labels
-    must be ``< num_classes`` and absent classes are fine: the loss only compares labels);
-    ``batches`` integer indices in ``[0, N)`` (-1 pads only in the padded 2-D form). Traced
-    values are not checked: inside ``jit`` / ``grad`` / ``vmap`` a traced ``tau``, ``labels``
-    or ``batches`` has no value, so only shapes are checked and, e.g., a traced ``tau <= 0``
-    gives NaN or a meaningless number. Check such values before tracing (or close over
-    concrete ones, which are checked once at trace time).
+    Raises:
+      ValueError: naming the argument, before any JAX computation: ``h`` not ``N x d`` with
+        ``N, d >= 1``; ``tau`` not a finite number > 0 (a Python number or a 0-d NumPy /
+        concrete JAX array); ``labels`` not a 1-D integer array (floats, bools and strings are
+        rejected, even integral floats) with one label per row in ``0..k-1`` and every class
+        present unless ``num_classes`` is given (then labels must be ``< num_classes`` and
+        absent classes are fine: the loss only compares labels); ``batches`` not integer
+        indices in ``[0, N)`` (-1 pads only in the padded 2-D form); ``reduction`` not
+        ``"sum"`` or ``"mean"``; ``num_classes`` not an integer ``>= 1``.
+
+    Traced values are not checked: inside ``jit`` / ``grad`` / ``vmap`` a traced ``tau``,
+    ``labels`` or ``batches`` has no value, so only shapes are checked and, e.g., a traced
+    ``tau <= 0`` gives NaN or a meaningless number. Check such values before tracing (or close
+    over concrete ones, which are checked once at trace time).
+
+    References:
+      Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020 (the loss, ``L^sup_out``);
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960) (the sum
+      convention of its theory, no ``tau/base_tau`` factor);
+      DESIGN.md section 2.
     """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
@@ -192,20 +220,28 @@ def gram_loss(
     batches: Sequence[Sequence[int]] | np.ndarray | jax.Array | None = None,
     num_classes: int | None = None,
 ) -> jax.Array:
-    """The SC loss (sum convention) as a function of the Gram matrix ``G = Z Z^T`` (N x N).
+    """The SC loss (sum convention) as a function of the Gram matrix ``G = Z Z^T`` (N x N)::
+
+        L(G) = sum_B sum_{i in B, n_{B,y_i} >= 2} [ logsumexp_{l in B, l != i} G_il/tau
+               - 1/(n_{B,y_i} - 1) sum_{j in B, j != i, y_j = y_i} G_ij/tau ]
 
     Convex in ``G``: ``scl_loss(z, ...) == gram_loss(z @ z.T, ...)`` for unit rows. The
     diagonal of ``G`` does not enter (self-pairs are excluded). Used by the certificates.
 
     Args:
-      g: the N x N Gram matrix (N >= 1).
+      g: the N x N Gram matrix (N >= 1); any real symmetric matrix (entries are used as given).
       labels, tau, batches, num_classes: as in ``scl_loss``.
 
     Returns:
-      The loss, a 0-d JAX array.
+      The loss, a 0-d JAX array (sum convention; no ``reduction`` here).
 
-    Checks as in ``scl_loss`` (``ValueError`` naming ``g``, ``tau``, ``labels`` or
-    ``batches``); traced values are not checked (only shapes are, inside ``jit`` / ``grad``).
+    Raises:
+      ValueError: as in ``scl_loss``, naming ``g`` (not ``N x N`` with ``N >= 1``), ``tau``,
+        ``labels``, ``batches`` or ``num_classes``; traced values are not checked (only shapes
+        are, inside ``jit`` / ``grad``).
+
+    References:
+      DESIGN.md sections 2 and 5 (the loss through ``G``, its convexity, the relaxation).
     """
     g = jnp.asarray(g)
     if g.ndim != 2 or g.shape[0] != g.shape[1]:

@@ -42,6 +42,9 @@ class Problem:
       nonneg: the ReLU constraint ``Z >= 0`` (UFM+).
       d: embedding dimension >= 1.
       batching: a ``Batching`` over the samples in class order, or ``None`` (full batch).
+
+    References:
+      DESIGN.md sections 1-3 (labels, the loss, UFM and UFM+).
     """
 
     counts: np.ndarray
@@ -57,14 +60,17 @@ class Problem:
 
         Args:
           counts: samples per class (k >= 2 classes, each >= 2), samples in class order.
-          tau: temperature > 0.
-          nonneg: UFM+ (ReLU).
-          d: embedding dimension (default ``k``).
+          tau: temperature, a finite number > 0.
+          nonneg: UFM+ (ReLU), ``True`` or ``False``.
+          d: embedding dimension, an integer >= 1 (default ``k``).
           batches: ``None`` (full batch), a ``Batching``, a list of index lists or a padded
             2-D int array over the ``N`` samples in class order.
 
         Returns:
-          The ``Problem``; ``ValueError`` naming the first bad argument and its range.
+          The ``Problem``.
+
+        Raises:
+          ValueError: naming the first bad argument and its range.
         """
         counts = check_counts(counts)
         tau = check_tau(tau)
@@ -81,10 +87,23 @@ class Problem:
                     num_classes: int | None = None) -> tuple["Problem", np.ndarray]:
         """A problem from labels in any order (e.g. a batches.json).
 
-        Returns ``(problem, order)``: the problem's samples are the labels sorted by class
-        (stable), and ``order[j]`` is the original index of the problem's sample ``j``, so
-        ``z_original[order] = z_problem``. ``batches`` index the ORIGINAL samples; they are
-        renumbered into class order once here.
+        The problem's samples are the labels sorted by class (stable). ``batches`` index the
+        ORIGINAL samples; they are renumbered into class order once here.
+
+        Args:
+          labels: class of each sample, integers ``0..k-1`` (every class present unless
+            ``num_classes`` is given; each class needs >= 2 samples).
+          tau, nonneg, d: as for ``create``.
+          batches: ``None`` (full batch) or batches over the ORIGINAL sample indices.
+          num_classes: the number of classes, an integer >= 1 (``None``: ``max(labels) + 1``).
+
+        Returns:
+          ``(problem, order)``: ``order[j]`` is the original index of the problem's sample
+          ``j``, so ``z_original[order] = z_problem``.
+
+        Raises:
+          ValueError: naming the first bad argument (``labels``, ``num_classes``, ``counts``
+            for a class with fewer than 2 samples, ``tau``, ``nonneg``, ``d``, ``batches``).
 
         >>> p, order = Problem.from_labels([1, 0, 1, 0], batches=[[0, 1], [2, 3]])
         >>> p.counts.tolist(), order.tolist(), p.batching.to_lists()
@@ -124,11 +143,26 @@ class Problem:
         return self.batching is not None
 
     def with_tau(self, tau: float) -> "Problem":
-        """The same problem at another temperature (checked)."""
+        """The same problem at another temperature.
+
+        Args:
+          tau: the new temperature, a finite number > 0.
+
+        Returns:
+          A new ``Problem`` (the other fields shared).
+
+        Raises:
+          ValueError: naming ``tau`` when it is outside its range.
+        """
         return replace(self, tau=check_tau(tau))
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-able configuration (counts, tau, nonneg, d, number of batches)."""
+        """The JSON-able configuration.
+
+        Returns:
+          ``{"counts", "k", "n_samples", "tau", "nonneg", "d", "batches"}`` (``batches``: the
+          number of batches, ``None`` for the full batch).
+        """
         return {"counts": self.counts.tolist(), "k": self.k, "n_samples": self.n_samples,
                 "tau": self.tau, "nonneg": self.nonneg, "d": self.d,
                 "batches": None if self.batching is None else len(self.batching)}
@@ -136,9 +170,24 @@ class Problem:
 
 def as_problem(counts: Sequence[int] | Problem, *, tau: float | None, nonneg: bool | None,
                d: int | None = None, batches: Any = None) -> Problem:
-    """``counts`` if it is a ``Problem`` already (then the other arguments must be ``None``: a
-    problem is validated once and not re-checked), else ``Problem.create`` of the arguments
-    (``tau`` and ``nonneg`` required).
+    """``counts`` if it is a ``Problem`` already, else ``Problem.create`` of the arguments.
+
+    A problem is validated once and not re-checked.
+
+    Args:
+      counts: a ``Problem`` (then every other argument must be ``None``), or samples per
+        class as for ``Problem.create``.
+      tau: temperature > 0, required with counts.
+      nonneg: UFM+ (ReLU), required with counts.
+      d: embedding dimension (default ``k``).
+      batches: as for ``Problem.create``.
+
+    Returns:
+      The ``Problem``.
+
+    Raises:
+      ValueError: for a ``Problem`` together with other arguments, counts without ``tau``
+        or ``nonneg``, or a bad argument (``Problem.create``).
 
     >>> p = as_problem([2, 2], tau=1.0, nonneg=True)
     >>> as_problem(p, tau=None, nonneg=None) is p

@@ -43,18 +43,63 @@ __all__ = ["CEResult", "ce_loss", "ce_lower_bound", "ce_weight_radius", "ce_opti
 
 
 def ce_loss(z: jax.Array, w: jax.Array, labels: jax.Array) -> jax.Array:
-    """Mean cross-entropy ``1/N sum_i -log softmax(W z_i)_{y_i}`` (log-sum-exp safe)."""
+    """Mean cross-entropy ``1/N sum_i -log softmax(W z_i)_{y_i}`` (log-sum-exp safe).
+
+    Args:
+      z: ``N x d`` features.
+      w: ``k x d`` class weights (no bias).
+      labels: ``(N,)`` integer labels in ``0..k-1`` (not checked).
+
+    Returns:
+      The mean cross-entropy, a 0-d JAX array.
+
+    References:
+      Graf, Hofer, Niethammer, Kwitt, "Dissecting Supervised Contrastive Learning",
+      ICML 2021 (CE under the unconstrained features model).
+    """
     logits = z @ w.T
     return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(logits, labels[:, None], 1)[:, 0])
 
 
 def ce_lower_bound(k: int, rho_z: float, w_fro: float) -> float:
-    """``log(1 + (K-1) exp(-rho_Z sqrt(K)/(K-1) ||W||_F))``: CE's minimum at fixed ``||W||_F``."""
+    """CE's minimum over ``||z_i|| <= rho_Z`` at fixed ``||W||_F`` (balanced classes)::
+
+        log(1 + (K-1) exp(-rho_Z sqrt(K)/(K-1) ||W||_F))
+
+    Args:
+      k: the number of classes ``K``, an integer ``>= 2`` (not checked).
+      rho_z: the feature radius ``rho_Z > 0``.
+      w_fro: ``||W||_F >= 0``.
+
+    Returns:
+      The bound (float); attained at collapse onto an ETF with the weights on the aligned ETF.
+
+    References:
+      Graf, Hofer, Niethammer, Kwitt, "Dissecting Supervised Contrastive Learning",
+      ICML 2021 (the CE lower bound and its equality case).
+    """
     return math.log1p((k - 1) * math.exp(-rho_z * math.sqrt(k) / (k - 1) * w_fro))
 
 
 def ce_weight_radius(k: int, rho_z: float, lam: float) -> float:
-    """Root ``r_W`` of ``2 lam r (exp(K/(K-1) rho_Z r) + K - 1) - rho_Z = 0`` (unique, > 0)."""
+    """Root ``r_W`` of ``2 lam r (exp(K/(K-1) rho_Z r) + K - 1) - rho_Z = 0`` (unique, > 0).
+
+    The weight-row norm of the L2-regularized CE optimum (balanced classes).
+
+    Args:
+      k: the number of classes ``K``, ``>= 2``.
+      rho_z: the feature radius ``rho_Z > 0``.
+      lam: the L2 weight ``lam > 0`` on ``||W||_F^2``.
+
+    Returns:
+      ``r_W`` (float), found by Brent's method to about machine precision.
+
+    Raises:
+      ValueError: unless ``k >= 2``, ``rho_z > 0`` and ``lam > 0``.
+
+    References:
+      DESIGN.md section 4 (minimizing ``ce_lower_bound`` plus ``lam K r^2`` over ``r``).
+    """
     if k < 2 or rho_z <= 0 or lam <= 0:
         raise ValueError("need k >= 2, rho_z > 0 and lam > 0")
 
@@ -66,14 +111,40 @@ def ce_weight_radius(k: int, rho_z: float, lam: float) -> float:
 
 
 def ce_optimum(k: int, rho_z: float, lam: float) -> float:
-    """Optimal value ``log(1 + (K-1) e^{-K/(K-1) rho_Z r_W}) + lam K r_W^2`` (balanced)."""
+    """Optimal value ``log(1 + (K-1) e^{-K/(K-1) rho_Z r_W}) + lam K r_W^2`` (balanced).
+
+    Args:
+      k: the number of classes ``K``, ``>= 2``.
+      rho_z: the feature radius ``rho_Z > 0``.
+      lam: the L2 weight ``lam > 0``.
+
+    Returns:
+      The minimum of ``CE(Z, W) + lam ||W||_F^2`` (float), ``r_W = ce_weight_radius(...)``.
+
+    Raises:
+      ValueError: unless ``k >= 2``, ``rho_z > 0`` and ``lam > 0``.
+
+    References:
+      Graf, Hofer, Niethammer, Kwitt, "Dissecting Supervised Contrastive Learning",
+      ICML 2021 (the bound); DESIGN.md section 4.
+    """
     r = ce_weight_radius(k, rho_z, lam)
     return ce_lower_bound(k, rho_z, math.sqrt(k) * r) + lam * k * r * r
 
 
 @dataclass
 class CEResult:
-    """Solution of the regularized CE problem: features, weights and their summaries."""
+    """Solution of the regularized CE problem: features, weights and their summaries.
+
+    Attributes:
+      z: ``N x d`` features of norm ``rho_Z``.
+      w: ``k x d`` class weights.
+      labels: class of each row of ``z`` (class by class).
+      loss: ``CE + lam ||W||_F^2``.
+      ce: the cross-entropy alone.
+      r_w: mean row norm of ``W``.
+      steps: L-BFGS iterations taken.
+    """
 
     z: np.ndarray
     w: np.ndarray
@@ -95,6 +166,28 @@ def solve_ce(
     tol: float = 1e-10,
 ) -> CEResult:
     """Minimize ``CE(Z, W) + lam ||W||_F^2`` over ``||z_i|| = rho_Z`` and ``W`` (float64).
+
+    Args:
+      counts: samples per class, each >= 2 (labels laid out class by class).
+      d: feature dimension, ``>= 1``.
+      rho_z: feature radius ``> 0``.
+      lam: L2 weight on ``W``, ``> 0``.
+      seed: seeds the Gaussian start (``jax.random.PRNGKey(seed)``).
+      steps: L-BFGS iteration cap.
+      tol: stop when the gradient norm is at most this.
+
+    Returns:
+      ``CEResult``.
+
+    Raises:
+      ValueError: naming ``counts`` when it is outside its range; otherwise unless
+        ``d >= 1``, ``rho_z > 0`` and ``lam > 0``.
+
+    References:
+      Graf, Hofer, Niethammer, Kwitt, "Dissecting Supervised Contrastive Learning",
+      ICML 2021 (the problem);
+      Nocedal and Wright, "Numerical Optimization", 2nd ed., Springer 2006: L-BFGS
+      (section 7.2) with a zoom line search (chapter 3).
 
     >>> res = solve_ce([5, 5, 5], d=3, rho_z=1.0, lam=0.01)
     >>> abs(res.loss - ce_optimum(3, 1.0, 0.01)) < 1e-8

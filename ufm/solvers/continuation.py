@@ -29,11 +29,25 @@ __all__ = ["solve_path", "path_summary"]
 
 def solve_path(counts: Sequence[int], taus: Sequence[float], *, init: np.ndarray | None = None,
                **kwargs: Any) -> list[SolveResult]:
-    """``[solve(counts, tau=t, init=z_prev, **kwargs) for t in taus]`` with ``z_prev`` the
+    """Solve along a temperature path, each solve warm-started from the previous solution.
+
+    ``[solve(counts, tau=t, init=z_prev, **kwargs) for t in taus]`` with ``z_prev`` the
     previous result's ``z`` (``init`` for the first; by default a random start from ``seed``).
 
-    ``kwargs`` are ``ufm.solve``'s (``d``, ``nonneg``, ``seed``, ``batches``, ``method``,
-    ``config``, ``progress``). Returns one ``SolveResult`` per temperature, in order.
+    Args:
+      counts: samples per class (each >= 2; samples in class order).
+      taus: one or more temperatures, each a finite number > 0; decreasing from a
+        temperature where the geometry is pinned (module docstring).
+      init: warm start of the first solve, an ``N x d`` array, or ``None``.
+      **kwargs: ``ufm.solve``'s (``d``, ``nonneg``, ``seed``, ``batches``, ``method``,
+        ``config``, ``progress``).
+
+    Returns:
+      One ``SolveResult`` per temperature, in order.
+
+    Raises:
+      ValueError: naming ``tau`` for a bad temperature, ``taus`` when it is empty, or
+        whatever ``ufm.solve`` rejects.
     """
     taus = [check_tau(t) for t in taus]
     if not taus:
@@ -48,9 +62,20 @@ def solve_path(counts: Sequence[int], taus: Sequence[float], *, init: np.ndarray
 
 
 def path_summary(results: Sequence[SolveResult]) -> list[dict[str, Any]]:
-    """One small dict per temperature: tau, loss, gap, status, Delta_GM, sensitivity, steps,
-    seconds (solve and compile: tau is an argument of the compiled solver, so later
-    temperatures of a path reuse the first one's compilation) and the warnings."""
+    """One small dict per temperature, for a path report.
+
+    Holds tau, loss, gap, status, Delta_GM, sensitivity, steps, seconds (solve and compile:
+    tau is an argument of the compiled solver, so later temperatures of a path reuse the
+    first one's compilation) and the warnings.
+
+    Args:
+      results: a sequence of ``SolveResult``, e.g. from ``solve_path``.
+
+    Returns:
+      A list of dicts with keys ``tau``, ``loss``, ``rel_gap``, ``status``,
+      ``delta_gm_of``, ``delta_gm_etf``, ``cosine_sensitivity``, ``steps``,
+      ``solve_seconds``, ``compile_seconds``, ``warnings``.
+    """
     return [{
         "tau": r.config["tau"],
         "loss": r.loss,

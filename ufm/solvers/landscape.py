@@ -149,7 +149,18 @@ def local_runs(
     batches: Sequence[Sequence[int]] | None = None,
     gtol: float = DEFAULT_GTOL,
 ) -> list[LocalRun]:
-    """``local_run`` for every seed in ``seeds`` (one compilation for all)."""
+    """``local_run`` for every seed in ``seeds`` (one compilation for all).
+
+    Args:
+      counts, d, tau, nonneg, steps, batches, gtol: as for ``local_run``.
+      seeds: the seeds, one run each (run one after the other).
+
+    Returns:
+      One ``LocalRun`` per seed, in order.
+
+    Raises:
+      ValueError: as for ``local_run``.
+    """
     return [local_run(counts, d=d, tau=tau, nonneg=nonneg, seed=s, steps=steps, batches=batches, gtol=gtol)
             for s in seeds]
 
@@ -172,14 +183,25 @@ def local_run(
     """One plain local run from the Gaussian start of ``seed`` (see the module docstring).
 
     Args:
-      counts: samples per class (labels laid out class by class).
-      d: embedding dimension.
-      tau: temperature.
+      counts: samples per class, each >= 2 (labels laid out class by class).
+      d: embedding dimension, an integer >= 1.
+      tau: temperature, a finite number > 0.
       nonneg: add the ReLU constraint ``Z >= 0`` (projected gradient); else L-BFGS on the sphere.
-      seed: the start ``h_0 ~ N(0, I)``.
-      steps: iteration cap.
+      seed: the start ``h_0 ~ N(0, I)`` (``jax.random.PRNGKey(seed)``), an integer.
+      steps: iteration cap, an integer >= 0.
       batches: list of index lists (default: the full batch).
-      gtol: stop when the stationarity residual's Frobenius norm is at most this.
+      gtol: stop when the stationarity residual's Frobenius norm is at most this (>= 0).
+
+    Returns:
+      ``LocalRun``: the end point, its loss, the steps taken and its residual norm.
+
+    Raises:
+      ValueError: naming ``counts``, ``tau``, ``d`` or ``batches`` when it is outside its
+        range.
+
+    References:
+      Nocedal and Wright, "Numerical Optimization", 2nd ed., Springer 2006: L-BFGS
+      (section 7.2) with a zoom line search (chapter 3); the KKT conditions (chapter 12).
     """
     counts, labels, d, tau, key, shape = _prepare(counts, d, tau, batches)
     with jax.enable_x64(True):

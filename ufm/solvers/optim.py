@@ -71,7 +71,24 @@ ValueAndGrad = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
 
 
 def kkt_residual(z: jax.Array, g: jax.Array, nonneg: bool) -> jax.Array:
-    """Stationarity residual at unit rows ``z`` with Euclidean gradient ``g`` (module doc, 3)."""
+    """Stationarity residual at unit rows ``z`` with Euclidean gradient ``g`` (module doc, 3).
+
+    With ``lambda_i = <g_i, z_i>``: ``r_i = g_i - lambda_i z_i`` on the sphere; under
+    ``nonneg``, ``r_ij = g_ij - lambda_i z_ij`` where ``z_ij > 0`` and ``min(g_ij, 0)`` where
+    ``z_ij = 0``. Zero exactly at a first-order (KKT) point.
+
+    Args:
+      z: ``N x d`` unit rows (non-negative under ``nonneg``).
+      g: ``N x d`` Euclidean gradient ``dL/dZ`` at ``z``.
+      nonneg: the constraint set ``{Z >= 0, unit rows}`` (``True``) or unit rows (``False``).
+
+    Returns:
+      The ``N x d`` residual.
+
+    References:
+      Nocedal and Wright, "Numerical Optimization", 2nd ed., Springer 2006, chapter 12
+      (first-order optimality conditions).
+    """
     lam = jnp.sum(g * z, axis=1, keepdims=True)
     tangent = g - lam * z
     if not nonneg:
@@ -80,13 +97,29 @@ def kkt_residual(z: jax.Array, g: jax.Array, nonneg: bool) -> jax.Array:
 
 
 def residual_norm(z: jax.Array, g: jax.Array, nonneg: bool) -> jax.Array:
-    """Frobenius norm of ``kkt_residual(z, g, nonneg)``."""
+    """Frobenius norm of ``kkt_residual(z, g, nonneg)``.
+
+    Args:
+      z, g, nonneg: as for ``kkt_residual``.
+
+    Returns:
+      The norm, a 0-d array (``>= 0``).
+    """
     return jnp.linalg.norm(kkt_residual(z, g, nonneg))
 
 
 def sphere_residual_norm(h: jax.Array, grad_h: jax.Array) -> jax.Array:
-    """Frobenius norm of the Riemannian gradient at ``z = h/||h||`` from ``df/dh`` of
-    ``f(h) = L(h/||h||)``: ``r_i = ||h_i|| df/dh_i``."""
+    """Frobenius norm of the Riemannian gradient at ``z = h/||h||`` from ``df/dh``.
+
+    For ``f(h) = L(h/||h||)``: ``r_i = ||h_i|| df/dh_i``, read off the L-BFGS state at no cost.
+
+    Args:
+      h: ``N x d`` rows with nonzero norms.
+      grad_h: ``df/dh`` at ``h`` (``N x d``).
+
+    Returns:
+      ``||r||_F``, a 0-d array (equal to ``residual_norm(z, g, False)``).
+    """
     return jnp.linalg.norm(jnp.linalg.norm(h, axis=1, keepdims=True) * grad_h)
 
 
@@ -94,8 +127,18 @@ def sphere_residual_norm(h: jax.Array, grad_h: jax.Array) -> jax.Array:
 
 
 def sphere_loss(vg: ValueAndGrad) -> Callable[[jax.Array], jax.Array]:
-    """``f(h) = L(normalize(h))`` from ``vg(z) = (L(z), dL/dZ)`` at unit rows, with the tangent
-    gradient ``(g - <g, z> z)/||h||`` per row as its custom VJP."""
+    """``f(h) = L(normalize(h))`` with the tangent gradient as its custom VJP.
+
+    Per row, ``df/dh_i = (g_i - <g_i, z_i> z_i) / ||h_i||`` with ``z = h/||h||`` and
+    ``g = dL/dZ`` from ``vg`` (one ``vg`` call gives both value and gradient).
+
+    Args:
+      vg: ``vg(z) -> (L(z), dL/dZ)`` at unit rows ``z`` (``N x d``).
+
+    Returns:
+      ``f``, differentiable once in reverse mode (``jax.grad`` / ``value_and_grad``); rows of
+      ``h`` must be nonzero.
+    """
 
     @jax.custom_vjp
     def f(h):
@@ -115,8 +158,13 @@ def sphere_loss(vg: ValueAndGrad) -> Callable[[jax.Array], jax.Array]:
 
 
 class LBFGSState(NamedTuple):
-    """Iterate of ``lbfgs_step``: the parameters (a pytree) and the ``optax.lbfgs`` state, which
-    holds the value and gradient at ``params`` (``lbfgs_value``, ``lbfgs_grad``)."""
+    """Iterate of ``lbfgs_step``.
+
+    Attributes:
+      params: the parameters (a pytree).
+      opt_state: the ``optax.lbfgs`` state, which holds the value and gradient at ``params``
+        (``lbfgs_value``, ``lbfgs_grad``).
+    """
 
     params: Any
     opt_state: Any
@@ -128,14 +176,36 @@ def _strong(tree):
 
 
 def lbfgs_init(opt: optax.GradientTransformationExtraArgs, f: Callable, params) -> LBFGSState:
-    """State at ``params`` with ``f``'s value and gradient there stored for the first step."""
+    """State at ``params`` with ``f``'s value and gradient there stored for the first step.
+
+    Args:
+      opt: an ``optax.lbfgs(...)`` transformation.
+      f: the objective, a scalar function of ``params`` (differentiable by ``jax.grad``).
+      params: the start (a pytree).
+
+    Returns:
+      The ``LBFGSState`` at ``params``.
+    """
     value, grad = jax.value_and_grad(f)(params)
     state = optax.tree_utils.tree_set(opt.init(params), value=value, grad=grad)
     return LBFGSState(params, _strong(state))
 
 
 def lbfgs_step(opt: optax.GradientTransformationExtraArgs, f: Callable, state: LBFGSState) -> LBFGSState:
-    """One L-BFGS iteration (direction, zoom line search, update) on ``f``."""
+    """One L-BFGS iteration (direction, zoom line search, update) on ``f``.
+
+    Args:
+      opt: the ``optax.lbfgs(...)`` transformation ``state`` was built with.
+      f: the objective (as for ``lbfgs_init``).
+      state: the current ``LBFGSState``.
+
+    Returns:
+      The next ``LBFGSState`` (its value and gradient stored by the line search).
+
+    References:
+      Nocedal and Wright, "Numerical Optimization", 2nd ed., Springer 2006: L-BFGS
+      (section 7.2) and the zoom line search for the Wolfe conditions (chapter 3).
+    """
     params, opt_state = state
     value, grad = optax.value_and_grad_from_state(f)(params, state=opt_state)
     updates, opt_state = opt.update(grad, opt_state, params, value=value, grad=grad, value_fn=f)
@@ -143,12 +213,26 @@ def lbfgs_step(opt: optax.GradientTransformationExtraArgs, f: Callable, state: L
 
 
 def lbfgs_value(state: LBFGSState) -> jax.Array:
-    """``f(state.params)`` (stored by the line search)."""
+    """``f(state.params)`` (stored by the line search).
+
+    Args:
+      state: an ``LBFGSState``.
+
+    Returns:
+      The value, a 0-d array.
+    """
     return optax.tree_utils.tree_get(state.opt_state, "value")
 
 
 def lbfgs_grad(state: LBFGSState):
-    """``grad f(state.params)`` (stored by the line search)."""
+    """``grad f(state.params)`` (stored by the line search).
+
+    Args:
+      state: an ``LBFGSState``.
+
+    Returns:
+      The gradient, a pytree like ``state.params``.
+    """
     return optax.tree_utils.tree_get(state.opt_state, "grad")
 
 
@@ -156,8 +240,15 @@ def lbfgs_grad(state: LBFGSState):
 
 
 class PGState(NamedTuple):
-    """Iterate of ``pg_step``: ``x`` (value ``fx``, gradient ``gx``), the previous iterate, the
-    point ``y`` the next trial steps from (``fy``, ``gy``), the FISTA ``t`` and the step ``a``."""
+    """Iterate of ``pg_step``.
+
+    Attributes:
+      x, fx, gx: the current iterate, its loss and Euclidean gradient.
+      x_prev: the previous iterate (for the momentum).
+      y, fy, gy: the point the next trial steps from, its loss and gradient.
+      t: the FISTA momentum parameter (1: no momentum).
+      a: the step size.
+    """
 
     x: jax.Array
     fx: jax.Array
@@ -171,7 +262,16 @@ class PGState(NamedTuple):
 
 
 def pg_init(vg: ValueAndGrad, z: jax.Array, a0) -> PGState:
-    """State at ``P(z)`` (projected onto {z >= 0, unit rows}) with step ``a0``, no momentum."""
+    """State at ``P(z)`` (projected onto {z >= 0, unit rows}) with step ``a0``, no momentum.
+
+    Args:
+      vg: ``vg(z) -> (L(z), dL/dZ)``.
+      z: ``N x d`` start (any real rows; projected first).
+      a0: the first step size, ``> 0``.
+
+    Returns:
+      The ``PGState`` (``t = 1``, ``y = x_prev = x``).
+    """
     x = project_orthant_sphere(z)
     fx, gx = vg(x)
     one = jnp.ones((), dtype=x.dtype)
@@ -184,8 +284,30 @@ def _t_next(t):
 
 def pg_step(vg: ValueAndGrad, s: PGState, *, momentum: bool = True, growth: float = 1.25,
             slack: float = 1e-12, a_max: float = float("inf")) -> tuple[PGState, jax.Array]:
-    """One trial of the (accelerated) projected gradient (module doc, 2); returns the new state
-    and the event code (``ACCEPT``, ``RESTART``, ``BACKTRACK`` or ``VANISHED``)."""
+    """One trial of the (accelerated) projected gradient (module doc, 2).
+
+    The trial ``z = P(y - a g(y))`` is accepted when
+    ``L(z) <= L(y) + <g(y), z - y> + ||z - y||^2/(2a) + slack |L(y)|`` and ``L(z) <= L(x)``.
+
+    Args:
+      vg: ``vg(z) -> (L(z), dL/dZ)``.
+      s: the current ``PGState``.
+      momentum: FISTA extrapolation (``False``: plain projected gradient, ``y = x``).
+      growth: step growth factor after an accepted trial, ``>= 1``.
+      slack: relative slack of the sufficient-decrease test, ``>= 0``.
+      a_max: the largest step, ``> 0``.
+
+    Returns:
+      ``(state, event)``: the new ``PGState`` and the event code (``ACCEPT``, ``RESTART``,
+      ``BACKTRACK`` or ``VANISHED``).
+
+    References:
+      Beck and Teboulle, "A Fast Iterative Shrinkage-Thresholding Algorithm for Linear
+      Inverse Problems", SIAM J. Imaging Sciences 2009: the momentum sequence and the
+      backtracking test (here on a non-convex set, as a heuristic); O'Donoghue and Candes,
+      "Adaptive Restart for Accelerated Gradient Schemes", Found. Comput. Math. 2015: the
+      function-value restart.
+    """
     x_new = project_orthant_sphere(s.y - s.a * s.gy)
     f_new, g_new = vg(x_new)
     diff = x_new - s.y
@@ -220,8 +342,19 @@ def pg_step(vg: ValueAndGrad, s: PGState, *, momentum: bool = True, growth: floa
 
 
 def iterate(step: Callable[[Any], Any], state, *, max_steps, proceed: Callable[[Any], jax.Array]):
-    """``state <- step(state)`` in ``lax.while_loop`` while ``steps < max_steps`` and
-    ``proceed(state)``; returns ``(state, steps)``."""
+    """``state <- step(state)`` repeated in a ``lax.while_loop``.
+
+    The loop runs while ``steps < max_steps`` and ``proceed(state)`` holds.
+
+    Args:
+      step: ``state -> state`` (jittable; same structure and dtypes out as in).
+      state: the initial state.
+      max_steps: step cap (an integer, possibly traced).
+      proceed: jittable ``state -> bool`` scalar; the loop stops when it is false.
+
+    Returns:
+      ``(state, steps)``, ``steps`` a 0-d integer array.
+    """
 
     def cond(carry):
         s, it = carry
@@ -236,10 +369,21 @@ def iterate(step: Callable[[Any], Any], state, *, max_steps, proceed: Callable[[
 
 def run_python(step: Callable[[Any], tuple[Any, Any]], state, max_steps: int,
                observe: Callable[[Any, int, int], tuple[Any, str | None]]) -> tuple[Any, str, int]:
-    """Python loop over a (jitted) ``state, event = step(state)``: a ``BACKTRACK`` trial is not a
-    step; after every other event ``observe(state, event, steps)`` returns ``(state, reason)``
-    and the loop ends on a reason. Returns ``(state, reason, steps)``, reason ``"max_steps"``
-    when the cap ends it."""
+    """Python loop over a (jitted) ``state, event = step(state)``.
+
+    A ``BACKTRACK`` trial is not a step; after every other event
+    ``observe(state, event, steps)`` returns ``(state, reason)`` and the loop ends on a
+    reason.
+
+    Args:
+      step: ``state -> (state, event)``, ``event`` one of the event codes.
+      state: the initial state.
+      max_steps: cap on the counted (non-backtracking) steps, an integer.
+      observe: ``(state, event, steps) -> (state, reason)``; a truthy ``reason`` ends the loop.
+
+    Returns:
+      ``(state, reason, steps)``, reason ``"max_steps"`` when the cap ends it.
+    """
     steps = 0
     while steps < max_steps:
         state, event = step(state)

@@ -29,7 +29,26 @@ __all__ = ["orthant_rotation", "project_orthant_sphere"]
 
 
 def orthant_rotation(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
-    """Orthogonal ``Q`` taking class ``c``'s normalized mean close to the axis ``e_{c mod d}``."""
+    """Orthogonal ``Q`` taking class ``c``'s normalized mean close to the axis ``e_{c mod d}``.
+
+    Orthogonal Procrustes: ``Q = argmin_{Q^T Q = I} ||M Q - T||_F = U V^T`` with
+    ``U S V^T = svd(M^T T)``.
+
+    Args:
+      z: ``N x d`` finite embeddings (rows normalized first).
+      labels: integer labels ``0..k-1`` (every class present unless ``k`` is given).
+      k: the number of classes (``max(labels) + 1`` by default).
+
+    Returns:
+      The ``d x d`` orthogonal ``Q`` (float64); ``z @ Q`` has the same loss as ``z``.
+
+    Raises:
+      ValueError: naming ``z``, ``labels`` or ``k`` (``ufm.core.geometry.class_means``).
+
+    References:
+      Schoenemann, "A generalized solution of the orthogonal Procrustes problem",
+      Psychometrika 1966.
+    """
     m = normalize_rows(class_means(normalize_rows(z), labels, k))
     k, d = m.shape
     target = np.zeros((k, d))
@@ -40,7 +59,16 @@ def orthant_rotation(z: np.ndarray, labels: Sequence[int], k: int | None = None)
 
 @jax.jit
 def project_orthant_sphere(v: jax.Array) -> jax.Array:
-    """Row-wise projection onto the non-negative part of the unit sphere."""
+    """Row-wise projection onto the non-negative part of the unit sphere.
+
+    ``max(v, 0)/||max(v, 0)||``, or the axis of the largest entry when no entry is positive.
+
+    Args:
+      v: ``N x d`` floating array.
+
+    Returns:
+      ``N x d`` unit rows with non-negative entries (``v``'s dtype).
+    """
     pos = jnp.maximum(v, 0.0)
     norm = jnp.linalg.norm(pos, axis=1, keepdims=True)
     axis = jax.nn.one_hot(jnp.argmax(v, axis=1), v.shape[1], dtype=v.dtype)

@@ -78,7 +78,27 @@ _F32_GRAD = 1e-5  # nor relative stationarity below this (when it is the last st
 
 @dataclass
 class SolveResult:
-    """What ``solve`` returns; ``to_dict()`` is the JSON report."""
+    """What ``solve`` returns; ``to_dict()`` is the JSON report.
+
+    Attributes:
+      config: the problem and solver settings (k, d, tau, nonneg, seed, method, ...).
+      counts: samples per class.
+      loss: the SC loss (sum convention) at ``z``, in float64.
+      optimum: the reference value (module docstring), or ``None`` when none is known.
+      optimum_kind: ``"of"``, ``"etf"``, ``"relaxation"``, ``"batched_of"`` or ``None``.
+      rel_gap: ``(loss - optimum) / |optimum|``, or ``None`` without a reference.
+      status: ``"optimal"``, ``"converged"``, ``"not_optimal"``, ``"stalled"`` or
+        ``"max_steps"`` (module docstring).
+      metrics: Delta_GM to OF and ETF, NC1, the class-mean Gram, the smallest entry, the
+        cosine sensitivity and the stationarity norms (``grad_norm``, ``grad_norm_rel``).
+      timing: solve, compile and reference seconds, and the number of steps.
+      attempts: runs made (1 + restarts used).
+      z: ``N x d`` unit rows (non-negative with ``nonneg``), samples in class order.
+      labels: class of each row of ``z``.
+      versions: library versions, for the report.
+      certificate: the ``certificate`` report when one was asked for, else ``None``.
+      warnings: human-readable warnings (e.g. the loss does not pin the geometry).
+    """
 
     config: dict[str, Any]
     counts: list[int]
@@ -97,6 +117,11 @@ class SolveResult:
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON report: every field but ``z`` and ``labels`` (``certificate`` if set).
+
+        Returns:
+          A dict of the report's fields.
+        """
         out = {
             "config": self.config,
             "counts": self.counts,
@@ -121,6 +146,25 @@ def reference_value(counts: Sequence[int], tau: float, d: int, nonneg: bool) -> 
 
     ``L*_OF`` under ReLU with ``d >= k`` (any counts); the ETF value without ReLU when the
     classes are balanced and ``d >= k - 1``.
+
+    Args:
+      counts: ``k >= 2`` class sizes, each ``>= 2``.
+      tau: temperature, a finite number ``> 0``.
+      d: embedding dimension (an integer ``>= 1``).
+      nonneg: UFM+ (ReLU).
+
+    Returns:
+      ``(value, "of")``, ``(value, "etf")`` or ``(None, None)``.
+
+    Raises:
+      ValueError: naming ``counts`` or ``tau`` when it is outside its range.
+
+    References:
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): the OF under ReLU;
+      Graf, Hofer, Niethammer, Kwitt, "Dissecting Supervised Contrastive Learning",
+      ICML 2021: the balanced ETF without ReLU;
+      DESIGN.md section 4.
     """
     counts = check_counts(counts)
     k = counts.size
@@ -332,12 +376,13 @@ def solve(
       counts: samples per class (each >= 2), or a ``Problem`` (validated once, where it was
         built; then ``d``, ``tau``, ``nonneg`` and ``batches`` come from it).
       d: embedding dimension, an integer >= 1 (default ``k``).
-      tau: temperature (default 0.1).
-      nonneg: add the ReLU constraint ``Z >= 0`` (UFM+; default ``False``).
+      tau: temperature, a finite number > 0 (default 0.1).
+      nonneg: add the ReLU constraint ``Z >= 0`` (UFM+), ``True`` or ``False`` (default
+        ``False``).
       seed: random start ``h ~ N(0, I)`` (``numpy.random.default_rng(seed)``), an integer
         >= 0; restart ``r`` uses ``seed + r`` (after a run ending ``"not_optimal"`` or
         ``"stalled"``, at most ``config.restarts`` times).
-      batches: list of index lists (default: one full batch).
+      batches: list of index lists over the samples in class order (default: one full batch).
       method: ``"samples"`` optimizes all N embeddings; ``"classes"`` optimizes one vector per
         class (``Z = V[labels]``, exact among collapsed configurations; its loss is the true
         loss of that Z; whether collapse is optimal is what ``ufm.certify`` or the closed form
@@ -350,6 +395,29 @@ def solve(
         Its rows are normalized (and, with ``nonneg``, projected onto ``z >= 0``); with
         ``nonneg`` the sphere phase and the rotation are skipped and the polish starts there.
         Restarts, if any, start from ``seed + r`` as without it.
+
+    Returns:
+      ``SolveResult``: the best run (``"optimal"`` / ``"converged"`` first, then the lowest
+      loss), its loss, reference value, relative gap, status, geometry metrics and timings.
+
+    Raises:
+      ValueError: naming the bad argument: ``counts``, ``tau``, ``nonneg``, ``d``,
+        ``batches`` (``Problem.create``), a ``Problem`` passed with other problem
+        arguments, ``seed``, ``config``, ``method`` (also ``"classes"`` with batches) or
+        ``init`` (wrong shape, non-finite, a zero row or class mean).
+      FloatingPointError: when the loss becomes non-finite during a phase.
+
+    References:
+      Nocedal and Wright, "Numerical Optimization", 2nd ed., Springer 2006: L-BFGS
+      (section 7.2) with a zoom line search (chapter 3), the sphere phase;
+      Beck and Teboulle, "A Fast Iterative Shrinkage-Thresholding Algorithm for Linear
+      Inverse Problems", SIAM J. Imaging Sciences 2009: the momentum of the orthant phase
+      (used here on a non-convex set, as a heuristic);
+      Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
+      Loss: The Impact of ReLU and Batching", ICLR 2024 (arXiv:2306.07960): the OF
+      reference under ReLU (full batch and batched);
+      Graf, Hofer, Niethammer, Kwitt, "Dissecting Supervised Contrastive Learning",
+      ICML 2021: the ETF reference.
     """
     if isinstance(counts, Problem):
         problem = as_problem(counts, tau=tau, nonneg=nonneg, d=d, batches=batches)

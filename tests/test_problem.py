@@ -104,3 +104,21 @@ def test_problem_and_loose_arguments_do_not_mix():
         reduced_relaxation(batched)
     with pytest.raises(ValueError, match="full batch"):
         ufm.certify(batched, method="reduced")
+
+
+def test_local_runs_and_batch_check_take_the_problem():
+    from theory_checks.interaction import check_batches
+    from ufm.solvers.landscape import local_run, local_runs
+
+    counts = [3, 3, 2]
+    labels = ufm.labels_from_counts(counts)
+    batches = reshuffled_batches(labels.size, 3, epochs=2, seed=1)
+    p = Problem.create(counts, tau=0.5, nonneg=False, d=3, batches=batches)
+    many = local_runs(p, seeds=[0, 2], steps=50)
+    one = local_run(counts, d=3, tau=0.5, nonneg=False, seed=2, steps=50, batches=batches)
+    assert many[1].loss == one.loss
+    assert check_batches(p).to_dict() == check_batches(labels, batches, d=3).to_dict()
+    with pytest.raises(ValueError, match="not both"):
+        check_batches(p, batches)
+    with pytest.raises(ValueError, match="no batches"):
+        check_batches(Problem.create(counts, tau=0.5))

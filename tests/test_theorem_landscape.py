@@ -121,9 +121,10 @@ def test_relu_stuck_points_are_flat_valleys_of_local_minima():
             end[labels == c] = np.eye(k)[a]
             assert abs(loss(end) - r.loss) <= 1e-9 * r.loss
         # ... and from its end a tiny perturbation and the same plain solver reach L*_OF
+        from ufm.core.problem import Problem
         from ufm.solvers.landscape import _prepare, _runner
 
-        prep = _prepare(counts, k, tau, None)
+        prep = _prepare(Problem.create(counts, tau=tau, nonneg=True, d=k))
         run = _runner(labels.size, k, k, tau, True, prep[4], prep[5], 1e-8, None)
         start = np.abs(end + 1e-3 * np.random.default_rng(0).random(end.shape))
         start /= np.linalg.norm(start, axis=1, keepdims=True)

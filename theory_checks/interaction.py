@@ -41,6 +41,7 @@ import numpy as np
 
 from ufm.core.batching import Batching
 from ufm.core.checks import check_int
+from ufm.core.problem import Problem
 
 __all__ = [
     "BatchCheck",
@@ -337,10 +338,11 @@ def _pair_list(mask: np.ndarray, classes: np.ndarray) -> list[list[int]]:
     return np.stack([classes[i], classes[j]], axis=1).tolist()
 
 
-def check_batches(labels: Sequence[int], batches: Any, *, d: int | None = None,
+def check_batches(labels: Sequence[int] | Problem, batches: Any = None, *, d: int | None = None,
                   _max_rounds: int = _MAX_ROUNDS) -> BatchCheck:
     """Check conditions (a*) and (b) of DESIGN.md section 6 for ``labels`` and ``batches``.
 
+    ``labels`` may be a ``Problem`` with batches (then ``batches`` and ``d`` come from it).
     ``batches``: a sequence of index sequences, a 2-D integer array, or a ``Batching``.
     ``d``: the embedding dimension the verdict is read for (only changes ``exact``).
     Raises ``ValueError`` for unusable input (non-integer or negative labels, no batch, an
@@ -353,6 +355,14 @@ def check_batches(labels: Sequence[int], batches: Any, *, d: int | None = None,
     >>> r.holds, r.uncovered_samples.tolist()
     (False, [3, 4])
     """
+    if isinstance(labels, Problem):  # validated once, where it was built
+        if batches is not None or d is not None:
+            raise ValueError("pass either a Problem or labels, batches and d, not both")
+        if labels.batching is None:
+            raise ValueError("the problem has no batches to check (the full batch)")
+        labels, batches, d = labels.labels, labels.batching, labels.d
+    elif batches is None:
+        raise ValueError("batches are required with labels (or pass a Problem with batches)")
     d = None if d is None else check_int("d", d, 1)
     y_raw = _int_array(labels, "labels")
     if y_raw.ndim != 1 or y_raw.size == 0:

@@ -47,9 +47,8 @@ import numpy as np
 import optax
 
 from ufm.solvers import optim
-from ufm.core.checks import check_tau
-from ufm.core.labels import check_counts, labels_from_counts
-from ufm.core.loss import pad_batches, scl_loss
+from ufm.core.loss import scl_loss
+from ufm.core.problem import Problem, as_problem
 from ufm.solvers.optim import kkt_residual
 
 __all__ = ["LocalRun", "local_run", "local_runs", "kkt_residual"]
@@ -123,27 +122,33 @@ def _runner(n: int, k: int, d: int, tau: float, nonneg: bool, batches_key: bytes
     return jax.jit(run)
 
 
-def _prepare(counts, d, tau, batches):
-    counts = check_counts(counts)
-    tau = check_tau(tau)
-    d = int(d)
-    if d < 1:
-        raise ValueError(f"d must be >= 1, got {d}")
-    labels = labels_from_counts(counts)
-    if batches is None:
+def _prepare(problem: Problem):
+    """The run's static pieces from a validated ``Problem`` (no re-check)."""
+    labels = problem.labels
+    if problem.batching is None:
         key, shape = None, None
     else:
-        padded = pad_batches(batches, labels.size).astype(np.int64)
+        padded = problem.batching.padded()
         key, shape = padded.tobytes(), padded.shape
-    return counts, labels, d, float(tau), key, shape
+    return problem.counts, labels, problem.d, problem.tau, key, shape
+
+
+def _problem(counts, d, tau, nonneg, batches) -> Problem:
+    """``counts`` if it is a ``Problem``, else one built (validated once) from the arguments."""
+    if isinstance(counts, Problem):
+        return as_problem(counts, tau=tau, nonneg=nonneg, batches=batches,
+                          d=None if d is None else d)
+    if d is None or tau is None or nonneg is None:
+        raise ValueError("d, tau and nonneg are required with counts (or pass a Problem)")
+    return Problem.create(counts, tau=tau, nonneg=nonneg, d=d, batches=batches)
 
 
 def local_runs(
-    counts: Sequence[int],
+    counts: Sequence[int] | Problem,
     *,
-    d: int,
-    tau: float,
-    nonneg: bool,
+    d: int | None = None,
+    tau: float | None = None,
+    nonneg: bool | None = None,
     seeds: Sequence[int],
     steps: int = DEFAULT_STEPS,
     batches: Sequence[Sequence[int]] | None = None,
@@ -161,8 +166,8 @@ def local_runs(
     Raises:
       ValueError: as for ``local_run``.
     """
-    return [local_run(counts, d=d, tau=tau, nonneg=nonneg, seed=s, steps=steps, batches=batches, gtol=gtol)
-            for s in seeds]
+    problem = _problem(counts, d, tau, nonneg, batches)  # validated once for every seed
+    return [local_run(problem, seed=s, steps=steps, gtol=gtol) for s in seeds]
 
 
 def _start(seed: int, n: int, d: int) -> jax.Array:
@@ -170,11 +175,11 @@ def _start(seed: int, n: int, d: int) -> jax.Array:
 
 
 def local_run(
-    counts: Sequence[int],
+    counts: Sequence[int] | Problem,
     *,
-    d: int,
-    tau: float,
-    nonneg: bool,
+    d: int | None = None,
+    tau: float | None = None,
+    nonneg: bool | None = None,
     seed: int,
     steps: int = DEFAULT_STEPS,
     batches: Sequence[Sequence[int]] | None = None,
@@ -183,7 +188,8 @@ def local_run(
     """One plain local run from the Gaussian start of ``seed`` (see the module docstring).
 
     Args:
-      counts: samples per class, each >= 2 (labels laid out class by class).
+      counts: samples per class, each >= 2 (labels laid out class by class), or a ``Problem``
+        (validated already; then ``d``, ``tau``, ``nonneg`` and ``batches`` come from it).
       d: embedding dimension, an integer >= 1.
       tau: temperature, a finite number > 0.
       nonneg: add the ReLU constraint ``Z >= 0`` (projected gradient); else L-BFGS on the sphere.
@@ -203,8 +209,9 @@ def local_run(
       Nocedal and Wright, "Numerical Optimization", 2nd ed., Springer 2006: L-BFGS
       (section 7.2) with a zoom line search (chapter 3); the KKT conditions (chapter 12).
     """
-    counts, labels, d, tau, key, shape = _prepare(counts, d, tau, batches)
+    problem = _problem(counts, d, tau, nonneg, batches)
+    counts, labels, d, tau, key, shape = _prepare(problem)
     with jax.enable_x64(True):
-        run = _runner(labels.size, counts.size, d, tau, bool(nonneg), key, shape, float(gtol), None)
+        run = _runner(labels.size, counts.size, d, tau, problem.nonneg, key, shape, float(gtol), None)
         z, value, it, rn = run(_start(int(seed), labels.size, d), jnp.asarray(labels), jnp.asarray(int(steps)))
         return LocalRun(float(value), np.asarray(z), int(it), float(rn))

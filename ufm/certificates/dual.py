@@ -168,13 +168,34 @@ def _class_softmax(a: np.ndarray, n: np.ndarray, tau: float):
     return p, mult, loss, 0.5 * (x + x.T)
 
 
+def _lbfgs_polish(loss_of_h, h0: np.ndarray, max_iter: int) -> np.ndarray:
+    """Minimize ``loss_of_h`` (a JAX function of ``h``, float64) from ``h0`` by scipy's L-BFGS-B
+    with the JAX value and gradient; returns the unit rows ``h / ||h||`` of the end point."""
+    import jax
+    from scipy.optimize import minimize
+
+    shape = h0.shape
+    with jax.enable_x64(True):
+        vg = jax.jit(jax.value_and_grad(loss_of_h))
+
+        def fun(flat):
+            value, grad = vg(jax.numpy.asarray(flat.reshape(shape)))
+            return float(value), np.asarray(grad, dtype=np.float64).ravel()
+
+        res = minimize(fun, h0.ravel(), jac=True, method="L-BFGS-B",
+                       options={"maxiter": max_iter, "gtol": 1e-13, "ftol": 0.0, "maxcor": 30})
+    h = res.x.reshape(shape)
+    return h / np.linalg.norm(h, axis=1, keepdims=True)
+
+
 def polish_class_gram(class_gram: np.ndarray, counts: Sequence[int], tau: float, *,
                       max_iter: int = 500) -> np.ndarray:
     """A collapsed class-level point near ``class_gram``, polished to a stationary point.
 
-    Stationary for the collapsed loss (class vectors ``v_c`` on the unit sphere,
-    ``A = V V^T``, ``A_cc = 1``), by L-BFGS (scipy) on ``v_c = h_c / ||h_c||``, with the
-    gradient ``dL/dV = 2 W V``, ``W_cc' = n_c n_c' f_cc'`` (``_class_softmax``).
+    Stationary for the collapsed loss (``ufm.core.loss.collapsed_scl_loss``: class vectors
+    ``v_c`` on the unit sphere, ``A = V V^T``, ``A_cc = 1``), by L-BFGS (scipy) on
+    ``v_c = h_c / ||h_c||`` with the JAX value and gradient of that loss (the project's one
+    loss implementation, reused).
 
     A conic solver leaves the class-level ``A`` accurate only to about the square root of its
     tolerance in the directions the loss hardly sees, and the dual certificate at such a point
@@ -197,32 +218,15 @@ def polish_class_gram(class_gram: np.ndarray, counts: Sequence[int], tau: float,
       (factor polishing, here at full rank ``k``); Nocedal and Wright, "Numerical
       Optimization", 2nd ed., Springer 2006, section 7.2 (L-BFGS).
     """
-    from scipy.optimize import minimize
+    from ufm.core.loss import collapsed_scl_loss, normalize
 
-    n = np.asarray(counts, dtype=np.float64)
-    k = n.size
+    n = np.asarray(counts, dtype=np.int64)
     a0 = 0.5 * (np.asarray(class_gram, dtype=np.float64) + np.asarray(class_gram).T)
     np.fill_diagonal(a0, 1.0)
     w, vec = np.linalg.eigh(a0)
     h0 = vec * np.sqrt(np.clip(w, 0.0, None))
     h0 += 1e-12 * (np.linalg.norm(h0, axis=1, keepdims=True) == 0)
-    pairs = np.outer(n, n)
-    np.fill_diagonal(pairs, 0.0)
-
-    def fun(flat):
-        h = flat.reshape(k, k)
-        norm = np.linalg.norm(h, axis=1, keepdims=True)
-        v = h / norm
-        a = v @ v.T
-        _, _, loss, f = _class_softmax(a, n, tau)
-        g = 2.0 * (pairs * f) @ v
-        g = (g - np.sum(g * v, axis=1, keepdims=True) * v) / norm
-        return loss, g.ravel()
-
-    res = minimize(fun, h0.ravel(), jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "gtol": 1e-13, "ftol": 0.0, "maxcor": 30})
-    h = res.x.reshape(k, k)
-    v = h / np.linalg.norm(h, axis=1, keepdims=True)
+    v = _lbfgs_polish(lambda h: collapsed_scl_loss(normalize(h), n, tau), h0, max_iter)
     out = v @ v.T
     np.fill_diagonal(out, 1.0)
     return out
@@ -341,8 +345,7 @@ def class_dual_bound(class_gram: np.ndarray, counts: Sequence[int], tau: float, 
 # ----------------------------------------------------------------------------- dense
 
 
-def _dense_softmax(g: np.ndarray, y: np.ndarray, tau: float, batch_list: list, *,
-                   bounds: bool):
+def _dense_softmax(g: np.ndarray, y: np.ndarray, tau: float, batch_list: list):
     """At the point ``g``: the symmetrized gradient ``F`` (zero diagonal), the loss, and with
     ``bounds`` each row's entropy lower bound and deviation (``_entropy_lower``,
     ``_deviation``). One softmax per batch over its anchors' rows."""
@@ -366,10 +369,9 @@ def _dense_softmax(g: np.ndarray, y: np.ndarray, tau: float, batch_list: list, *
         r = np.sum(e, axis=1, keepdims=True)
         p = e / r
         w = same[anchors] / n_pos[anchors, None]
-        if bounds:
-            h_lo, s_lo, s_hi = _entropy_lower(p, None)
-            ent_parts.append(h_lo)
-            dev_parts.append(_deviation(s_lo, s_hi, 2.0 * (gamma(len(batch_list) + 3) + 6 * U)))
+        h_lo, s_lo, s_hi = _entropy_lower(p, None)
+        ent_parts.append(h_lo)
+        dev_parts.append(_deviation(s_lo, s_hi, 2.0 * (gamma(len(batch_list) + 3) + 6 * U)))
         s_fin = np.where(np.isfinite(s), s, 0.0)
         loss += float(np.sum(top[:, 0] + np.log(r[:, 0]) - np.sum(w * s_fin, axis=1)))
         rows = b[anchors]
@@ -384,7 +386,8 @@ def polish_gram(g: np.ndarray, labels: Sequence[int], tau: float, *,
     """A point ``V V^T`` (unit rows ``V``, no sign constraint) near ``g``, polished.
 
     Polished to a stationary point of the loss by L-BFGS (scipy) on ``v_i = h_i / ||h_i||``
-    with the gradient ``2 F V`` (``_dense_softmax``). The dense counterpart of
+    with the JAX value and gradient of ``ufm.core.loss.scl_loss`` (the project's one loss
+    implementation, reused). The dense counterpart of
     ``polish_class_gram``, for conic solutions of the N x N relaxation without ReLU; only a
     choice of point: the bound computed there is proven whatever it is.
 
@@ -407,29 +410,17 @@ def polish_gram(g: np.ndarray, labels: Sequence[int], tau: float, *,
       (factor polishing, here at full rank ``N``); Nocedal and Wright, "Numerical
       Optimization", 2nd ed., Springer 2006, section 7.2 (L-BFGS).
     """
-    from scipy.optimize import minimize
+    from ufm.core.loss import normalize, scl_loss
 
     y = np.asarray(labels, dtype=np.int64)
     n = y.size
-    batch_list = list(Batching.full(n) if batches is None else Batching.coerce(batches, n))
+    padded = None if batches is None else Batching.coerce(batches, n).padded()
     w, vec = np.linalg.eigh(0.5 * (g + g.T))
     # all N columns (Burer-Monteiro at full rank: no rank limit keeps it off the relaxation's
     # optimum); the null directions start at a tiny scale, not at 0, so they can grow
     h0 = vec * np.sqrt(np.clip(w, 1e-8 * max(float(w.max()), 1e-300), None))
-
-    def fun(flat):
-        h = flat.reshape(n, -1)
-        norm = np.linalg.norm(h, axis=1, keepdims=True)
-        v = h / norm
-        f, loss, _, _ = _dense_softmax(v @ v.T, y, tau, batch_list, bounds=False)
-        grad = 2.0 * f @ v
-        grad = (grad - np.sum(grad * v, axis=1, keepdims=True) * v) / norm
-        return loss, grad.ravel()
-
-    res = minimize(fun, h0.ravel(), jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "gtol": 1e-13, "ftol": 0.0, "maxcor": 30})
-    h = res.x.reshape(n, -1)
-    v = h / np.linalg.norm(h, axis=1, keepdims=True)
+    v = _lbfgs_polish(lambda h: scl_loss(normalize(h), y, tau, batches=padded, normalize=False),
+                      h0, max_iter)
     out = v @ v.T
     np.fill_diagonal(out, 1.0)
     return out
@@ -477,7 +468,7 @@ def gram_dual_bound(g: np.ndarray, labels: Sequence[int], tau: float, *, nonneg:
         raise ValueError(f"g must be N x N, got shape {g.shape}")
     g = 0.5 * (g + g.T)
     batch_list = list(Batching.full(n) if batches is None else Batching.coerce(batches, n))
-    f, loss, ent_parts, dev_parts = _dense_softmax(g, y, tau, batch_list, bounds=True)
+    f, loss, ent_parts, dev_parts = _dense_softmax(g, y, tau, batch_list)
     if ent_parts:
         entropy_lo = sum_bounds(np.concatenate(ent_parts))[0]
         delta_hi = up(sum_bounds(np.concatenate(dev_parts), rel=4 * U)[1] / down(tau))

@@ -28,7 +28,7 @@ import numpy as np
 
 from ufm.core.checks import check_batch_indices, check_int, check_labels, check_tau, is_traced
 
-__all__ = ["scl_loss", "gram_loss", "normalize", "pad_batches"]
+__all__ = ["scl_loss", "gram_loss", "collapsed_scl_loss", "normalize", "pad_batches"]
 
 
 def normalize(h: jax.Array) -> jax.Array:
@@ -259,3 +259,34 @@ def gram_loss(
 
 
 _normalize = normalize
+
+
+def collapsed_scl_loss(v: jax.Array, counts: jax.Array, tau: float | jax.Array) -> jax.Array:
+    """The SC loss (sum convention) of the collapsed embedding ``Z = V[labels]`` from the k unit
+    class vectors ``V`` (rows of norm 1, not re-normalized), in ``O(k^2 d)``::
+
+        L(V) = sum_c n_c log( n_c - 1 + sum_{c' != c} n_c' exp((<v_c, v_c'> - 1)/tau) )
+
+    (``ufm.core.closed_forms.collapsed_loss`` is the same value in float64 NumPy from the
+    class Gram matrix.) JAX, jit-able, differentiable: the solver's ``method="classes"`` and the
+    polish of the certificates minimize it.
+
+    Args:
+      v: ``k x d`` class vectors of unit norm.
+      counts: the ``k`` class sizes (each >= 2), a JAX or NumPy integer array.
+      tau: temperature > 0 (not checked here: a traced value in the callers' jitted code).
+
+    Returns:
+      The loss, a 0-d JAX array.
+
+    References:
+      Kini et al., ICLR 2024 (arXiv:2306.07960); DESIGN.md section 4 (collapsed configurations).
+
+    >>> round(float(collapsed_scl_loss(jnp.eye(2), jnp.array([2, 2]), 1.0)), 4)  # 4 log(1 + 2/e)
+    2.2058
+    """
+    n = jnp.asarray(counts).astype(v.dtype)
+    terms = jnp.log(n)[None, :] + (v @ v.T - 1.0) / tau
+    k = n.shape[0]
+    terms = jnp.where(jnp.eye(k, dtype=bool), jnp.log(n - 1.0)[:, None], terms)
+    return jnp.sum(n * jax.nn.logsumexp(terms, axis=1))

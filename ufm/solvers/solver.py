@@ -61,7 +61,7 @@ from ufm.core.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.core.gram_grad import shared_shift_fits, value_and_grad_chunked
 from ufm.core.checks import check_int, check_rows, check_tau
 from ufm.core.labels import check_counts, labels_from_counts
-from ufm.core.loss import normalize, scl_loss
+from ufm.core.loss import collapsed_scl_loss, normalize, scl_loss
 from ufm.core.problem import Problem, as_problem
 from ufm.solvers.rotation import orthant_rotation
 from ufm.core.versions import library_versions
@@ -181,15 +181,6 @@ def _rel_gap(loss: float, ref: float | None) -> float | None:
     return (loss - ref) / abs(ref) if ref != 0 else loss - ref
 
 
-def _collapsed_loss(v, counts, tau):
-    """JAX ``collapsed_loss``: the SC loss of ``Z = V[labels]`` from the k class vectors ``V``."""
-    n = counts.astype(v.dtype)
-    terms = jnp.log(n)[None, :] + (v @ v.T - 1.0) / tau
-    k = n.shape[0]
-    terms = jnp.where(jnp.eye(k, dtype=bool), jnp.log(n - 1.0)[:, None], terms)
-    return jnp.sum(n * jax.nn.logsumexp(terms, axis=1))
-
-
 def _make_objective(matmul_dtype, shared_shift, method, batched, chunked):
     """Jitted ``vg(z, data) = value_and_grad`` of the loss on unit rows (Euclidean gradient).
 
@@ -198,7 +189,7 @@ def _make_objective(matmul_dtype, shared_shift, method, batched, chunked):
     the temperatures of a ``--tau-path`` on the same side of ``gram_grad.shared_shift_fits``).
     """
     if method == "classes":
-        return jax.jit(lambda v, data: jax.value_and_grad(_collapsed_loss)(v, data[1], data[3]))
+        return jax.jit(lambda v, data: jax.value_and_grad(collapsed_scl_loss)(v, data[1], data[3]))
     if batched:
         return jax.jit(lambda z, data: jax.value_and_grad(
             lambda z: scl_loss(z, data[0], data[3], batches=data[2], normalize=False))(z))

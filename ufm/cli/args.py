@@ -76,16 +76,22 @@ def ranged(kind: type, lo: float | None = None, hi: float | None = None, *,
 def unwritable_reason(path: str | os.PathLike, *, folder: bool = False) -> str | None:
     """Why ``path`` (a file, or with ``folder`` a folder) cannot be written, or None.
 
-    Checked without writing: ``path`` must not be a folder (a file if ``folder``), and its
-    nearest existing ancestor must be a folder we may write in (the atomic writes put a temp
-    file beside the target, and missing folders are created).
+    Checked without writing: ``path`` must not be a folder (a file if ``folder``); a file path
+    must not be a symbolic link or an existing non-regular file (a device such as /dev/null, a
+    FIFO: the atomic rename would replace it); and its nearest existing ancestor must be a
+    folder we may write in (the atomic writes put a temp file beside the target, and missing
+    folders are created).
 
     >>> unwritable_reason("/")
     '/ is a folder'
     """
     p = Path(path)
+    if not folder and p.is_symlink():  # the atomic rename would replace the link itself
+        return f"{p} is a symbolic link (give the path of a regular file)"
     if p.is_dir() and not folder:
         return f"{p} is a folder"
+    if not folder and p.exists() and not p.is_file():  # a device, FIFO or socket
+        return f"{p} is not a regular file"
     if p.exists() and folder and not p.is_dir():
         return f"{p} is a file, not a folder"
     base = p if folder and p.is_dir() else p.parent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -33,6 +34,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     ('hi', True)
     """
     path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        # the rename would replace a link, a device (/dev/null as root), a FIFO or a socket
+        raise OSError(errno.EINVAL, "not a regular file (a link, device, FIFO or socket)", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -13,6 +13,7 @@ Examples::
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import sys
 from typing import TYPE_CHECKING, Sequence
 
@@ -247,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     counts = counts_from_args(parser, args) if args.batches is None else None
+    if args.out and args.save_embeddings and Path(args.out).resolve() == Path(args.save_embeddings).resolve():
+        parser.error(f"argument --save-embeddings: {args.save_embeddings} is also the --out file "
+                     "(the JSON report would be overwritten); give two paths")
     counts, rows, batches, batching = _batching(parser, args, counts)
     k = len(counts)
     d = k if args.d is None else args.d

@@ -13,7 +13,7 @@ accuracy. The methods sit in one registry, ``METHODS`` (the CLIs take their choi
 The automatic choice lives in ``choose_method`` alone: ``reduced`` for the full batch (it takes
 milliseconds); with batches, ``full`` up to ``AUTO_FULL_MAX_N`` samples, else ``dual`` at the
 given point. Given a point, the full-batch ``reduced`` bound is also computed at the point and
-the larger kept (both are proven). ``certify_point`` is what ``solve --certify`` reports.
+the larger kept (both are proven).
 ``certificate(loss, bound)`` turns a bound into the report: certified iff the bound is finite
 and ``(loss - bound) / |loss| <= tol`` (the proven gap alone decides; the conic status is
 reported beside it).
@@ -34,12 +34,12 @@ import numpy as np
 from ufm.certificates.bound import Bound
 from ufm.core.problem import Problem, as_problem
 
-__all__ = ["certify", "certify_point", "certificate", "choose_method", "CertificateMethod",
+__all__ = ["certify", "certificate", "choose_method", "check_method", "CertificateMethod",
            "METHODS", "METHOD_NAMES", "FULL_MAX_N", "AUTO_FULL_MAX_N"]
 
 #: The full relaxation's N x N PSD variable: practical up to this many samples.
 FULL_MAX_N = 400
-#: ``certify_point`` falls back to the full relaxation for batched points up to this N.
+#: ``choose_method`` takes the full relaxation for batched problems up to this N.
 AUTO_FULL_MAX_N = 120
 
 
@@ -174,53 +174,33 @@ def certify(
       Boyd and Vandenberghe, "Convex Optimization", Cambridge University Press 2004,
       sections 3.3 and 5.2 (log-sum-exp conjugate, weak duality); DESIGN.md section 5.
     """
+    problem = as_problem(counts, tau=tau, nonneg=nonneg, batches=batches)
+    method = check_method(method, batched=problem.batched, n_samples=problem.n_samples,
+                          has_point=z is not None)
+    return METHODS[method].run(problem, z, solver)
+
+
+def check_method(method: str, *, batched: bool, n_samples: int, has_point: bool) -> str:
+    """The registry method ``method`` resolves to (``"auto"``: ``choose_method``), or a
+    ``ValueError`` naming it when it does not apply (batches, a missing point, too many
+    samples). The command lines call it before the solve, so a wrong choice fails at once.
+
+    >>> check_method("auto", batched=True, n_samples=500, has_point=True)
+    'dual'
+    """
     if method not in METHOD_NAMES:
         raise ValueError(f"method must be one of {', '.join(METHOD_NAMES)}, got {method!r}")
-    problem = as_problem(counts, tau=tau, nonneg=nonneg, batches=batches)
-    n = problem.n_samples
     if method == "auto":
-        method = choose_method(batched=problem.batched, n_samples=n, has_point=z is not None)
+        method = choose_method(batched=batched, n_samples=n_samples, has_point=has_point)
     entry = METHODS[method]
-    if problem.batched and not entry.batched:
+    if batched and not entry.batched:
         raise ValueError(f"method {method!r} needs the full batch; use 'full' or 'dual' with batches")
-    if entry.needs_point and z is None:
+    if entry.needs_point and not has_point:
         raise ValueError(f"method {method!r} needs a point z (solve first, or pass z)")
-    if entry.max_samples is not None and n > entry.max_samples:
-        raise ValueError(f"method {method!r} needs N <= {entry.max_samples} samples (got N = {n}); "
-                         "use reduced or dual")
-    return entry.run(problem, z, solver)
-
-
-def certify_point(
-    loss: float,
-    counts: Sequence[int] | Problem,
-    tau: float | None = None,
-    *,
-    nonneg: bool | None = None,
-    z: np.ndarray,
-    method: str = "auto",
-    batches: Sequence[Sequence[int]] | None = None,
-    tol: float = 1e-6,
-) -> dict[str, Any]:
-    """The ``certificate`` report of a solver point ``z`` with loss ``loss``.
-
-    What ``solve --certify`` reports: ``certify`` by ``method`` at the point, then
-    ``certificate``.
-
-    Args:
-      loss: the point's loss (float64, sum convention).
-      counts, tau, nonneg, z, batches: as for ``certify``.
-      method: ``"auto"`` or a key of ``METHODS``.
-      tol: certified when the proven relative gap is at most this (``>= 0``).
-
-    Returns:
-      The ``certificate`` dict.
-
-    Raises:
-      ValueError: as for ``certify``.
-    """
-    bound = certify(counts, tau, nonneg=nonneg, method=method, batches=batches, z=z)
-    return certificate(loss, bound, tol)
+    if entry.max_samples is not None and n_samples > entry.max_samples:
+        raise ValueError(f"method {method!r} needs N <= {entry.max_samples} samples (got N = "
+                         f"{n_samples}); use reduced or dual")
+    return method
 
 
 def certificate(loss: float, bound: Bound, tol: float = 1e-6) -> dict[str, Any]:

@@ -57,7 +57,7 @@ import numpy as np
 
 from ufm.core.batching import Batching
 from ufm.certificates.bound import Bound
-from ufm.core.checks import check_rows, check_tau
+from ufm.core.checks import check_bool, check_rows, check_tau
 from ufm.core.problem import Problem
 from ufm.core.labels import check_counts
 from ufm.certificates.rigorous import (LIBM_ULPS, TINY, U, down, gamma, psd_lower_bound, sum_bounds, up)
@@ -309,14 +309,11 @@ def class_dual_bound(class_gram: np.ndarray, counts: Sequence[int], tau: float, 
     entropy_lo = sum_bounds(n * h_lo, rel=U)[0]
     delta = _deviation(s_lo, s_hi, 2.0 * (gamma(3) + 6 * U))
     delta_hi = up(sum_bounds(n * delta, rel=4 * U)[1] / down(tau))
-    counts_of_pairs = np.outer(n, n) - np.diag(n)  # entries of each block of G (off-diagonal)
-
-    def evaluate(lam: np.ndarray, m: np.ndarray) -> tuple[float, float]:
-        """The proven bound for multipliers ``lambda`` (per class) and ``M >= 0`` (blocks)."""
-        m = np.maximum(0.5 * (m + m.T), 0.0)  # symmetric and >= 0, exactly
-        b = f - m  # C's block values; exact when m is f or 0, else charged below
-        b_err = 0.0 if np.all((m == 0.0) | (m == f)) else up(
-            sum_bounds(counts_of_pairs * np.abs(b), rel=2 * U)[1] * U * 2.0)
+    bound, lam_min = -math.inf, -math.inf
+    for tol in _pinning_tolerances(m_tol, nonneg):
+        m = np.where(a <= tol, np.maximum(f, 0.0), 0.0) if nonneg else np.zeros_like(f)
+        b = f - m  # C's block values, exact: each entry is f, or f - f = 0
+        lam = np.sum((n[None, :] - np.eye(k)) * b * a, axis=1)  # (n_c - 1) B_cc A_cc, n_c' B_cc' A_cc'
         e_diag = -lam  # C_ii (exact negation)
         within = down(e_diag - np.diag(b))  # eigenvalues on within-class zero-sum vectors
         kmat = np.sqrt(np.outer(n, n)) * b
@@ -325,16 +322,7 @@ def class_dual_bound(class_gram: np.ndarray, counts: Sequence[int], tau: float, 
         err[np.diag_indices(k)] = 4.0 * U * (np.abs(e_diag) + (n + 1.0) * np.abs(np.diag(b)))
         err_norm = up(2.0 * math.sqrt(sum_bounds(err * err, rel=3 * U)[1]))
         lmin = min(float(np.min(within)), down(psd_lower_bound(kmat) - err_norm))
-        value = _assemble(entropy_lo, sum_bounds(n * lam, rel=U)[0], lmin, big_n,
-                          up(delta_hi + b_err))
-        return value, lmin
-
-    bound, lam_min = -math.inf, -math.inf
-    for tol in _pinning_tolerances(m_tol, nonneg):
-        m = np.where(a <= tol, np.maximum(f, 0.0), 0.0) if nonneg else np.zeros_like(f)
-        b = f - m
-        lam = np.sum((n[None, :] - np.eye(k)) * b * a, axis=1)  # (n_c - 1) B_cc A_cc, n_c' B_cc' A_cc'
-        value, lmin = evaluate(lam, m)
+        value = _assemble(entropy_lo, sum_bounds(n * lam, rel=U)[0], lmin, big_n, delta_hi)
         if value > bound or not np.isfinite(bound):
             bound, lam_min = value, lmin
     return Bound(lower_bound=bound, method="dual", solver="cholesky", status="optimal",
@@ -346,9 +334,9 @@ def class_dual_bound(class_gram: np.ndarray, counts: Sequence[int], tau: float, 
 
 
 def _dense_softmax(g: np.ndarray, y: np.ndarray, tau: float, batch_list: list):
-    """At the point ``g``: the symmetrized gradient ``F`` (zero diagonal), the loss, and with
-    ``bounds`` each row's entropy lower bound and deviation (``_entropy_lower``,
-    ``_deviation``). One softmax per batch over its anchors' rows."""
+    """At the point ``g``: the symmetrized gradient ``F`` (zero diagonal), the loss, and each
+    row's entropy lower bound and deviation (``_entropy_lower``, ``_deviation``). One softmax
+    per batch over its anchors' rows."""
     n = g.shape[0]
     f = np.zeros((n, n))
     ent_parts, dev_parts, loss = [], [], 0.0
@@ -536,8 +524,7 @@ def dual_bound(z: np.ndarray, labels: Sequence[int] | Problem, tau: float | None
         tau, nonneg, batches = problem.tau, problem.nonneg, problem.batching
     else:
         (z, y), tau = check_rows(z, labels, "z"), check_tau(tau)
-        if not isinstance(nonneg, (bool, np.bool_)):
-            raise ValueError(f"nonneg must be True or False, got {nonneg!r}")
+        nonneg = check_bool("nonneg", nonneg)
     if nonneg:
         z = np.maximum(z, 0.0)
     norms = np.linalg.norm(z, axis=1, keepdims=True)

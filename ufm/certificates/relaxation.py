@@ -30,9 +30,10 @@ where ``class_gram`` shows the broken symmetry.
 
 ``lower_bound`` is never the conic solver's objective (that is only as exact as the solver's
 tolerance, and measured here it overshoots the optimum by 1e-11..1e-7 relative): it is the dual
-certificate of ``ufm.certificates.dual`` evaluated at the conic solution, proven in float64 whatever the
-solver's accuracy (reduced: at the class-level ``A``, and at ``A`` snapped to collapse; full:
-at ``G``, and for the full batch also at its class-block average; the largest is kept, each
+certificate of ``ufm.certificates.dual`` evaluated at the conic solution, proven in float64
+whatever the solver's accuracy (reduced: at the class-level ``A``, at ``A`` snapped to collapse
+and, without ReLU, at ``A`` polished; full: at ``G``, at the OF under ReLU or at ``G`` polished
+without it, and for the full batch also at its class-block average; the largest is kept, each
 being valid). The solver's objective is reported as ``solver_objective``; ``ok`` says the conic
 status was exactly ``"optimal"``.
 
@@ -55,7 +56,7 @@ import scipy.sparse as sp
 
 from ufm.core.batching import Batching
 from ufm.certificates.bound import Bound
-from ufm.core.checks import check_labels, check_tau
+from ufm.core.checks import check_bool, check_labels, check_tau
 from ufm.certificates.dual import (class_block_means, class_dual_bound, gram_dual_bound, polish_class_gram,
                       polish_gram)
 from ufm.core.labels import check_counts
@@ -109,12 +110,6 @@ def _result(method: str, bound: float, status: str, solver: str, t0: float, comp
                  ok=status == cp.OPTIMAL and bool(np.isfinite(bound)))
 
 
-def _check_nonneg(nonneg) -> bool:
-    if not isinstance(nonneg, (bool, np.bool_)):
-        raise ValueError(f"nonneg must be True or False, got {nonneg!r}")
-    return bool(nonneg)
-
-
 def _check_solver(solver: str | None, default: str) -> str:
     name = default if solver is None else str(solver).upper()
     if name not in SOLVERS:
@@ -140,15 +135,13 @@ def _attempts(name: str, *, full: bool, n_samples: int = 0, fallback: bool = Fal
     return out + (_attempts("SCS", full=True, n_samples=n_samples) if fallback else [])
 
 
-def _solve(prob: cp.Problem, attempts) -> tuple[str, float, float, float, str]:
-    """Solve; return ``(status, lower_bound, compile_seconds, primal_value, solver)``. Solver failures become a status.
-
-    The bound is the primal value less the solver's own primal-dual gap
-    ``max(0, pobj - dobj)``: the dual objective, never above the primal value, so a loosely
-    converged solve errs on the safe side.
+def _solve(prob: cp.Problem, attempts) -> tuple[str, float, float, str]:
+    """Solve; return ``(status, compile_seconds, objective, solver)``. Solver failures become a
+    status. The objective is the solver's, only as exact as its tolerance: it is reported as
+    ``solver_objective`` and never used as a bound (the bound is ``ufm.certificates.dual``'s).
     """
     t0 = time.perf_counter()
-    status, bound, compile_s, primal = "solver_error", float("nan"), float("nan"), float("nan")
+    status, compile_s, objective = "solver_error", float("nan"), float("nan")
     for name, opts in attempts:
         try:
             data, chain, inverse = prob.get_problem_data(name, solver_opts=opts)
@@ -162,18 +155,12 @@ def _solve(prob: cp.Problem, attempts) -> tuple[str, float, float, float, str]:
             continue
         status = str(prob.status)
         if prob.value is None or status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
-            bound = primal = float("nan")
+            objective = float("nan")
             continue
-        if name == "SCS":
-            pobj, dobj = raw["info"]["pobj"], raw["info"]["dobj"]
-        else:
-            pobj, dobj = raw.obj_val, raw.obj_val_dual
-        gap = max(0.0, float(pobj) - float(dobj)) if np.isfinite(dobj) else float("inf")
-        primal = float(prob.value)
-        bound = primal - gap
+        objective = float(prob.value)
         if status == cp.OPTIMAL:
             break
-    return status, bound, compile_s, primal, name
+    return status, compile_s, objective, name
 
 
 # ----------------------------------------------------------------------------- shared
@@ -326,7 +313,7 @@ def reduced_relaxation(
         if multi.size:
             constraints.append(b_multi >= 0)
     prob = cp.Problem(cp.Minimize(objective), constraints)
-    status, value, compile_s, primal, name = _solve(prob, attempts)
+    status, compile_s, primal, name = _solve(prob, attempts)
 
     class_gram = None
     if P.value is not None and a.value is not None:
@@ -441,7 +428,7 @@ def full_relaxation(
         y, _ = check_labels(labels)
         counts = check_counts(np.bincount(y))
         tau = check_tau(tau)
-        nonneg = _check_nonneg(nonneg)
+        nonneg = check_bool("nonneg", nonneg)
         batching = None if batches is None else Batching.coerce(batches, y.size)
     n_samples = y.size
     name = _check_solver(solver, "CLARABEL" if n_samples <= CLARABEL_MAX_N else "SCS")
@@ -471,7 +458,7 @@ def full_relaxation(
         iu, ju = np.triu_indices(n_samples, 1)
         constraints.append(g_vec[iu * n_samples + ju] >= 0)
     prob = cp.Problem(cp.Minimize(objective), constraints)
-    status, value, compile_s, primal, name = _solve(prob, attempts)
+    status, compile_s, primal, name = _solve(prob, attempts)
 
     gram = class_gram = None
     bound = math.nan

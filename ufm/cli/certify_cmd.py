@@ -18,7 +18,7 @@ import numpy as np
 
 from ufm.cli.args import (Parser, add_problem_args, counts_from_args, format_counts, format_matrix,
                      output_file, write_outputs)
-from ufm.certificates.certification import FULL_MAX_N, METHOD_NAMES, METHODS
+from ufm.certificates.certification import METHOD_NAMES, METHODS, check_method
 from ufm.cli.io import to_jsonable, write_json_atomic
 from ufm.core.versions import library_versions
 
@@ -54,9 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     k = len(counts)
     d = k if args.d is None else args.d
     n = int(np.sum(counts))
-    if args.method == "full" and n > FULL_MAX_N:
-        parser.error(f"argument --method: full needs N <= {FULL_MAX_N} samples (got N = {n}); "
-                     "use reduced or dual")
+    try:  # the dual method solves first, so it will have its point
+        check_method(args.method, batched=False, n_samples=n, has_point=args.method == "dual")
+    except ValueError as err:
+        parser.error(f"argument --method: {err}")
     from ufm.certificates.certification import certify  # cvxpy and JAX load once the arguments are valid
 
     z = None

@@ -24,7 +24,7 @@ import argparse
 from ufm.cli.args import (Parser, add_problem_args, counts_from_args, enable_compilation_cache,
                      format_counts, format_matrix, output_file, ranged, write_outputs)
 from ufm.cli.io import save_npz_atomic, to_jsonable, write_json_atomic
-from ufm.certificates.certification import AUTO_FULL_MAX_N, FULL_MAX_N
+from ufm.certificates.certification import AUTO_FULL_MAX_N, check_method
 from ufm.certificates.certification import METHOD_NAMES as CERT_METHODS
 from ufm.core.problem import Problem
 from ufm.solvers.config import SolverConfig
@@ -252,6 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"argument --save-embeddings: {args.save_embeddings} is also the --out file "
                      "(the JSON report would be overwritten); give two paths")
     counts, rows, batches, batching = _batching(parser, args, counts)
+    if args.certify:  # a method that cannot apply fails now, not after the solve
+        try:
+            check_method(args.cert_method, batched=batches is not None,
+                         n_samples=int(np.sum(counts)), has_point=True)
+        except ValueError as err:
+            parser.error(f"argument --cert-method: {err}")
     k = len(counts)
     d = k if args.d is None else args.d
     if args.nonneg and d < k:
@@ -291,16 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         check=check.to_dict())
         res.config["batching"] = batching
     if args.certify:
-        from ufm.certificates.certification import certify_point
+        from ufm.certificates.certification import certificate, certify
 
-        if args.cert_method == "reduced" and batches is not None:
-            parser.error("--cert-method: 'reduced' needs the full batch; use full or dual")
-        if args.cert_method == "full" and sum(counts) > FULL_MAX_N:
-            parser.error(f"--cert-method: full needs N <= {FULL_MAX_N} samples (got N = "
-                         f"{sum(counts)}); use dual or auto")
-        res.certificate = certify_point(res.loss, counts, args.tau, nonneg=args.nonneg, z=res.z,
-                                        method=args.cert_method, batches=batches,
-                                        tol=args.cert_tol)
+        bound = certify(counts, args.tau, nonneg=args.nonneg, method=args.cert_method,
+                        batches=batches, z=res.z)
+        res.certificate = certificate(res.loss, bound, args.cert_tol)
     report = to_jsonable(res.to_dict())
     report["config"]["problem"] = {
         "imbalance": "file" if args.batches else "counts" if args.counts is not None else args.imbalance,

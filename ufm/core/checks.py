@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = [
+    "check_bool",
     "check_tau",
     "check_int",
     "check_nonneg_ints",
@@ -69,6 +70,18 @@ def check_int(name: str, value: Any, lo: int) -> int:
     if value < lo:
         raise ValueError(f"{name} must be an integer >= {lo}, got {value}")
     return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool; ``ValueError`` unless it is ``True`` or ``False`` (a NumPy bool
+    counts; ``1``, ``"yes"`` do not).
+
+    >>> check_bool("nonneg", True)
+    True
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_tau(tau: Any) -> float:

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ufm.core.batching import Batching
-from ufm.core.checks import check_int, check_labels, check_tau
+from ufm.core.checks import check_bool, check_int, check_labels, check_tau
 from ufm.core.labels import check_counts, labels_from_counts
 
 __all__ = ["Problem", "as_problem"]
@@ -74,12 +74,11 @@ class Problem:
         """
         counts = check_counts(counts)
         tau = check_tau(tau)
-        if not isinstance(nonneg, (bool, np.bool_)):
-            raise ValueError(f"nonneg must be True or False, got {nonneg!r}")
+        nonneg = check_bool("nonneg", nonneg)
         d = counts.size if d is None else check_int("d", d, 1)
         n = int(counts.sum())
         batching = None if batches is None else Batching.coerce(batches, n)
-        return cls(counts, tau, bool(nonneg), d, batching)
+        return cls(counts, tau, nonneg, d, batching)
 
     @classmethod
     def from_labels(cls, labels: Sequence[int], *, tau: float = 0.1, nonneg: bool = False,

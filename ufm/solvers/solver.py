@@ -59,8 +59,8 @@ from ufm.solvers.config import SolverConfig
 from ufm.core.closed_forms import batched_of_loss, cosine_sensitivity, etf_loss, of_loss
 from ufm.core.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.core.gram_grad import shared_shift_fits, value_and_grad_chunked
-from ufm.core.checks import check_int, check_rows, check_tau
-from ufm.core.labels import check_counts, labels_from_counts
+from ufm.core.checks import check_int, check_rows
+from ufm.core.labels import check_counts
 from ufm.core.loss import collapsed_scl_loss, normalize, scl_loss
 from ufm.core.problem import Problem, as_problem
 from ufm.solvers.rotation import orthant_rotation

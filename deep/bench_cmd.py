@@ -8,10 +8,10 @@ a few steps (a CPU smoke test, not a measurement).
 
 from __future__ import annotations
 
-import json
 from typing import Any, Sequence
 
 from ufm.cli.args import Parser, ranged
+from ufm.core.jsonable import to_json
 
 __all__ = ["main", "build_parser", "format_table"]
 
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "note": "images/s counts distinct training images; each is processed in two views",
               "machine": machine_info(), "versions": versions}
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(to_json(report, indent=2))
         return 0
     if n_torch is not None:
         same = "the same network" if n_torch == n_jax else "DIFFERENT networks: the ratio compares unlike models"

@@ -74,8 +74,11 @@ def load_checkpoint(path: str | os.PathLike, template: Any) -> tuple[Any, int, t
             epoch = int(f["epoch"])
             seeds = tuple(int(s) for s in f["seeds"])
             leaves = [f[f"leaf_{i:04d}"] for i in range(len(paths))]
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:
         raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+    if epoch < 1:
+        raise CheckpointError(f"checkpoint {path} is corrupt: its epoch is {epoch} (a checkpoint "
+                              "is written after epoch 1 or later)")
     if paths != t_paths:
         raise CheckpointError(f"checkpoint {path} holds a different model/optimizer structure")
     for p, new, old in zip(paths, leaves, t_leaves):

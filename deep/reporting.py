@@ -9,6 +9,17 @@ the epoch, ``final_table`` the last epoch of each run as text. Reading and savin
 (``seed_groups``): one colour in the plots, and ``seed_summary`` gives mean, standard deviation
 and range of the final values over the seeds.
 
+``clean_records`` is the one check of what a ``metrics.jsonl`` holds (``run_config`` of what a
+``config.json`` holds): a line that is not a JSON object, lacks an integer ``epoch >= 1``, or
+has a wrong-typed field (a metric that is not a finite number of magnitude <= ``MAX_ABS`` or
+null, a ``class_mean_gram`` that is not a k x k list of such numbers or null) is dropped and
+counted; of an epoch given twice the last line counts. The records come back sorted by epoch.
+
+>>> recs, skipped, repeated = clean_records([{"epoch": 2, "nc1": 1}, {"epoch": 1, "nc1": "abc"},
+...                                          [1, 2], {"epoch": 2, "nc1": 0.5}, {"epoch": True}])
+>>> recs, skipped, repeated
+([{'epoch': 2, 'nc1': 0.5}], 3, 1)
+
 >>> runs = [RunMetrics("a", {"relu": True, "seed": 0}, [{"epoch": 1, "delta_gm_of": 0.5}]),
 ...         RunMetrics("b", {"relu": False, "seed": 0}, [{"epoch": 1, "delta_gm_of": 0.7}])]
 >>> run_labels(runs)
@@ -19,13 +30,15 @@ and range of the final values over the seeds.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["RunMetrics", "SeedGroup", "run_labels", "seed_groups", "figures", "final_table",
-           "seed_summary", "TABLE_COLUMNS", "SUMMARY_COLUMNS"]
+__all__ = ["RunMetrics", "SeedGroup", "clean_records", "run_config", "run_labels", "seed_groups",
+           "figures", "final_table", "seed_summary", "TABLE_COLUMNS", "SUMMARY_COLUMNS",
+           "METRIC_FIELDS", "MAX_ABS", "MAX_EPOCH"]
 
 TABLE_COLUMNS = (
     ("epoch", "epoch", "{:d}"),
@@ -43,6 +56,14 @@ TABLE_COLUMNS = (
 # columns of the over-seeds summary
 SUMMARY_COLUMNS = ("delta_gm_of", "delta_gm_etf", "nc1", "ncm_test_acc")
 
+# the numeric fields of a metrics.jsonl line (``deep.training.epoch_record``): a number or null
+METRIC_FIELDS = tuple(k for k, _, _ in TABLE_COLUMNS if k != "epoch") + (
+    "zero_features", "nonfinite_features", "cos_min", "cos_max", "lr", "seconds", "train_seconds")
+# no training metric comes near it (float32 ends at 3.4e38); beyond, the plots' axis arithmetic
+# overflows (matplotlib fails on a range of 1e308)
+MAX_ABS = 1e100
+MAX_EPOCH = 2**53  # an epoch is exact on the plots' float axis
+
 # configuration fields that never name a run (bookkeeping, or equal by construction)
 _IGNORED = {"data_dir", "eval_batch_size", "seeds", "lr_milestones"}
 
@@ -54,6 +75,106 @@ class RunMetrics:
     name: str
     config: dict[str, Any]
     records: list[dict[str, Any]] = field(default_factory=list)
+
+
+_BAD = object()  # a field value clean_records rejects
+
+
+def _number(value: Any) -> Any:
+    """``value`` as a float if it is a JSON number (not a bool), finite and ``|value| <= MAX_ABS``;
+    None for null; else ``_BAD``."""
+    if value is None:
+        return None
+    if type(value) not in (int, float):
+        return _BAD
+    try:
+        x = float(value)
+    except OverflowError:  # an integer beyond the float range
+        return _BAD
+    return x if math.isfinite(x) and abs(x) <= MAX_ABS else _BAD
+
+
+def _gram(value: Any) -> Any:
+    """``value`` if it is null or a k x k list (k >= 1) of ``_number``s, else ``_BAD``."""
+    if value is None:
+        return None
+    if type(value) is not list or not value:
+        return _BAD
+    k = len(value)
+    if any(type(row) is not list or len(row) != k for row in value):
+        return _BAD
+    if not all(set(map(type, row)) <= {int, float} for row in value):  # no bool, str, null
+        return _BAD
+    try:
+        a = np.array(value, dtype=float)
+    except OverflowError:  # an integer beyond the float range
+        return _BAD
+    return value if np.isfinite(a).all() and np.abs(a).max() <= MAX_ABS else _BAD
+
+
+def _clean_record(raw: Any) -> dict[str, Any] | None:
+    """The record with its metric fields as floats, or None if ``raw`` is not a usable line."""
+    if not isinstance(raw, dict):
+        return None
+    epoch = raw.get("epoch")
+    if type(epoch) is not int or not 1 <= epoch <= MAX_EPOCH:
+        return None
+    rec = dict(raw)
+    for key in METRIC_FIELDS:
+        if key in rec:
+            rec[key] = _number(rec[key])
+            if rec[key] is _BAD:
+                return None
+    if "class_mean_gram" in rec and _gram(rec["class_mean_gram"]) is _BAD:
+        return None
+    return rec
+
+
+def clean_records(raw: Sequence[Any]) -> tuple[list[dict[str, Any]], int, int]:
+    """The usable ``metrics.jsonl`` records, sorted by epoch: ``(records, skipped, repeated)``.
+
+    Args:
+      raw: the parsed lines of one run (any JSON values).
+
+    Returns:
+      ``records``: the lines that are JSON objects with ``epoch`` an integer in
+      ``[1, MAX_EPOCH]``, every ``METRIC_FIELDS`` field present a finite number with
+      ``|x| <= MAX_ABS`` (as a float) or null, and ``class_mean_gram`` (if present) null or a
+      k x k list of such numbers; fields not named here pass unchecked. Of an epoch given
+      more than once the last line is kept. ``skipped``: how many lines were not usable;
+      ``repeated``: how many usable lines a later one of the same epoch replaced.
+    """
+    by_epoch: dict[int, dict[str, Any]] = {}
+    skipped = repeated = 0
+    for line in raw:
+        rec = _clean_record(line)
+        if rec is None:
+            skipped += 1
+            continue
+        repeated += rec["epoch"] in by_epoch
+        by_epoch[rec["epoch"]] = rec
+    return [by_epoch[e] for e in sorted(by_epoch)], skipped, repeated
+
+
+def run_config(raw: Any) -> dict[str, Any]:
+    """The ``"config"`` object of a parsed ``config.json`` (``deep.training.config_record``).
+
+    Raises:
+      ValueError: naming what is wrong (not a JSON object, no ``"config"`` object in it).
+    """
+    if not isinstance(raw, dict):
+        raise ValueError(f"is not a JSON object (a JSON {_json_type(raw)})")
+    if "config" not in raw:
+        raise ValueError('has no "config" field')
+    if not isinstance(raw["config"], dict):
+        raise ValueError(f'"config" is not a JSON object (a JSON {_json_type(raw["config"])})')
+    return raw["config"]
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+             float: "number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _differing(runs: Sequence[RunMetrics], drop: frozenset[str] = frozenset()) -> list[str]:

@@ -20,7 +20,6 @@ errors and exit statuses (2 usage, 1 diverged or a write failed, 130 interrupted
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Any, Sequence
 from deep.configs import ARCHITECTURES, CONVS, DATASET_DEFAULTS, DATASETS, DTYPES, LOSSES, TrainConfig
 from theory_checks.schedules import SCHEDULES
 from ufm.cli.args import Parser, ranged, unwritable_reason
+from ufm.cli.signals import on_interrupt_say
+from ufm.core.checks import TAU_MAX, TAU_MIN
 
 __all__ = ["main", "build_parser"]
 
@@ -70,8 +71,8 @@ def build_parser() -> Parser:
     m.add_argument("--relu", action=argparse.BooleanOptionalAction,
                    help="ReLU on the final features before normalization (default on)")
     m.add_argument("--loss", choices=LOSSES, help=f"scl, or ce with a linear head (default {d.loss})")
-    m.add_argument("--tau", type=ranged(float, 0, None, lo_open=True),
-                   help=f"SCL temperature > 0 (default {d.tau:g})")
+    m.add_argument("--tau", type=ranged(float, TAU_MIN, TAU_MAX),
+                   help=f"SCL temperature in [{TAU_MIN:g}, {TAU_MAX:g}] (ufm.core.checks; default {d.tau:g})")
     m.add_argument("--reduction", choices=("mean", "sum"),
                    help="SCL per batch: mean over anchors (the usual scale for lr 0.1) or the "
                         f"theory's sum (default {d.reduction})")
@@ -162,6 +163,13 @@ def _config_for_run(parser: Parser, args: argparse.Namespace) -> tuple[TrainConf
     return saved, out, True
 
 
+def _describe(cfg: TrainConfig) -> str:
+    """The flags that define a run, as one line (``--resume``'s note on a new folder)."""
+    keys = ("dataset", "arch", "loss", "relu", "R", "n_maj", "epochs", "batch_size", "schedule",
+            "lr", "tau", "seed", "seeds")
+    return " ".join(f"{k}={getattr(cfg, k)}" for k in keys)
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "undefined" if value is None else format(value, spec)
 
@@ -238,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg, out, resume = _config_for_run(parser, args)
     if getattr(args, "resume", False) and not resume:
-        print(f"note: {out} holds no run yet; starting it", file=sys.stderr)
+        print(f"note: {out} holds no run: --resume starts a NEW run there with this command "
+              f"line's flags (defaults for the rest): {_describe(cfg)}", file=sys.stderr)
 
     from ufm.cli.args import enable_compilation_cache
 
@@ -247,15 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop = min(cfg.epochs, getattr(args, "stop_after", cfg.epochs))
     progress = _Progress(out, cfg, quiet=getattr(args, "quiet", False))
-    # SIGTERM (kill, timeout, batch schedulers) stops like Ctrl-C, and Ctrl-C works even when
-    # started as a background job of a script (which starts with SIGINT ignored).
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in handlers:  # the stdlib handler raises KeyboardInterrupt for any signal
-        signal.signal(sig, signal.default_int_handler)
+    # under python -m, SIGINT / SIGTERM end the process with this line (ufm.cli.signals); called
+    # in-process, they raise KeyboardInterrupt as usual (the except below)
+    on_interrupt_say(f"interrupted; continue with: python -m deep.train --out {out} --resume")
     try:
         result = train_and_evaluate(cfg, out, resume=resume, stop_after=stop,
                                     checkpoint_every=args.checkpoint_every, callbacks=progress)
     except StartError as err:
+        progress.close()
         parser.error(f"argument {err.argument}: {err}" if err.argument else str(err))
     except TrainingDiverged as err:
         progress.close()
@@ -272,9 +280,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m deep.train: error: cannot write to {out} ({err.strerror or err}); fix "
               f"it and continue with: python -m deep.train --out {out} --resume", file=sys.stderr)
         return 1
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
     progress.close()
     if result.start >= cfg.epochs:
         print(f"{out}: all {cfg.epochs} epochs done", file=sys.stderr)

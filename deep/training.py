@@ -34,7 +34,8 @@ once; evaluation runs in fixed chunks of ``eval_batch_size`` (one compiled shape
 >>> run = setup(cfg, load_digits())
 >>> run.counts.tolist(), run.steps_per_epoch
 ([20, 20, 20, 20, 20, 10, 10, 10, 10, 10], 10)
->>> train_and_evaluate(cfg.replace(R=100), "/nonexistent/run")  # the data cannot meet R = 100
+>>> import tempfile
+>>> train_and_evaluate(cfg.replace(R=100), tempfile.mkdtemp())  # the data cannot meet R = 100
 Traceback (most recent call last):
 ...
 deep.training.StartError: R = 100 with n_maj = 20 leaves round(n_maj/R) = 0 minority samples; every class needs >= 2 (n_maj >= 150)
@@ -63,8 +64,8 @@ from deep.data import (DataError, ImageData, ImbalanceError, load_dataset, step_
                        step_subset)
 from deep.metrics import epoch_metrics
 from deep.models import FeatureNet, feature_dim, make_model, param_count
-from deep.rundir import (CONFIG, append_metrics, checkpoint_path, seed_dirs, truncate_metrics,
-                         write_config)
+from deep.rundir import (CHECKPOINT, CONFIG, LOCK, METRICS, RunLocked, append_metrics, checkpoint_path,
+                         logged_epochs, run_lock, seed_dirs, truncate_metrics, write_config)
 from theory_checks.schedules import epoch_batches
 from ufm.core.labels import labels_from_counts
 
@@ -94,6 +95,7 @@ __all__ = [
 ]
 
 _INIT_TAG, _AUG_TAG = 0, 1
+MAX_STEPS = 2**31 - 1  # optax's step count is an int32
 
 
 @flax.struct.dataclass
@@ -144,6 +146,12 @@ class Run:
     n_majority: int
     step: Callable
     feature_fn: Callable
+
+    @property
+    def eval_chunk(self) -> int:
+        """Images per evaluation call: ``eval_batch_size``, but no more than the larger of the
+        training subset and the test set (a huge ``--eval-batch-size`` pads nothing)."""
+        return int(min(self.cfg.eval_batch_size, max(self.labels.size, self.test_idx.size)))
 
     @property
     def num_classes(self) -> int:
@@ -232,10 +240,14 @@ def setup(cfg: TrainConfig, data: ImageData, *, donate: bool | None = None) -> R
     seeds = tuple(range(cfg.seed, cfg.seed + cfg.seeds))
     k = data.num_classes
     counts = step_class_counts(k, cfg.R, cfg.rho, cfg.n_maj)
+    subsets = np.stack([step_subset(data.y_train, counts, s) for s in seeds])  # checks the sizes first
     labels = labels_from_counts(counts).astype(np.int64)
-    subsets = np.stack([step_subset(data.y_train, counts, s) for s in seeds])
     steps = len(epoch_batches(labels, schedule=cfg.schedule, batch_size=cfg.batch_size, epoch=0,
                               seed=seeds[0], drop_last=cfg.drop_last))
+    if cfg.epochs * steps > MAX_STEPS:  # the optimizer's step counter is int32
+        raise ImbalanceError(f"{cfg.epochs} epochs of {steps} steps exceed the {MAX_STEPS} steps "
+                             f"the optimizer counts; at most {MAX_STEPS // steps} epochs",
+                             "--epochs")
     model = make_model(cfg.arch, relu=cfg.relu, num_classes=k if cfg.loss == "ce" else None,
                        dtype=cfg.dtype, conv=cfg.conv)
     tx = make_optimizer(cfg, steps)
@@ -308,7 +320,7 @@ def features(run: Run, state: TrainState, idx: np.ndarray) -> np.ndarray:
     Chunks of exactly ``eval_batch_size`` (the last padded with index 0 and cut), so one
     compiled shape serves the training subset and the test set.
     """
-    size = run.cfg.eval_batch_size
+    size = run.eval_chunk
     n = idx.shape[1]
     out = []
     for start in range(0, n, size):
@@ -454,12 +466,54 @@ def _check_finite(seeds: Sequence[int], losses: np.ndarray, metrics: list[dict[s
         raise TrainingDiverged(epoch, bad)
 
 
+def _earlier_run_files(workdir: Path) -> list[str]:
+    """Files of a run in ``workdir`` (checkpoint, metrics, seed folders): a folder without
+    ``config.json`` must hold none of them to start a fresh run there."""
+    found = [p for p in (CHECKPOINT, METRICS) if (workdir / p).exists()]
+    found += sorted(p.name for p in workdir.glob("seed_*") if p.is_dir())
+    return found
+
+
+def _span(epochs: set[int]) -> str:
+    """``{1, 2, 3, 7}`` -> ``1-3, 7``."""
+    runs: list[list[int]] = []
+    for e in sorted(epochs):
+        if runs and e == runs[-1][-1] + 1:
+            runs[-1].append(e)
+        else:
+            runs.append([e])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs)
+
+
+def _check_memory(run: Run) -> None:
+    """``StartError`` naming --seeds when the stacked training state (parameters, gradients
+    and momentum in float32, for every seed) cannot fit the memory available."""
+    from ufm.cli.limits import too_big
+
+    shape = tuple(run.data.images.shape[1:])
+    need = 3 * 4 * param_count(run.model, shape) * len(run.seeds) + run.data.images.nbytes
+    reason = too_big(need, f"{len(run.seeds)} x {run.cfg.arch}: parameters, gradients, momentum")
+    if reason is not None:
+        raise StartError(reason, "--seeds" if len(run.seeds) > 1 else "--arch")
+
+
 def _start(cfg: TrainConfig, workdir: Path, resume: bool,
            data: ImageData | None) -> tuple[Run, TrainState, int, list[Path]]:
     """Load the data, build the run, restore or initialize the state, write config.json (fresh
-    runs) and drop metrics lines past the checkpoint; ``StartError`` when it cannot."""
-    if not resume and (workdir / CONFIG).is_file():
+    runs) and drop metrics lines past the checkpoint; ``StartError`` when it cannot.
+
+    Everything is checked before a file is touched: the folder (a fresh run needs one without
+    files of an earlier run), the data and sizes, the checkpoint (readable, same structure and
+    seeds, its epoch within 1..epochs) and the metrics files (a line for every epoch up to the
+    checkpoint's: lost lines cannot be recomputed, so resuming without them is refused).
+    """
+    has_config = (workdir / CONFIG).is_file()
+    if not resume and has_config:
         raise StartError(f"{workdir} already holds a run; resume it or choose another folder", "--out")
+    leftovers = [] if has_config else _earlier_run_files(workdir)
+    if leftovers:
+        raise StartError(f"{workdir} holds {', '.join(leftovers)} of an earlier run but no {CONFIG}; "
+                         "move them away or choose another folder", "--out")
     if data is None:
         try:
             data = load_dataset(cfg.dataset, cfg.data_dir, test_fraction=cfg.test_fraction,
@@ -472,6 +526,7 @@ def _start(cfg: TrainConfig, workdir: Path, resume: bool,
         raise StartError(str(err), err.argument) from err
     except ValueError as err:
         raise StartError(str(err)) from err
+    _check_memory(run)
     state, start = init_state(run), 0
     ckpt = checkpoint_path(workdir)
     if resume and ckpt.is_file():
@@ -482,7 +537,17 @@ def _start(cfg: TrainConfig, workdir: Path, resume: bool,
         if tuple(seeds) != run.seeds:
             raise StartError(f"the checkpoint holds seeds {list(seeds)}, the run {list(run.seeds)}",
                              "--resume")
+        if start > cfg.epochs:
+            raise StartError(f"the checkpoint is at epoch {start}, past the run's {cfg.epochs} "
+                             f"epochs: {ckpt} does not belong to {workdir / CONFIG}", "--resume")
     dirs = seed_dirs(workdir, run.seeds)
+    for d in dirs if start > 0 else ():
+        missing = set(range(1, start + 1)) - logged_epochs(d)
+        if missing:
+            which = f"epochs {_span(missing)}" if len(missing) > 1 else f"epoch {min(missing)}"
+            raise StartError(f"{d / METRICS} lacks the line of {which} while the "
+                             f"checkpoint is at epoch {start}; they cannot be recomputed: restore "
+                             "the file, or start a new run in another folder", "--resume")
     if start == 0:
         write_config(workdir, config_record(run, cfg, {}))
         if len(dirs) > 1:
@@ -507,6 +572,9 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike, *, resum
     after that epoch (resume later). ``data``: the loaded data set (default: loaded from
     ``config``). ``callbacks`` hear of the progress (``TrainCallbacks``).
 
+    The call holds ``workdir``'s lock (``deep.rundir.run_lock``) throughout: a second call on
+    the same folder, from any process, gets ``StartError`` at once instead of training beside it.
+
     Raises ``StartError`` before any epoch when the run cannot start, ``TrainingDiverged``
     (nothing of the epoch written) when an epoch's loss or features are not finite, and lets
     ``OSError`` (a write failing) and ``KeyboardInterrupt`` through: the last checkpoint stays
@@ -514,8 +582,29 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike, *, resum
     """
     cfg = resolve(config)
     workdir = Path(workdir)
-    callbacks = callbacks if callbacks is not None else TrainCallbacks()
-    run, state, start, dirs = _start(cfg, workdir, resume, data)
+    created = [p for p in (workdir, *workdir.parents) if not p.exists()]  # deepest first
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(run_lock(workdir))
+        except RunLocked as err:
+            raise StartError(str(err), "--out") from err
+        try:
+            run, state, start, dirs = _start(cfg, workdir, resume, data)
+        except StartError:
+            if created:  # leave no folder behind a run that could not start
+                (workdir / LOCK).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    for folder in created:
+                        folder.rmdir()
+            raise
+        return _train(run, state, start, dirs, workdir, stop_after, checkpoint_every,
+                      callbacks if callbacks is not None else TrainCallbacks())
+
+
+def _train(run: Run, state: TrainState, start: int, dirs: list[Path], workdir: Path,
+           stop_after: int | None, checkpoint_every: int, callbacks: TrainCallbacks) -> TrainResult:
+    """The epochs of ``train_and_evaluate`` (the run folder locked and checked)."""
+    cfg = run.cfg
     stop = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     if stop <= start:
         return TrainResult(run, state, start, start, [], dirs)

@@ -22,7 +22,6 @@ from deep.checkpoint import (CheckpointError, checkpoint_due, load_checkpoint,  
 from deep.configs import TrainConfig, resolve  # noqa: E402
 from deep.data import load_digits  # noqa: E402
 import deep.training  # noqa: E402
-from deep.metrics import epoch_metrics  # noqa: E402
 from deep.rundir import read_config, read_metrics  # noqa: E402
 from deep.training import (  # noqa: E402
     StartError,
@@ -215,24 +214,6 @@ class Recorder(TrainCallbacks):
 
     def on_epoch_end(self, records):
         self.events.append(("end", [r["epoch"] for r in records]))
-
-
-@pytest.fixture
-def stand_in_epochs(monkeypatch):
-    """Epochs that take no compilation: loss 1 + epoch, one-hot (OF) features."""
-
-    def train_epoch(run, state, epoch, on_step):
-        for t in range(run.steps_per_epoch):
-            on_step(t, jnp.zeros(len(run.seeds)))
-        return state, np.full(len(run.seeds), 1.0 + epoch)
-
-    def evaluate(run, state):
-        k = run.num_classes
-        return [epoch_metrics(np.eye(k)[run.labels], run.labels, np.eye(k)[run.y_test], run.y_test,
-                              k=k, n_majority=run.n_majority) for _ in run.seeds]
-
-    monkeypatch.setattr(deep.training, "train_epoch", train_epoch)
-    monkeypatch.setattr(deep.training, "evaluate", evaluate)
 
 
 def test_train_and_evaluate_writes_the_run_resumes_and_reports(stand_in_epochs, digits, tmp_path):

@@ -10,9 +10,7 @@ from __future__ import annotations
 import errno
 import importlib
 import os
-import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -147,52 +145,3 @@ def test_training_stops_on_one_line_when_a_write_fails(tmp_path, capsys, monkeyp
     _one_line(_exit(main, argv, capsys, monkeypatch), 1, "cannot write", "--resume",
               os.strerror(errno.ENOSPC))
     assert (run / "config.json").is_file() and not (run / "checkpoint.npz").exists()
-
-
-# ----------------------------------------------------------------------------- issue 34: no destroyed files
-
-
-def _solve_cli(*args):
-    return subprocess.run([sys.executable, "-m", "ufm.solve", "--counts", "3,3", "--quiet", *args],
-                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-
-
-def test_out_refuses_links_and_non_regular_files(tmp_path):
-    """A FIFO (as a device node would be) and a symbolic link are refused before any work,
-    and stay what they were; a dangling link too."""
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    target = tmp_path / "target.json"
-    target.write_text("keep")
-    link = tmp_path / "link.json"
-    link.symlink_to(target)
-    dangling = tmp_path / "dangling.json"
-    dangling.symlink_to(tmp_path / "missing.json")
-    for path, words in ((fifo, "not a regular file"), (link, "symbolic link"),
-                        (dangling, "symbolic link")):
-        for flag in ("--out", "--save-embeddings"):
-            out = _solve_cli(flag, str(path))
-            assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr
-            assert out.stderr.count("\n") == 1  # one error line
-    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and link.is_symlink() and target.read_text() == "keep"
-    assert dangling.is_symlink() and not (tmp_path / "missing.json").exists()
-
-
-def test_out_and_save_embeddings_must_differ(tmp_path):
-    path = tmp_path / "same.json"
-    out = _solve_cli("--out", str(path), "--save-embeddings", str(path))
-    assert out.returncode == 2 and "also the --out file" in out.stderr and not path.exists()
-
-
-def test_atomic_write_refuses_non_regular_targets(tmp_path):
-    from ufm.cli.io import write_json_atomic
-
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    link = tmp_path / "link.json"
-    link.symlink_to(tmp_path / "t.json")
-    for path in (fifo, link):
-        with pytest.raises(OSError, match="not a regular file"):
-            write_json_atomic(path, {"a": 1})
-    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and link.is_symlink()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.json"]  # no temp left

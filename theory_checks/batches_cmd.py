@@ -8,7 +8,7 @@ laid out class by class as in ``ufm.core.labels.labels_from_counts``).
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +30,17 @@ examples:
   python -m theory_checks.batches --schedule binding --batch-size 50 --epochs 10 --out b.json
   python -m theory_checks.batches --schedule sorted --counts 20,20,5,5 --batch-size 8 --out s.json
   python -m theory_checks.graph --batches b.json
+
+limits: the schedule is built in memory (about 8 B per index + 8 B per sample + 160 B per batch,
+each epoch), so --epochs is bounded by the memory available (SCL_GEOMETRY_MEMORY=4G sets the
+budget) and the file it writes by the free disk space; --labels must be a regular file that the
+memory available can parse.
 """
+
+# Memory of the schedule, measured (issue 34) by peak RSS: per epoch 8 B per index, 8 B per sample
+# (the permutation the batches view) and 110-170 B per batch (the array objects and the list).
+_PER_INDEX, _PER_SAMPLE, _PER_BATCH = 8, 8, 160
+_LABELS_WRITE = 64  # per label, once: the list and the text of "labels" while it is written
 
 
 def _parser():
@@ -66,14 +76,12 @@ def _parser():
 
 
 def _labels_file(parser, path: str) -> np.ndarray:
-    from theory_checks.io import BatchesFileError, _labels
+    from theory_checks.io import BatchesFileError, _labels, read_json_file
 
     try:
-        obj = json.loads(Path(path).read_bytes())
-    except OSError as err:
-        parser.error(f"argument --labels: {path}: cannot read the file ({err.strerror})")
-    except ValueError as err:
-        parser.error(f"argument --labels: {path}: not valid JSON ({str(err).splitlines()[0]})")
+        obj = read_json_file(path)  # a regular file, size-checked, bounded read and parse
+    except BatchesFileError as err:
+        parser.error(f"argument --labels: {path}: {err}")
     if isinstance(obj, dict):
         if "labels" not in obj:
             parser.error(f'argument --labels: {path}: the object has no "labels" key')
@@ -82,6 +90,54 @@ def _labels_file(parser, path: str) -> np.ndarray:
         return _labels(obj)
     except BatchesFileError as err:
         parser.error(f"argument --labels: {path}: {err}")
+
+
+def _free_disk(path: str) -> int | None:
+    base = Path(path).absolute().parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    try:
+        return shutil.disk_usage(base).free
+    except OSError:
+        return None
+
+
+def _check_size(parser, args, labels: np.ndarray) -> None:
+    """Usage error naming --epochs when the schedule would not fit the memory budget or the
+    file it writes the free disk space: epoch 0 is built first and measured (every epoch of a
+    schedule has the same number of batches and indices)."""
+    from ufm.cli.limits import ENV, format_bytes, memory_budget, too_big
+
+    from theory_checks.schedules import epoch_batches
+
+    try:
+        first = epoch_batches(labels, schedule=args.schedule, batch_size=args.batch_size, epoch=0,
+                              seed=args.seed, drop_last=args.drop_last)
+    except ValueError as err:
+        parser.error(f"argument --batch-size: {err}")
+    n, nb = int(labels.size), len(first)
+    entries = int(sum(b.size for b in first))
+    del first
+    try:
+        budget = memory_budget()
+    except ValueError as err:
+        parser.error(str(err))
+    per_epoch = _PER_INDEX * entries + _PER_SAMPLE * n + _PER_BATCH * nb
+    once = _LABELS_WRITE * n
+    reason = too_big(once + args.epochs * per_epoch,
+                     f"{args.epochs} epochs of {nb} batches, {entries} indices each epoch", budget)
+    if reason is not None:
+        most = max(0, (budget - once) // per_epoch)
+        parser.error(f"argument --epochs: {reason}: at most {most} epochs with these labels and "
+                     f"--batch-size {args.batch_size} (set {ENV} to change)")
+    digits = len(str(max(n - 1, 0)))
+    per_epoch_text = (digits + 2) * entries + 3 * nb  # "i, " per index, "[", "],\n" per batch
+    text = (digits + 2) * n + args.epochs * per_epoch_text
+    free = _free_disk(args.out)
+    if free is not None and text > free:
+        parser.error(f"argument --epochs: the file would be about {format_bytes(text)}; "
+                     f"{format_bytes(free)} is free on the disk of --out: at most "
+                     f"{max(0, (free - (digits + 2) * n) // per_epoch_text)} epochs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             source.update(imbalance=args.imbalance, k=args.k, R=args.R, n_min=args.n_min)
             if args.imbalance == "step":
                 source["rho"] = args.rho
+    _check_size(parser, args, labels)
     try:
         batches = schedule_batches(labels, schedule=args.schedule, batch_size=args.batch_size,
                                    epochs=args.epochs, seed=args.seed, drop_last=args.drop_last)

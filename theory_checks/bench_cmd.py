@@ -6,7 +6,6 @@ Prints ``theory_checks.benchmark.bench_graph_check()`` as JSON (the same numbers
 
 from __future__ import annotations
 
-import json
 from typing import Sequence
 
 from ufm.cli.args import Parser
@@ -24,8 +23,9 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     build_parser().parse_args(argv)
     from theory_checks.benchmark import bench_graph_check
+    from ufm.core.jsonable import to_json
 
-    print(json.dumps(bench_graph_check(), indent=2))
+    print(to_json(bench_graph_check(), indent=2))
     return 0
 
 

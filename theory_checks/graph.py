@@ -1,7 +1,7 @@
 """Entry point of ``python -m theory_checks.graph``: the command line lives in ``theory_checks.graph_cmd``,
 the check itself in ``theory_checks.interaction``. This module holds no library code."""
 
-from theory_checks.graph_cmd import main
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ufm.cli.signals import run_main  # signals first, then the command line
+
+    run_main("theory_checks.graph_cmd")

@@ -7,7 +7,6 @@ do not, 2 for unusable input (one line on stderr naming the problem).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any, Sequence
@@ -26,7 +25,8 @@ samples that share a MIXED batch, then, to a fixpoint, all samples of a PURE bat
 that holds two joined samples (a pure batch of size 2 pins nothing); every sample is in a batch.
 (b) every pair of classes shares a batch where one of the two appears at least twice.
 
-exit status: 0 conditions hold, 1 they do not, 2 unusable input.
+exit status: 0 conditions hold, 1 they do not, 2 unusable input (a FILE that is not a
+regular file, or too big for the memory available: SCL_GEOMETRY_MEMORY=4G sets the budget).
 """
 
 
@@ -38,7 +38,9 @@ def _parser() -> Parser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--batches", required=True, metavar="FILE", help="batches.json to check")
+    p.add_argument("--batches", required=True, metavar="FILE",
+                   help="batches.json to check (a regular file; its size is checked against the "
+                        "memory available before it is read)")
     p.add_argument("--d", type=ranged(int, 1, None), default=None,
                    help="embedding dimension the verdict is read at (exact for d >= k+1; "
                         "default: not given, the note covers every d)")
@@ -105,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = args.batches
     try:
         big = os.path.getsize(path) > 50_000_000
-    except OSError:
+    except (OSError, ValueError):
         big = False
     talk = big and not args.json and sys.stderr.isatty()
     if talk:
@@ -116,14 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"checking {len(batches)} batches ...", file=sys.stderr, flush=True)
         res = check_batches(labels, batches, d=args.d).to_dict()
     except (BatchesFileError, ValueError) as err:
-        parser.error(f"{path}: {err}")
+        parser.error(f"argument --batches: {path}: {err}")
     except MemoryError:
-        parser.error(f"{path}: out of memory while checking")
+        parser.error(f"argument --batches: {path}: out of memory while checking")
     if args.json:
         from ufm.core.versions import library_versions
 
         config = {"batches": path, "d": args.d, "file_config": file_config}
-        print(json.dumps({"file": path, **res, "config": config, "versions": library_versions()}))
+        from ufm.core.jsonable import to_json
+
+        print(to_json({"file": path, **res, "config": config, "versions": library_versions()}))
     else:
         print(format_report(res, path, args.max_list))
     return 0 if res["holds"] else 1

@@ -5,6 +5,13 @@ labels; repeated batches allowed), plus an optional ``"config"`` object. The wri
 batch per line. The reader rejects, with one message naming the problem, anything that is not
 exactly that: booleans, floats (even 2.0), strings and nulls are not integers.
 
+Reading is bounded (``read_json_file``): the path must name a regular file (a device such as
+/dev/zero, a FIFO, a folder is refused before it is opened for reading), its size is checked
+against ``MAX_FILE_FACTOR`` x less than the memory budget (``ufm.cli.limits.memory_budget``;
+``SCL_GEOMETRY_MEMORY`` overrides) before a byte is read, it is read with a bounded read (at
+most that limit + 1 bytes, so a file that grows or reports a wrong size cannot pass it), and
+the memory the parse will take is estimated from the text (``parse_estimate``) before parsing.
+
 >>> import tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "b.json")
 >>> write_batches_json(path, [0, 0, 1], [[0, 2], [1, 2]], config={"schedule": "fixed"})
@@ -20,24 +27,131 @@ import io
 import itertools
 import json
 import os
-from pathlib import Path
+import stat
 from typing import Any, Sequence
 
 import numpy as np
 
 from ufm.core.batching import Batching
 from ufm.cli.io import atomic_write, to_jsonable
+from ufm.cli.limits import ENV, format_bytes, memory_budget, too_big
 
-__all__ = ["BatchesFileError", "read_batches_json", "write_batches_json"]
+__all__ = ["BatchesFileError", "read_batches_json", "read_json_file", "write_batches_json",
+           "parse_estimate", "MAX_FILE_FACTOR"]
+
+# Memory json.loads takes, measured (CPython 3.11, issue 34) on batches files of 10-20 MB by peak
+# RSS, including the int64 arrays read_batches_json builds: the bytes read plus the str they are
+# decoded to (2 x the text), then per list or object 64-96 B (header and growth: 10^6 batches of
+# one index take 27 x their text), per item (a comma) 34-45 B (a pointer and an int object, 8 B
+# more for the int64 copy), per object member (a colon) about 100 B (key string and slot). A
+# standard batches file (batches of 50 indices < 10^6) takes 7.6 x its text; the estimate
+# below is 1.05-1.8 x the measured peak on every shape tried.
+_PER_TEXT_BYTE, _PER_CONTAINER, _PER_ITEM, _PER_MEMBER = 2, 100, 50, 100
+#: A file larger than ``budget / MAX_FILE_FACTOR`` is refused before it is read (any JSON text
+#: costs at least 2 x its size to parse: the bytes and the decoded str).
+MAX_FILE_FACTOR = 3
+_CHUNK = 1 << 24
 
 
 class BatchesFileError(ValueError):
     """An unusable batches.json (the message is one line naming the problem)."""
 
 
-def _loads(raw: bytes, fast: bool = True) -> Any:
-    """Parse JSON: orjson when installed (``fast``), else the json module (whose errors and
-    big integers are what the messages describe)."""
+def parse_estimate(raw: bytes | bytearray) -> int:
+    """Bytes of memory parsing the JSON text ``raw`` into Python objects (and the int64 arrays
+    of a batches file) takes at most, from its size and its counts of ``[ { , :`` (see the
+    measured constants above).
+
+    >>> parse_estimate(b'{"labels": [0, 1], "batches": [[0, 1]]}')
+    828
+    """
+    containers = raw.count(b"[") + raw.count(b"{")
+    return (_PER_TEXT_BYTE * len(raw) + _PER_CONTAINER * containers
+            + _PER_ITEM * raw.count(b",") + _PER_MEMBER * raw.count(b":"))
+
+
+def _budget(budget: int | None) -> int:
+    if budget is not None:
+        return budget
+    try:
+        return memory_budget()
+    except ValueError as err:  # SCL_GEOMETRY_MEMORY is not a size
+        raise BatchesFileError(str(err)) from None
+
+
+def _read_bounded(path: str | os.PathLike, budget: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``budget // MAX_FILE_FACTOR`` of them
+    (``BatchesFileError`` otherwise, before reading when the size says so)."""
+    limit = budget // MAX_FILE_FACTOR
+    how = (f"at most {format_bytes(limit)} with {format_bytes(budget)} of memory available "
+           f"(1/{MAX_FILE_FACTOR}; set {ENV} to change)")
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise BatchesFileError("is a folder, not a file")
+        if not stat.S_ISREG(st.st_mode):  # /dev/zero, a FIFO (open would block), a socket
+            raise BatchesFileError("is not a regular file (a device, FIFO or socket): give the "
+                                   "path of a JSON file")
+        if st.st_size > limit:
+            raise BatchesFileError(f"is {format_bytes(st.st_size)}, too big to read: a file may be "
+                                   f"{how}")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb", buffering=0) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced since the stat
+                raise BatchesFileError("is not a regular file: give the path of a JSON file")
+            parts = [fh.read(min(st.st_size, limit) + 1)]  # the whole file, in the usual case
+            total = len(parts[0])
+            while parts[-1] and total <= limit:  # a file that grows, or /proc's size 0
+                parts.append(fh.read(min(_CHUNK, limit + 1 - total)))
+                total += len(parts[-1])
+    except OSError as err:
+        raise BatchesFileError(f"cannot read the file ({err.strerror or type(err).__name__})") from None
+    if total > limit:
+        raise BatchesFileError(f"holds more than {format_bytes(limit)} (it grew while read, or "
+                               f"reports a wrong size), too big to read: a file may be {how}")
+    return parts[0] if len(parts) <= 2 and not parts[-1] else b"".join(parts)
+
+
+def read_json_file(path: str | os.PathLike, budget: int | None = None) -> Any:
+    """The JSON value in the file ``path``, read within the memory ``budget`` (default
+    ``ufm.cli.limits.memory_budget()``): a regular file, size-checked before reading, read with
+    a bounded read, its parse estimated (``parse_estimate``) before parsing. ``BatchesFileError``
+    (one line) for every unusable file."""
+    return _read_and_parse(path, budget)[0]
+
+
+def _read_and_parse(path: str | os.PathLike, budget: int | None,
+                    check=None) -> tuple[Any, Any]:
+    budget = _budget(budget)
+    raw = _read_bounded(path, budget)
+    reason = too_big(parse_estimate(raw), f"parsing {format_bytes(len(raw))} of JSON: "
+                     f"{_PER_TEXT_BYTE} x the text + {_PER_ITEM} B per item + {_PER_CONTAINER} B "
+                     f"per list", budget)
+    if reason is not None:
+        raise BatchesFileError(f"too big to read: {reason} (set {ENV} to change)")
+    was_enabled = gc.isenabled()
+    gc.disable()  # millions of fresh ints and lists: the cyclic GC would rescan them repeatedly
+    try:
+        obj, fast = _loads(raw)
+        if check is None:
+            return obj, None
+        try:
+            return obj, check(obj)
+        except BatchesFileError:
+            if not fast:
+                raise
+        # orjson reads integers beyond 64 bits as floats: describe the json module's reading
+        del obj  # one parse alive at a time
+        obj, _ = _loads(raw, fast=False)
+        return obj, check(obj)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _loads(raw: bytes, fast: bool = True) -> tuple[Any, bool]:
+    """``(value, by orjson)``: parse JSON with orjson when installed (``fast``), else the json
+    module (whose errors and big integers are what the messages describe)."""
     if fast:
         try:
             import orjson  # optional: only used when already installed
@@ -45,11 +159,11 @@ def _loads(raw: bytes, fast: bool = True) -> Any:
             orjson = None
         if orjson is not None:
             try:
-                return orjson.loads(raw)
+                return orjson.loads(raw), True
             except (ValueError, TypeError):
                 pass  # re-parse with json for its message
     try:
-        return json.loads(raw)
+        return json.loads(raw), False
     except json.JSONDecodeError as err:
         raise BatchesFileError(f"not valid JSON ({err.msg} at line {err.lineno}, "
                                f"column {err.colno})") from None
@@ -114,26 +228,12 @@ def _batches(obj: Any, n: int) -> Batching:
     return Batching(flat, offsets, n)  # validated above, with file positions in the messages
 
 
-def read_batches_json(path: str | os.PathLike) -> tuple[np.ndarray, Batching, dict | None]:
-    """``(labels, batches, config)`` from a batches.json; ``BatchesFileError`` if unusable."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as err:
-        raise BatchesFileError(f"cannot read the file ({err.strerror or type(err).__name__})") from None
-    was_enabled = gc.isenabled()
-    gc.disable()  # millions of fresh ints and lists: the cyclic GC would rescan them repeatedly
-    try:
-        obj = _loads(raw)
-        try:
-            labels, batches = _parsed(obj)
-        except BatchesFileError:
-            # orjson reads integers beyond 64 bits as floats: describe the json module's reading
-            obj = _loads(raw, fast=False)
-            labels, batches = _parsed(obj)
-        del raw
-    finally:
-        if was_enabled:
-            gc.enable()
+def read_batches_json(path: str | os.PathLike,
+                      budget: int | None = None) -> tuple[np.ndarray, Batching, dict | None]:
+    """``(labels, batches, config)`` from a batches.json; ``BatchesFileError`` if unusable,
+    including a file the memory ``budget`` (default: ``memory_budget()``) cannot parse (see
+    ``read_json_file``)."""
+    obj, (labels, batches) = _read_and_parse(path, budget, _parsed)
     config = obj.get("config")
     return labels, batches, config if isinstance(config, dict) else None
 

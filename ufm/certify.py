@@ -7,9 +7,9 @@ puts that function in its place in ``sys.modules`` so it is not shadowed.
 import sys
 
 if __name__ == "__main__":
-    from ufm.cli.certify_cmd import main
+    from ufm.cli.signals import run_main  # signals first, then the command line
 
-    raise SystemExit(main())
+    run_main("ufm.cli.certify_cmd")
 else:
     from ufm.certificates.certification import certify as _certify
 

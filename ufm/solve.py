@@ -8,9 +8,9 @@ its own place in ``sys.modules``.
 import sys
 
 if __name__ == "__main__":
-    from ufm.cli.solve_cmd import main
+    from ufm.cli.signals import run_main  # signals first, then the command line
 
-    raise SystemExit(main())
+    run_main("ufm.cli.solve_cmd")
 else:
     from ufm.solvers.solver import solve as _solve
 

@@ -34,13 +34,32 @@ import numpy as np
 from ufm.certificates.bound import Bound
 from ufm.core.problem import Problem, as_problem
 
-__all__ = ["certify", "certificate", "choose_method", "check_method", "CertificateMethod",
+__all__ = ["certify", "certificate", "check_samples", "CLASS_MAX_N", "choose_method", "check_method", "CertificateMethod",
            "METHODS", "METHOD_NAMES", "FULL_MAX_N", "AUTO_FULL_MAX_N"]
 
 #: The full relaxation's N x N PSD variable: practical up to this many samples.
 FULL_MAX_N = 400
 #: ``choose_method`` takes the full relaxation for batched problems up to this N.
 AUTO_FULL_MAX_N = 120
+#: Full batch: every method ends in the class-level certificate
+#: (``ufm.certificates.dual.class_dual_bound``), whose float64 rounding analysis needs N below this.
+CLASS_MAX_N = 2 ** 26
+
+
+def check_samples(n_samples: int, *, batched: bool) -> None:
+    """``ValueError`` naming ``counts`` when no certificate applies to ``n_samples`` samples: the
+    full batch needs ``N < CLASS_MAX_N = 2**26`` (the class-level certificate's rounding
+    analysis). The command lines call it before any work.
+
+    >>> check_samples(2**26, batched=False)
+    Traceback (most recent call last):
+    ...
+    ValueError: counts: a certificate of the full batch needs N < 2**26 = 67108864 samples (the rounding analysis of the class-level certificate), got N = 67108864
+    """
+    if not batched and n_samples >= CLASS_MAX_N:
+        raise ValueError(f"counts: a certificate of the full batch needs N < 2**26 = {CLASS_MAX_N} "
+                         f"samples (the rounding analysis of the class-level certificate), got "
+                         f"N = {n_samples}")
 
 
 @dataclass(frozen=True)
@@ -165,7 +184,9 @@ def certify(
     Raises:
       ValueError: naming ``method`` when it is unknown or does not apply (batches with
         ``reduced``, no ``z`` for ``dual``, N above its ``max_samples``), or a bad problem
-        argument (``counts``, ``tau``, ``nonneg``, ``batches``; ``ufm.core.problem``).
+        argument (``counts``, ``tau``, ``nonneg``, ``batches``; ``ufm.core.problem``), or
+        ``counts`` when the bound needs more memory than the machine has
+        (``ufm.solvers.memory.certify_bytes``).
 
     References:
       Kini et al., "Symmetric Neural-Collapse Representations with Supervised Contrastive
@@ -177,6 +198,12 @@ def certify(
     problem = as_problem(counts, tau=tau, nonneg=nonneg, batches=batches)
     method = check_method(method, batched=problem.batched, n_samples=problem.n_samples,
                           has_point=z is not None)
+    check_samples(problem.n_samples, batched=problem.batched)
+    from ufm.solvers.memory import certify_bytes, check_fits
+
+    check_fits(*certify_bytes(problem.n_samples, problem.k, problem.d, "reduced" if method ==
+                              "reduced" else "full" if method == "full" else "dual-point"),
+               problem.n_samples)
     return METHODS[method].run(problem, z, solver)
 
 

@@ -62,7 +62,10 @@ from ufm.core.problem import Problem
 from ufm.core.labels import check_counts
 from ufm.certificates.rigorous import (LIBM_ULPS, TINY, U, down, gamma, psd_lower_bound, sum_bounds, up)
 
-__all__ = ["dual_bound", "gram_dual_bound", "class_dual_bound", "class_gram_of_point",
+#: The class-level certificate's float64 rounding analysis holds for N below this.
+CLASS_MAX_N = 2 ** 26
+
+__all__ = ["CLASS_MAX_N", "dual_bound", "gram_dual_bound", "class_dual_bound", "class_gram_of_point",
            "class_block_means", "polish_class_gram", "polish_gram"]
 
 #: Tolerances below which an entry of the point counts as pinned at 0 under ReLU (tried in turn).
@@ -301,8 +304,9 @@ def class_dual_bound(class_gram: np.ndarray, counts: Sequence[int], tau: float, 
         raise ValueError(f"class_gram must be a finite {k} x {k} matrix, got shape {a.shape}")
     a = 0.5 * (a + a.T)
     big_n = int(n.sum())
-    if big_n >= 2 ** 26:
-        raise ValueError(f"counts: N = {big_n} is too large for the class-level certificate")
+    if big_n >= CLASS_MAX_N:
+        raise ValueError(f"counts: N = {big_n} is too large for the class-level certificate "
+                         f"(its rounding analysis needs N < 2**26 = {CLASS_MAX_N})")
 
     p, mult, loss, f = _class_softmax(a, n, tau)
     h_lo, s_lo, s_hi = _entropy_lower(p, mult)

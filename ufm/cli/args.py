@@ -15,13 +15,19 @@ from typing import Callable, NoReturn, Sequence
 
 import numpy as np
 
+from ufm.cli.limits import ENV as MEMORY_ENV
+from ufm.cli.limits import too_big
+from ufm.core.checks import TAU_MAX, TAU_MIN
 from ufm.core.labels import check_counts, exp_counts, step_counts
 
 __all__ = [
     "Parser",
     "add_problem_args",
     "counts_from_args",
+    "counts_flag",
     "ranged",
+    "int_list",
+    "check_size",
     "usage_error",
     "unwritable_reason",
     "output_file",
@@ -54,7 +60,8 @@ def ranged(kind: type, lo: float | None = None, hi: float | None = None, *,
     """argparse ``type=`` parsing ``kind`` within ``[lo, hi]`` (an end is excluded if open)."""
     left = "(" if lo_open else "["
     right = ")" if hi_open or hi is None else "]"
-    span = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+    show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    span = f"{left}{'-inf' if lo is None else show(lo)}, {'inf' if hi is None else show(hi)}{right}"
     what = "an integer" if kind is int else "a number"
 
     def parse(text: str):
@@ -137,13 +144,30 @@ def write_outputs(parser: argparse.ArgumentParser, writes) -> None:
                 write_failed(parser, flag, path, err)
 
 
+def int_list(text: str) -> list[str]:
+    """The entries of a comma-separated flag value, spaces dropped; ``ArgumentTypeError`` for
+    an empty value or an empty entry (``"3,,3"``, ``"3,3,"``, ``",3"``: a typo, not a list).
+
+    >>> int_list("3, 4")
+    ['3', '4']
+    """
+    parts = text.replace(" ", "").split(",")
+    if not text.strip() or any(v == "" for v in parts):
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated values with no empty entry (e.g. 500,500,5,5), got {text!r}")
+    return parts
+
+
 def _counts_list(text: str) -> np.ndarray:
+    parts = int_list(text)
     try:
-        values = [int(v) for v in text.replace(" ", "").split(",") if v != ""]
+        values = [int(v) for v in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be comma-separated integers >= 2 (e.g. 500,500,5,5), got {text!r}"
         ) from None
+    if any(v >= 2**62 for v in values):  # int64 would overflow; far beyond any memory anyway
+        raise argparse.ArgumentTypeError(f"each count must be below 2**62, got {text!r}")
     try:
         return check_counts(values)
     except ValueError as err:
@@ -155,8 +179,9 @@ def add_problem_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("problem")
     add_counts_args(g)
     g.add_argument("--d", type=ranged(int, 1, D_MAX), default=None, help="embedding dimension (default k)")
-    g.add_argument("--tau", type=ranged(float, 0, None, lo_open=True), default=0.1,
-                   help="temperature > 0 (default 0.1)")
+    g.add_argument("--tau", type=ranged(float, TAU_MIN, TAU_MAX), default=0.1,
+                   help=f"temperature in [{TAU_MIN:g}, {TAU_MAX:g}] (default 0.1); outside it float64 "
+                   "rounding swamps the loss (docs/solver.md)")
     g.add_argument("--nonneg", action="store_true", help="ReLU features: add z >= 0 (UFM+)")
     g.add_argument("--seed", type=ranged(int, 0, 2**31 - 1), default=0, help="random seed (default 0)")
 
@@ -176,17 +201,52 @@ def add_counts_args(g) -> None:
                    help="explicit class counts, e.g. 500,500,5,5 (overrides --k/--R/--rho/--n-min)")
 
 
-def counts_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> np.ndarray:
-    """Class counts from ``--counts`` or the imbalance flags (usage error if impossible)."""
-    if args.counts is not None:
-        return args.counts
-    if args.imbalance == "step":
-        return step_counts(args.k, args.R, args.rho, args.n_min)
-    n_max = int(round(args.R * args.n_min))
+def counts_flag(args: argparse.Namespace) -> str:
+    """The flag(s) that made the counts: ``--counts``, else ``--k/--R/--n-min``."""
+    return "--counts" if getattr(args, "counts", None) is not None else "--k/--R/--n-min"
+
+
+def check_size(parser: argparse.ArgumentParser, flag: str, n: int, need: tuple[int, str]) -> None:
+    """Usage error (exit 2) naming ``flag`` when ``need = (bytes, what)`` for ``N = n`` samples
+    exceeds the memory available (``ufm.cli.limits``; ``SCL_GEOMETRY_MEMORY`` sets it)."""
     try:
-        return exp_counts(args.k, args.R, n_max)
-    except ValueError as err:
-        usage_error(parser, f"argument --R: {err}")
+        reason = too_big(*need)
+    except ValueError as err:  # SCL_GEOMETRY_MEMORY is not a size
+        usage_error(parser, str(err))
+    if reason is not None:
+        usage_error(parser, f"argument {flag}: N = {n} samples {reason} (the environment variable "
+                            f"{MEMORY_ENV} sets the limit)")
+
+
+def counts_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                     need: Callable[[np.ndarray], tuple[int, str]] | None = None) -> np.ndarray:
+    """Class counts from ``--counts`` or the imbalance flags (usage error if impossible).
+
+    The sizes are bounded BEFORE anything of size N is allocated: ``need(counts)`` gives
+    ``(bytes, what)`` of the command's work (default: the ``N`` int64 labels), and a usage error
+    naming ``--counts`` (or ``--k/--R/--n-min``) and the limit follows when it exceeds the
+    memory available (``ufm.cli.limits.memory_budget``).
+    """
+    flag = counts_flag(args)
+    if args.counts is not None:
+        counts = args.counts
+    else:
+        # the majority / largest class, computed in Python (no int64 overflow for huge flags)
+        n_big = int(round(args.R * args.n_min))
+        if n_big * args.k >= 2**62:
+            usage_error(parser, f"argument {flag}: N = about {n_big * args.k:.3g} samples (k = "
+                                f"{args.k}, R = {args.R:g}, n_min = {args.n_min}) is beyond any memory")
+        if args.imbalance == "step":
+            counts = step_counts(args.k, args.R, args.rho, args.n_min)
+        else:
+            try:
+                counts = exp_counts(args.k, args.R, n_big)
+            except ValueError as err:
+                usage_error(parser, f"argument --R: {err}")
+    n = int(np.sum(counts))
+    check_size(parser, flag, n, need(counts) if need is not None else
+               (8 * n, "the N int64 labels"))
+    return counts
 
 
 def format_counts(counts: Sequence[int]) -> str:

@@ -36,6 +36,7 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+from ufm.core.jsonable import to_json
 
 __all__ = ["main"]
 
@@ -188,8 +189,12 @@ print(json.dumps({"loss": float(loss), "finite": bool(np.isfinite(np.asarray(g))
 def bench_chunked(n: int, d: int, chunk: int) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(n), str(d), str(chunk)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True,
     )
+    if out.returncode != 0:  # e.g. killed for memory: say so on one line, no traceback
+        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SystemExit(f"python -m ufm.bench: error: the chunked run (N = {n}) failed with "
+                         f"status {out.returncode}: {last}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res.update({"n": n, "d": d, "chunk": chunk, "dense_nxn_float32_mib": n * n * 4 / 2**20})
     return res
@@ -209,6 +214,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="N of the chunked run, in [2048, 1e7] (default 100000; 4000 with --quick)")
     args = p.parse_args(argv)
     parts = args.only or ["solve", "gram", "chunked", "certify", "graph"]
+    if "chunked" in parts:  # the child's N x d float64 rows (~8 copies) and 1024 x N blocks
+        from ufm.cli.args import check_size
+
+        n, d, chunk = args.chunk_n or (4000 if args.quick else 100_000), 32 if args.quick else 128, \
+            256 if args.quick else 1024
+        check_size(p, "--chunk-n", n, (8 * n * d * 8 + 5 * chunk * n * 8,
+                                       "the chunked run's N x d float64 rows and chunk x N blocks"))
     from ufm.core.versions import library_versions, machine_info
 
     config = {"quick": args.quick, "parts": parts, "seeds": 2 if args.quick else args.seeds,
@@ -249,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"{gc['batch_size']} ({gc['n_batches']} batches, {gc['file_mb']} MB): read "
                    f"{gc['read_seconds']:.2f} s + check {gc['check_seconds']:.2f} s = {gc['seconds']:.2f} s")
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(to_json(out, indent=2))
     return 0
 
 

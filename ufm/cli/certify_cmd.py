@@ -10,16 +10,17 @@ Examples::
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Sequence
 
 import numpy as np
 
-from ufm.cli.args import (Parser, add_problem_args, counts_from_args, format_counts, format_matrix,
-                     output_file, write_outputs)
-from ufm.certificates.certification import METHOD_NAMES, METHODS, check_method
+from ufm.cli.args import (Parser, add_problem_args, counts_flag, counts_from_args, format_counts,
+                          format_matrix, output_file, write_outputs)
+from ufm.certificates.certification import METHOD_NAMES, METHODS, check_method, check_samples
 from ufm.cli.io import to_jsonable, write_json_atomic
+from ufm.core.jsonable import to_json
+from ufm.solvers.memory import certify_bytes
 from ufm.core.versions import library_versions
 
 __all__ = ["main", "build_parser"]
@@ -50,7 +51,16 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    counts = counts_from_args(parser, args)
+    def need(counts):
+        n, k = int(np.sum(counts)), len(counts)
+        method = "reduced" if args.method == "auto" else args.method
+        return certify_bytes(n, k, k if args.d is None else args.d, method, nonneg=args.nonneg)
+
+    counts = counts_from_args(parser, args, need)
+    try:
+        check_samples(int(np.sum(counts)), batched=False)
+    except ValueError as err:
+        parser.error(f"argument {counts_flag(args)}: {str(err).removeprefix('counts: ')}")
     k = len(counts)
     d = k if args.d is None else args.d
     n = int(np.sum(counts))
@@ -78,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["versions"] = library_versions()
     write_outputs(parser, [("--out", args.out, lambda path: write_json_atomic(path, report))])
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(to_json(report, indent=2))
     else:
         relu = "UFM+ (ReLU)" if args.nonneg else "UFM (no ReLU)"
         lines = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -11,9 +10,11 @@ from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
-from ufm.core.jsonable import to_jsonable
+from ufm.cli.signals import removed_on_interrupt
+from ufm.core.jsonable import to_json, to_jsonable
 
-__all__ = ["atomic_write", "write_json_atomic", "save_npz_atomic", "save_figure_atomic", "to_jsonable"]
+__all__ = ["atomic_write", "write_json_atomic", "save_npz_atomic", "save_figure_atomic", "to_jsonable",
+           "to_json"]
 
 
 def _umask() -> int:
@@ -39,22 +40,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         raise OSError(errno.EINVAL, "not a regular file (a link, device, FIFO or socket)", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fchmod(fh.fileno(), 0o666 & ~_umask())
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with removed_on_interrupt(tmp):  # a command line's SIGINT / SIGTERM exit removes it too
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fchmod(fh.fileno(), 0o666 & ~_umask())
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    text = json.dumps(to_jsonable(obj), indent=2) + "\n"
+    text = to_json(obj, indent=2) + "\n"
     atomic_write(path, lambda fh: fh.write(text.encode()))
 
 

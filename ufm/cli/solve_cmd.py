@@ -12,7 +12,6 @@ Examples::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 import sys
 from typing import TYPE_CHECKING, Sequence
@@ -21,13 +20,17 @@ import numpy as np
 
 import argparse
 
-from ufm.cli.args import (Parser, add_problem_args, counts_from_args, enable_compilation_cache,
-                     format_counts, format_matrix, output_file, ranged, write_outputs)
+from ufm.cli.args import (Parser, add_problem_args, check_size, counts_from_args,
+                          enable_compilation_cache, format_counts, format_matrix, int_list,
+                          output_file, ranged, write_outputs)
 from ufm.cli.io import save_npz_atomic, to_jsonable, write_json_atomic
-from ufm.certificates.certification import AUTO_FULL_MAX_N, check_method
+from ufm.certificates.certification import AUTO_FULL_MAX_N, check_method, check_samples
 from ufm.certificates.certification import METHOD_NAMES as CERT_METHODS
+from ufm.core.checks import TAU_MAX, TAU_MIN
+from ufm.core.jsonable import to_json
 from ufm.core.problem import Problem
 from ufm.solvers.config import SolverConfig
+from ufm.solvers.memory import solve_bytes
 from theory_checks.schedules import SCHEDULES
 
 if TYPE_CHECKING:
@@ -37,16 +40,14 @@ __all__ = ["main", "build_parser", "format_report"]
 
 
 def _tau_list(text: str) -> list[float]:
-    """``--tau-path``: comma-separated finite temperatures > 0."""
-    parse = ranged(float, 0, None, lo_open=True)
+    """``--tau-path``: comma-separated temperatures in ``[TAU_MIN, TAU_MAX]``, no empty entry."""
+    parse = ranged(float, TAU_MIN, TAU_MAX)
     try:
-        taus = [parse(v) for v in text.replace(" ", "").split(",") if v != ""]
+        return [parse(v) for v in int_list(text)]
     except argparse.ArgumentTypeError:
-        taus = []
-    if not taus:
         raise argparse.ArgumentTypeError(
-            f"must be comma-separated temperatures > 0 (e.g. 0.1,0.05), got {text!r}")
-    return taus
+            f"must be comma-separated temperatures in [{TAU_MIN:g}, {TAU_MAX:g}] (e.g. 0.1,0.05), "
+            f"got {text!r}") from None
 
 
 def build_parser() -> Parser:
@@ -150,7 +151,8 @@ def format_report(res: SolveResult) -> str:
     relu = "UFM+ (ReLU, z >= 0)" if c["nonneg"] else "UFM (no ReLU)"
     lines = [
         f"problem   {relu}: k={c['k']}, N={c['n_samples']}, d={c['d']}, tau={c['tau']:g}"
-        + ("" if c["method"] == "samples" else "  [solved over class vectors: --method classes]"),
+        + {"samples": "", "signs": "  [d = 1: embeddings +-1, solved by a sign search]"}.get(
+            c["method"], "  [solved over class vectors: --method classes]"),
         f"counts    {format_counts(res.counts)}",
         f"loss      {res.loss:.10f}",
     ]
@@ -158,6 +160,8 @@ def format_report(res: SolveResult) -> str:
         name = {"of": "L*_OF, orthogonal frame", "etf": "simplex ETF",
                 "batched_of": "sum of per-batch OF values",
                 "relaxation": "the reduced relaxation's proven lower bound, tight for d >= k",
+                "enumeration": "d = 1: the best of every sign pattern, exhaustive search",
+                "only_point": "d = 1 under ReLU: every z = +1, the only feasible point",
                 }.get(res.optimum_kind, str(res.optimum_kind))
         lines.append(f"optimum   {res.optimum:.10f}  ({name})")
         lines.append(f"rel. gap  {res.rel_gap:.3e}")
@@ -215,17 +219,19 @@ def _batching(parser: Parser, args, counts):
     --batch-size."""
     if args.batches is not None:
         if args.batch_size is not None:
-            parser.error("--batch-size: not with --batches (the file holds the batches)")
+            parser.error("argument --batch-size: not with --batches (the file holds the batches)")
         from theory_checks.io import BatchesFileError, read_batches_json
 
         try:
             labels, flat, _ = read_batches_json(args.batches)
         except (BatchesFileError, OSError) as exc:
-            parser.error(f"--batches: {exc}")
+            parser.error(f"argument --batches: {args.batches}: {exc}")
         classes, y = np.unique(labels, return_inverse=True)
         counts = np.bincount(y)
         if classes.size < 2 or counts.min() < 2:
-            parser.error("--batches: the labels need >= 2 classes with >= 2 samples each")
+            parser.error(f"argument --batches: {args.batches}: the labels need >= 2 classes with >= 2 "
+                         "samples each")
+        check_size(parser, "--batches", int(counts.sum()), _need(args)(counts))
         # the problem orders samples by class (once, in Problem.from_labels): sample i of the
         # file is row rows[i] of the solution
         problem, order = Problem.from_labels(y, batches=flat, tau=args.tau, nonneg=args.nonneg)
@@ -244,10 +250,29 @@ def _batching(parser: Parser, args, counts):
                                    "epochs": args.epochs}
 
 
+def _need(args):
+    """``need(counts) -> (bytes, what)``: the memory of this command's solve (and certificate),
+    ``ufm.solvers.memory``, checked before anything of size N is allocated."""
+    def need(counts) -> tuple[int, str]:
+        n, k = int(np.sum(counts)), len(counts)
+        d = k if args.d is None else args.d
+        shape = None
+        if args.batch_size is not None:
+            size = min(args.batch_size, n)
+            shape = (args.epochs * -(-n // size), size)
+        nbytes, what = solve_bytes(n, k, d, method=args.method, nonneg=args.nonneg, batch_shape=shape)
+        if shape is not None:
+            nbytes += 2 * shape[0] * shape[1] * 8  # the batch index lists
+        if args.certify:
+            nbytes += n * k * 8  # the certificate's N x k class indicator at the point
+        return nbytes, what
+    return need
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    counts = counts_from_args(parser, args) if args.batches is None else None
+    counts = counts_from_args(parser, args, _need(args)) if args.batches is None else None
     if args.out and args.save_embeddings and Path(args.out).resolve() == Path(args.save_embeddings).resolve():
         parser.error(f"argument --save-embeddings: {args.save_embeddings} is also the --out file "
                      "(the JSON report would be overwritten); give two paths")
@@ -258,13 +283,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                          n_samples=int(np.sum(counts)), has_point=True)
         except ValueError as err:
             parser.error(f"argument --cert-method: {err}")
+        try:
+            check_samples(int(np.sum(counts)), batched=batches is not None)
+        except ValueError as err:
+            parser.error(f"argument --certify: {str(err).removeprefix('counts: ')}")
     k = len(counts)
     d = k if args.d is None else args.d
-    if args.nonneg and d < k:
+    if args.nonneg and 1 < d < k:
         print(f"warning: --d {d} < k = {k} with --nonneg: the orthogonal frame cannot be reached "
               "and no optimum is known", file=sys.stderr)
+    if d == 1 and batches is not None:
+        parser.error("argument --d: 1 needs the full batch (in d = 1 the embeddings are +-1 and "
+                     "only the full batch has a sign search); drop --batch-size/--batches or use --d >= 2")
     if batches is not None and args.method == "classes":
-        parser.error("--method: 'classes' needs the full batch (drop --batch-size/--batches)")
+        parser.error("argument --method: 'classes' needs the full batch (drop --batch-size/--batches)")
+    check = None
+    if batches is not None:  # the batch conditions, checked (and bounded) before the solve
+        from theory_checks.interaction import check_batches
+        from ufm.core.labels import labels_from_counts
+
+        try:
+            check = check_batches(labels_from_counts(counts), batches, d=d)
+        except ValueError as err:
+            flag = f"--batches: {args.batches}" if args.batches else "--batch-size"
+            parser.error(f"argument {flag}: {err}")
     from ufm.solvers.continuation import path_summary, solve_path  # JAX loads once the arguments are valid
 
     enable_compilation_cache()
@@ -289,10 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.close()
     res = path[-1]
     res.config["tau_path"] = args.tau_path
-    if batches is not None:
-        from theory_checks.interaction import check_batches
-
-        check = check_batches(res.labels, batches, d=d)
+    if check is not None:
         batching.update(n_batches=len(batches), conditions_hold=bool(check.holds),
                         check=check.to_dict())
         res.config["batching"] = batching
@@ -316,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
          lambda path: save_npz_atomic(path, z=z, labels=labels, counts=res.counts)),
     ])
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(to_json(report, indent=2))
     else:
         if args.tau_path:
             print(format_path(report["path"]))

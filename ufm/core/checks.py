@@ -11,7 +11,7 @@ check: ``is_traced`` detects them without importing JAX, and the checks that nee
 >>> check_tau(0)
 Traceback (most recent call last):
 ...
-ValueError: tau must be a finite number > 0 (in (0, inf)), got 0
+ValueError: tau must be a finite number > 0, in [1e-06, 1e+06], got 0
 >>> check_labels([1, 0, 1])[1]
 2
 >>> check_labels([0, 0, 5, 5, 9, 9])
@@ -29,6 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = [
+    "TAU_MIN",
+    "TAU_MAX",
     "check_bool",
     "check_tau",
     "check_int",
@@ -39,6 +41,23 @@ __all__ = [
     "check_batch_indices",
     "is_traced",
 ]
+
+
+#: The temperatures float64 can carry (``check_tau``). Below ``TAU_MIN`` the logits
+#: ``<z_i, z_l> / tau`` reach ``1e6`` and beyond, and the loss, a sum of differences of such
+#: logits (log-sum-exp minus the positive mean, each of size ``~1/tau``), carries an absolute
+#: rounding error of ``~N * 2.2e-16 / tau``: at ``tau = 1e-12`` the computed loss of ``counts
+#: 3,3`` lies 1e-4 BELOW the proven optimum, at ``1e-16`` it is 0, and from ``~1e-20`` the
+#: gradient (``~N / tau``) squared overflows in L-BFGS (NaN). At ``1e-6`` the error is
+#: ``~N * 2e-10``, below the solver's acceptance tolerance (1e-6 relative), and the conic
+#: certificates still solve (their objective coefficients are ``1/tau``). Above ``TAU_MAX`` the
+#: part of the loss that depends on the geometry is a fraction ``~1/tau`` of the loss: at
+#: ``1e6`` the solver's default gap tolerance (1e-12 relative) still resolves it to ``1e-6`` of
+#: its range, at ``~1e10`` it resolves nothing, and from ``~1e16`` the float64 loss is the same
+#: for every embedding (the solver stalls). Small temperatures are reached by continuation
+#: (``ufm.solvers.continuation``) within the range.
+TAU_MIN = 1e-6
+TAU_MAX = 1e6
 
 
 def is_traced(x: Any) -> bool:
@@ -88,7 +107,8 @@ def check_tau(tau: Any) -> float:
     """The temperature as a float.
 
     Accepts a real number (not a bool or a string) or a 0-d NumPy / concrete JAX array of a
-    real dtype; ``ValueError`` unless it is finite and ``> 0``. A traced ``tau`` (inside
+    real dtype; ``ValueError`` unless it is finite and in ``[TAU_MIN, TAU_MAX] = [1e-6, 1e6]``,
+    the temperatures whose loss float64 carries (see ``TAU_MIN``). A traced ``tau`` (inside
     ``jit`` / ``grad``) cannot be checked: ``TypeError`` (``ufm.core.loss`` skips the check there).
 
     >>> check_tau(np.float32(0.5))
@@ -96,7 +116,7 @@ def check_tau(tau: Any) -> float:
     >>> check_tau(np.array(-0.1))
     Traceback (most recent call last):
     ...
-    ValueError: tau must be a finite number > 0 (in (0, inf)), got -0.1
+    ValueError: tau must be a finite number > 0, in [1e-06, 1e+06], got -0.1
     """
     _no_tracer("tau", tau)
     shown: Any = repr(tau)
@@ -116,8 +136,8 @@ def check_tau(tau: Any) -> float:
         if arr is not None and arr.dtype.kind in "iuf":
             value = float(arr)
             shown = value
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"tau must be a finite number > 0 (in (0, inf)), got {shown}")
+    if not (math.isfinite(value) and TAU_MIN <= value <= TAU_MAX):
+        raise ValueError(f"tau must be a finite number > 0, in [{TAU_MIN:g}, {TAU_MAX:g}], got {shown}")
     return value
 
 

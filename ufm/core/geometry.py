@@ -246,11 +246,15 @@ def nc1(z: np.ndarray, labels: Sequence[int], k: int | None = None, rcond: float
     check_classes_present(y, k, "nc1")
     z = normalize_rows(z)
     mu = class_means(z, y, k)
-    centered = z - mu[y]
-    sigma_w = centered.T @ centered / z.shape[0]
     mb = mu - mu.mean(axis=0)
     if not np.any(np.abs(mb) > 1e-12):
         raise ValueError("nc1 is undefined: every class mean is the same (Sigma_B = 0)")
-    sigma_b = mb.T @ mb / k
-    value = np.trace(sigma_w @ np.linalg.pinv(sigma_b, rcond=rcond, hermitian=True)) / k
+    # Sigma_B = V diag(s^2 / k) V^T from the thin SVD of the k x d centered means: its
+    # pseudo-inverse lives in the (<= k)-dimensional span of V, so the trace needs only the
+    # projections of the centered rows on it, O(N d k), never a d x d matrix
+    _, sv, vt = np.linalg.svd(mb, full_matrices=False)
+    eig = sv * sv / k
+    keep = eig > rcond * eig.max()
+    proj = (z - mu[y]) @ vt[keep].T  # N x r
+    value = np.sum(np.sum(proj * proj, axis=0) / z.shape[0] / eig[keep]) / k
     return float(max(value, 0.0))

@@ -2,15 +2,18 @@
 
 >>> to_jsonable({"a": np.float64(1.5), "b": np.array([1, 2]), "c": float("nan")})
 {'a': 1.5, 'b': [1, 2], 'c': None}
+>>> to_json({"x": float("inf"), "y": np.int64(3)})
+'{"x": null, "y": 3}'
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 
-__all__ = ["to_jsonable"]
+__all__ = ["to_jsonable", "to_json"]
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -33,3 +36,10 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not np.isfinite(obj):
         return None
     return obj
+
+
+def to_json(obj: Any, **dumps_kwargs: Any) -> str:
+    """Strict JSON text of ``obj`` (``to_jsonable`` first, so NaN and inf are ``null``):
+    ``json.dumps(..., allow_nan=False)``, which every JSON parser accepts (plain ``json.dumps``
+    would write ``NaN`` / ``Infinity``). Every command line prints and writes JSON through it."""
+    return json.dumps(to_jsonable(obj), allow_nan=False, **dumps_kwargs)

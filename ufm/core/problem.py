@@ -15,7 +15,7 @@ Labels given in any order (a batches.json) are put in class order once by
 >>> Problem.create([3, 2], tau=0)
 Traceback (most recent call last):
 ...
-ValueError: tau must be a finite number > 0 (in (0, inf)), got 0
+ValueError: tau must be a finite number > 0, in [1e-06, 1e+06], got 0
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ class Problem:
 
         Args:
           counts: samples per class (k >= 2 classes, each >= 2), samples in class order.
-          tau: temperature, a finite number > 0.
+          tau: temperature, a finite number in ``[TAU_MIN, TAU_MAX] = [1e-6, 1e6]``
+            (``ufm.core.checks.TAU_MIN``: the range float64 carries).
           nonneg: UFM+ (ReLU), ``True`` or ``False``.
           d: embedding dimension, an integer >= 1 (default ``k``).
           batches: ``None`` (full batch), a ``Batching``, a list of index lists or a padded

@@ -25,7 +25,7 @@ import numpy as np
 
 from ufm.core.geometry import class_means, normalize_rows
 
-__all__ = ["orthant_rotation", "project_orthant_sphere"]
+__all__ = ["orthant_rotation", "rotate_to_orthant", "project_orthant_sphere"]
 
 
 def orthant_rotation(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
@@ -55,6 +55,32 @@ def orthant_rotation(z: np.ndarray, labels: Sequence[int], k: int | None = None)
     target[np.arange(k), np.arange(k) % d] = 1.0
     u, _, vt = np.linalg.svd(m.T @ target)
     return u @ vt
+
+
+def rotate_to_orthant(z: np.ndarray, labels: Sequence[int], k: int | None = None) -> np.ndarray:
+    """``z @ Q`` for an orthogonal ``Q`` solving ``orthant_rotation``'s Procrustes problem, in
+    ``O(N d k)`` memory and time: for ``d > 2k`` the class means and the target axes span at
+    most ``2k`` dimensions, ``Q`` rotates that span (the ``2k x 2k`` Procrustes solution, the same
+    optimal value as the ``d x d`` one) and is the identity on its complement, so no ``d x d``
+    matrix is formed (``d`` may be 100,000). For ``d <= 2k`` it is ``z @ orthant_rotation(...)``.
+
+    Args:
+      z, labels, k: as in ``orthant_rotation``.
+
+    Returns:
+      The rotated ``N x d`` float64 rows (same loss as ``z``).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    m = normalize_rows(class_means(normalize_rows(z), labels, k))
+    k, d = m.shape
+    if d <= 2 * k:
+        return z @ orthant_rotation(z, labels, k)
+    target = np.zeros((k, d))
+    target[np.arange(k), np.arange(k)] = 1.0
+    basis, _ = np.linalg.qr(np.vstack([m, target]).T)  # d x 2k, orthonormal columns
+    u, _, vt = np.linalg.svd((m @ basis).T @ (target @ basis))
+    zb = z @ basis
+    return z + (zb @ (u @ vt) - zb) @ basis.T
 
 
 @jax.jit

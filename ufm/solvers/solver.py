@@ -56,6 +56,9 @@ from ufm.core import geometry
 
 from ufm.solvers import optim
 from ufm.solvers.config import SolverConfig
+# CHUNK_ABOVE: samples above which the loss runs in row blocks (no N x N array);
+# CLASSES_ABOVE: samples above which method="auto" solves over class vectors
+from ufm.solvers.memory import CHUNK_ABOVE, CLASSES_ABOVE, check_fits, solve_bytes
 from ufm.core.closed_forms import batched_of_loss, cosine_sensitivity, etf_loss, of_loss
 from ufm.core.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.core.gram_grad import shared_shift_fits, value_and_grad_chunked
@@ -63,15 +66,13 @@ from ufm.core.checks import check_int, check_rows
 from ufm.core.labels import check_counts
 from ufm.core.loss import collapsed_scl_loss, normalize, scl_loss
 from ufm.core.problem import Problem, as_problem
-from ufm.solvers.rotation import orthant_rotation
+from ufm.solvers.rotation import rotate_to_orthant
 from ufm.core.versions import library_versions
 
 __all__ = ["solve", "SolveResult", "SolverConfig", "reference_value"]
 
 Progress = Callable[[str, int, float], None]
 
-CHUNK_ABOVE = 8192  # samples; above this the loss runs in row blocks (no N x N array)
-CLASSES_ABOVE = 20000  # samples; above this method="auto" solves over class vectors
 _F32_GAP = 3e-8  # a float32 stage cannot resolve relative gaps below its loss noise
 _F32_GRAD = 1e-5  # nor relative stationarity below this (when it is the last stage)
 
@@ -173,6 +174,21 @@ def reference_value(counts: Sequence[int], tau: float, d: int, nonneg: bool) -> 
     if not nonneg and d >= k - 1 and np.all(counts == counts[0]):
         return etf_loss(counts, tau), "etf"
     return None, None
+
+
+def point_metrics(z: np.ndarray, labels: np.ndarray, k: int, counts, tau: float, *,
+                  batched: bool) -> dict:
+    """The geometry a ``SolveResult`` reports at ``z``: Delta_GM to OF and ETF, NC1, the
+    smallest entry, ``cosine_sensitivity`` (full batch only) and the class-mean Gram."""
+    gram = geometry.class_mean_gram(z, labels, k)
+    return {
+        "delta_gm_of": geometry.metric_or_none(geometry.delta_gm, gram, "of"),
+        "delta_gm_etf": geometry.metric_or_none(geometry.delta_gm, gram, "etf"),
+        "nc1": geometry.metric_or_none(geometry.nc1, z, labels, k),
+        "min_entry": float(z.min()),
+        "cosine_sensitivity": None if batched else cosine_sensitivity(counts, tau, gram),
+        "class_mean_gram": gram.tolist(),
+    }
 
 
 def _rel_gap(loss: float, ref: float | None) -> float | None:
@@ -366,8 +382,11 @@ def solve(
     Args:
       counts: samples per class (each >= 2), or a ``Problem`` (validated once, where it was
         built; then ``d``, ``tau``, ``nonneg`` and ``batches`` come from it).
-      d: embedding dimension, an integer >= 1 (default ``k``).
-      tau: temperature, a finite number > 0 (default 0.1).
+      d: embedding dimension, an integer >= 1 (default ``k``). ``d = 1`` (embeddings +-1, a
+        combinatorial problem) is solved by the sign search of ``ufm.solvers.signs`` (full batch
+        only; ``method`` and ``init`` do not apply there).
+      tau: temperature, a finite number in ``[1e-6, 1e6]`` (``ufm.core.checks.TAU_MIN``;
+        default 0.1).
       nonneg: add the ReLU constraint ``Z >= 0`` (UFM+), ``True`` or ``False`` (default
         ``False``).
       seed: random start ``h ~ N(0, I)`` (``numpy.random.default_rng(seed)``), an integer
@@ -392,7 +411,9 @@ def solve(
       loss), its loss, reference value, relative gap, status, geometry metrics and timings.
 
     Raises:
-      ValueError: naming the bad argument: ``counts``, ``tau``, ``nonneg``, ``d``,
+      ValueError: naming the bad argument: ``counts`` (also when the solve needs more memory
+        than the machine has, ``ufm.solvers.memory``: checked before anything of size N is
+        allocated), ``tau``, ``nonneg``, ``d``,
         ``batches`` (``Problem.create``), a ``Problem`` passed with other problem
         arguments, ``seed``, ``config``, ``method`` (also ``"classes"`` with batches) or
         ``init`` (wrong shape, non-finite, a zero row or class mean).
@@ -420,8 +441,22 @@ def solve(
     seed = check_int("seed", seed, 0)
     if not isinstance(config, SolverConfig):
         raise ValueError(f"config must be a SolverConfig, got {type(config).__name__}")
+    n = problem.n_samples
+    if d == 1:  # the sphere is {-1, +1}: a combinatorial problem (ufm.solvers.signs)
+        if batches is not None:
+            raise ValueError("d = 1 needs the full batch: in d = 1 every embedding is +-1, gradient "
+                             "steps cannot move, and only the full batch has a sign search "
+                             "(ufm.solvers.signs); use d >= 2 with batches")
+        from ufm.solvers.signs import solve_d1
+
+        return solve_d1(problem, seed=seed, accept_tol=config.accept_tol, config={
+            "solver": {f: getattr(config, f) for f in config.__dataclass_fields__}})
+    padded = None if batches is None else batches.padded()
+    # refuse what cannot fit before anything of size N is allocated
+    check_fits(*solve_bytes(n, k, d, method=method if method in ("samples", "classes") else "auto",
+                            nonneg=nonneg, lbfgs_memory=config.lbfgs_memory,
+                            batch_shape=None if padded is None else padded.shape), n)
     labels = problem.labels
-    n = labels.size
     if method == "auto":
         method = "classes" if batches is None and n > CLASSES_ABOVE else "samples"
     if method not in ("samples", "classes"):
@@ -431,13 +466,11 @@ def solve(
     rows = labels if method == "samples" else np.arange(k, dtype=np.int32)
     t0 = time.perf_counter()
     if batches is None:
-        padded = None
         ref, ref_kind = reference_value(counts, tau, d, nonneg)
         if ref is None:
             ref, ref_kind = _relaxation_reference(problem)
         terms = n
     else:
-        padded = batches.padded()
         ref, ref_kind = None, None
         if nonneg and d >= k:  # the OF minimizes every batch's term (DESIGN.md section 4)
             ref, ref_kind = batched_of_loss(labels, padded, tau), "batched_of"
@@ -483,7 +516,7 @@ def solve(
                                               progress, total_steps)
                 total_steps += steps
             if nonneg and not warm:
-                z = jnp.asarray(np.asarray(z) @ orthant_rotation(np.asarray(z), rows, k))
+                z = jnp.asarray(rotate_to_orthant(np.asarray(z), rows, k))
             if nonneg:
                 for (_, _, pieces), gap_tol, grad_tol in zip(machinery, gap_tols, grad_tols):
                     z, reason, steps = _run_phase(pieces, z, data, config.polish_steps,
@@ -504,14 +537,8 @@ def solve(
     if method == "classes":
         z = z[labels]
     gap = _rel_gap(loss, ref)
-    gram = geometry.class_mean_gram(z, labels, k)
     metrics = {
-        "delta_gm_of": geometry.metric_or_none(geometry.delta_gm, gram, "of"),
-        "delta_gm_etf": geometry.metric_or_none(geometry.delta_gm, gram, "etf"),
-        "nc1": geometry.metric_or_none(geometry.nc1, z, labels, k),
-        "min_entry": float(z.min()),
-        "cosine_sensitivity": None if batches is not None else cosine_sensitivity(counts, tau, gram),
-        "class_mean_gram": gram.tolist(),
+        **point_metrics(z, labels, k, counts, tau, batched=batches is not None),
         # stationarity at the returned point (of the class vectors with method="classes"):
         # Frobenius norm of the Riemannian gradient / KKT residual, and it over (sum |B|)/tau
         "grad_norm": grad_norm,

@@ -46,6 +46,11 @@ class TrainConfig:
 
     Random choices: the data subset, model init, batch order and augmentation all derive
     from ``seed`` (and the epoch/step); the digits train/test split from ``split_seed``.
+
+    Test evaluation (NCM accuracy on the test set; the geometry is measured on the training
+    subset every epoch): on the WHOLE test set every ``test_every`` epochs and always at the
+    last epoch; on the other epochs on ``test_subset`` test images (a fixed seeded subset, the
+    same for every epoch and seed), or not at all when it is 0 (``ncm_test_acc`` null).
     """
 
     arch: str = "resnet18"
@@ -76,6 +81,8 @@ class TrainConfig:
     test_fraction: float = 0.2
     split_seed: int = 0
     eval_batch_size: int = 500
+    test_every: int = 1
+    test_subset: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (tuples as lists)."""

@@ -52,10 +52,16 @@ __all__ = [
     "step_class_counts",
     "step_subset",
     "MNIST_FILES",
+    "DEFAULT_DATA_DIRS",
     "CIFAR10_FILES",
 ]
 
 NUM_CLASSES = 10
+# Data sets a Debian package installs (``apt-get install -y dataset-fashion-mnist``: the
+# official IDX .gz files, MIT license, copyright Zalando): read from there without --data-dir.
+DEFAULT_DATA_DIRS = {"fashionmnist": "/usr/share/datasets/fashion-mnist"}
+DEBIAN_PACKAGES = {"fashionmnist": "dataset-fashion-mnist"}
+
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
@@ -267,11 +273,20 @@ def load_cifar10(data_dir: str | os.PathLike) -> ImageData:
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
                  test_fraction: float = 0.2, split_seed: int = 0) -> ImageData:
-    """Load ``digits`` (bundled), ``mnist``, ``fashionmnist`` or ``cifar10`` (from ``data_dir``)."""
+    """Load ``digits`` (bundled), ``mnist``, ``fashionmnist`` or ``cifar10`` (from ``data_dir``;
+    for ``fashionmnist`` by default ``DEFAULT_DATA_DIRS["fashionmnist"]``, the folder of Debian's
+    ``dataset-fashion-mnist``: the complete official set, 60,000 + 10,000 images)."""
     if name == "digits":
         return load_digits(test_fraction, split_seed)
     if name not in ("mnist", "fashionmnist", "cifar10"):
         raise DataError(f"unknown data set {name!r}")
+    if data_dir is None and name in DEFAULT_DATA_DIRS:
+        data_dir = DEFAULT_DATA_DIRS[name]
+        if not Path(data_dir).is_dir():
+            raise DataError(f"{name}: no --data-dir given, and {data_dir} (where Debian's "
+                            f"{DEBIAN_PACKAGES[name]} puts the official files) does not exist: "
+                            f"install it (apt-get install -y {DEBIAN_PACKAGES[name]}) or pass "
+                            "--data-dir DIR")
     if data_dir is None:
         needs = ", ".join(CIFAR10_FILES if name == "cifar10" else MNIST_FILES)
         raise DataError(f"{name}: pass --data-dir DIR holding the official files ({needs})")

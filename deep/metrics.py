@@ -9,7 +9,7 @@ On the row-normalized features ``z`` of the (imbalanced) training set, with clas
   and majority-minority pairs (majority = the first ``n_majority`` labels, as in STEP), and the
   overall min / max;
 - nearest-class-mean accuracy: ``argmax_c <z, mu_c/||mu_c||>`` with the TRAINING class means,
-  on the training and on the test features;
+  on the training and on the test features (``None`` when no test feature is given);
 - ``zero_features``: the fraction of training features that are exactly 0 (dead ReLU units
   everywhere); ``nonfinite_features``: the fraction of training and test features holding NaN
   or inf (diverged). Where the geometry is undefined (every class mean zero, or all equal) the
@@ -24,6 +24,7 @@ On the row-normalized features ``z`` of the (imbalanced) training set, with clas
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Sequence
 
 import numpy as np
@@ -31,15 +32,22 @@ import numpy as np
 from ufm.core.geometry import (class_mean_gram, class_means, delta_gm, metric_or_none, nc1,
                            normalize_rows)
 
-__all__ = ["epoch_metrics", "ncm_accuracy", "cosine_summaries"]
+__all__ = ["epoch_metrics", "ncm_accuracy", "cosine_summaries", "group_accuracies",
+           "linear_probe_hits", "pack_hits", "unpack_hits"]
 
 COSINE_KEYS = ("cos_maj_maj", "cos_min_min", "cos_maj_min", "cos_min", "cos_max")
+TEST_KEYS = ("ncm_test_acc", "ncm_test_acc_maj", "ncm_test_acc_min", "ncm_test_hits",
+             "probe_test_acc", "probe_test_acc_maj", "probe_test_acc_min", "probe_test_hits")
+
+
+def _ncm_hits(means: np.ndarray, z: np.ndarray, labels: Sequence[int]) -> np.ndarray:
+    pred = np.argmax(normalize_rows(z) @ normalize_rows(means).T, axis=1)
+    return pred == np.asarray(labels)
 
 
 def ncm_accuracy(means: np.ndarray, z: np.ndarray, labels: Sequence[int]) -> float:
     """Fraction of rows of ``z`` whose most cosine-similar class mean is their own class."""
-    pred = np.argmax(normalize_rows(z) @ normalize_rows(means).T, axis=1)
-    return float(np.mean(pred == np.asarray(labels)))
+    return float(np.mean(_ncm_hits(means, z, labels)))
 
 
 def _mean_or_none(values: np.ndarray) -> float | None:
@@ -63,9 +71,52 @@ def cosine_summaries(gram: np.ndarray, n_majority: int) -> dict[str, float | Non
     }
 
 
+def pack_hits(hits: np.ndarray) -> str:
+    """Per-image correctness (bool) as base64 of ``np.packbits``: 10,000 test images in 1,668
+    characters, so a paired test between two runs can be computed from their metrics files.
+
+    >>> unpack_hits(pack_hits(np.array([True, False, True])), 3).tolist()
+    [True, False, True]
+    """
+    return base64.b64encode(np.packbits(np.asarray(hits, dtype=bool)).tobytes()).decode()
+
+
+def unpack_hits(text: str, n: int) -> np.ndarray:
+    """Inverse of ``pack_hits`` for ``n`` images."""
+    return np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))[:n].astype(bool)
+
+
+def group_accuracies(hits: np.ndarray, labels: np.ndarray, n_majority: int) -> tuple[float, float]:
+    """Mean per-class accuracy over the majority classes (``< n_majority``) and over the
+    minority classes (each class weighs the same, whatever its test count)."""
+    labels = np.asarray(labels)
+    per = {int(c): float(np.mean(hits[labels == c])) for c in np.unique(labels)}
+    maj = [a for c, a in per.items() if c < n_majority]
+    mino = [a for c, a in per.items() if c >= n_majority]
+    return (float(np.mean(maj)) if maj else None, float(np.mean(mino)) if mino else None)
+
+
+def linear_probe_hits(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray,
+                      y_test: np.ndarray) -> np.ndarray:
+    """Per-test-image correctness of a linear probe: multinomial logistic regression
+    (scikit-learn, L-BFGS, weak regularization C = 100, deterministic) fitted on the
+    normalized training features."""
+    from sklearn.linear_model import LogisticRegression
+
+    probe = LogisticRegression(C=100.0, max_iter=5000)
+    probe.fit(z_train, y_train)
+    return probe.predict(normalize_rows(z_test)) == np.asarray(y_test)
+
+
 def epoch_metrics(h_train: np.ndarray, y_train: Sequence[int], h_test: np.ndarray,
-                  y_test: Sequence[int], *, k: int, n_majority: int) -> dict[str, Any]:
+                  y_test: Sequence[int], *, k: int, n_majority: int,
+                  probe: bool = False) -> dict[str, Any]:
     """All geometry and accuracy metrics of one epoch's features (see the module docstring).
+
+    With test features, also the NCM test accuracy averaged per class over the majority and
+    the minority classes (``ncm_test_acc_maj`` / ``_min``) and each test image's hit
+    (``ncm_test_hits``, ``pack_hits``); with ``probe``, the same for a linear probe
+    (``probe_test_acc``, ``_maj``, ``_min``, ``probe_test_hits``; else ``None``).
 
     Features holding NaN or inf (a diverged network) get every metric ``None`` but the two
     feature fractions."""
@@ -77,11 +128,22 @@ def epoch_metrics(h_train: np.ndarray, y_train: Sequence[int], h_test: np.ndarra
               "nonfinite_features": float(np.mean(~np.all(np.isfinite(both), axis=1)))}
     if health["nonfinite_features"] > 0:
         return {**dict.fromkeys(("delta_gm_of", "delta_gm_etf", "nc1")), **health,
-                **dict.fromkeys(COSINE_KEYS),
-                **dict.fromkeys(("ncm_train_acc", "ncm_test_acc", "class_mean_gram"))}
+                **dict.fromkeys(COSINE_KEYS), **dict.fromkeys(("ncm_train_acc", *TEST_KEYS)),
+                "class_mean_gram": None}
     z = normalize_rows(h_train)
     gram = class_mean_gram(z, y_train, k)
     means = class_means(z, y_train, k)
+    test = dict.fromkeys(TEST_KEYS)
+    y_test = np.asarray(y_test, dtype=np.int64)
+    if y_test.size:
+        hits = _ncm_hits(means, h_test, y_test)
+        test.update(ncm_test_acc=float(hits.mean()), ncm_test_hits=pack_hits(hits))
+        test["ncm_test_acc_maj"], test["ncm_test_acc_min"] = group_accuracies(hits, y_test, n_majority)
+        if probe:
+            hits = linear_probe_hits(z, y_train, h_test, y_test)
+            test.update(probe_test_acc=float(hits.mean()), probe_test_hits=pack_hits(hits))
+            test["probe_test_acc_maj"], test["probe_test_acc_min"] = group_accuracies(
+                hits, y_test, n_majority)
     return {
         "delta_gm_of": metric_or_none(delta_gm, gram, "of"),
         "delta_gm_etf": metric_or_none(delta_gm, gram, "etf"),
@@ -89,6 +151,6 @@ def epoch_metrics(h_train: np.ndarray, y_train: Sequence[int], h_test: np.ndarra
         **health,
         **cosine_summaries(gram, n_majority),
         "ncm_train_acc": ncm_accuracy(means, z, y_train),
-        "ncm_test_acc": ncm_accuracy(means, h_test, y_test),
+        **test,
         "class_mean_gram": np.round(gram, 6).tolist(),
     }

@@ -170,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             plt.close(fig)
     if args.json:
         final = [{"run": r.name, **{k: v for k, v in r.records[-1].items()
-                                    if k not in ("run", "class_mean_gram")}} for r in runs]
+                                    if k not in ("run", "class_mean_gram") and not k.endswith("_hits")}}
+                 for r in runs]
         named = [{"label": g.label, "runs": [runs[i].name for i in g.members]} for g in groups]
         print(to_json({"final": final, "seed_groups": named, "figures": written}, indent=2))
     else:

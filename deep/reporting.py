@@ -65,7 +65,7 @@ MAX_ABS = 1e100
 MAX_EPOCH = 2**53  # an epoch is exact on the plots' float axis
 
 # configuration fields that never name a run (bookkeeping, or equal by construction)
-_IGNORED = {"data_dir", "eval_batch_size", "seeds", "lr_milestones"}
+_IGNORED = {"data_dir", "eval_batch_size", "seeds", "lr_milestones", "test_every", "test_subset"}
 
 
 @dataclass

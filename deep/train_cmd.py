@@ -108,6 +108,12 @@ def build_parser() -> Parser:
     o.add_argument("--seed", type=ranged(int, 0, 2**31 - 1), help=f"random seed (default {d.seed})")
     o.add_argument("--seeds", type=ranged(int, 1, 1024),
                    help="train seeds seed..seed+S-1 at once, vmapped (default 1)")
+    o.add_argument("--test-every", type=ranged(int, 1, None), metavar="N",
+                   help="NCM accuracy on the whole test set every N epochs and at the last "
+                        f"(default {d.test_every})")
+    o.add_argument("--test-subset", type=ranged(int, 0, None), metavar="M",
+                   help="on the other epochs, on M seeded test images (0: not at all; the "
+                        f"geometry is measured every epoch) (default {d.test_subset})")
     o.add_argument("--eval-batch-size", type=ranged(int, 1, None),
                    help=f"images per evaluation call (default {d.eval_batch_size})")
     r = p.add_argument_group("run")
@@ -176,7 +182,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def _geometry(rec: dict[str, Any]) -> str:
     return (f"dOF={_fmt(rec['delta_gm_of'], '.3f')} dETF={_fmt(rec['delta_gm_etf'], '.3f')} "
-            f"nc1={_fmt(rec['nc1'], '.3g')} acc={rec['ncm_test_acc']:.3f}")
+            f"nc1={_fmt(rec['nc1'], '.3g')} acc={_fmt(rec['ncm_test_acc'], '.3f')}")
 
 
 def _undefined_geometry(rec: dict[str, Any]) -> str | None:

@@ -91,11 +91,14 @@ __all__ = [
     "train_epoch",
     "features",
     "evaluate",
+    "test_set",
     "unstack",
 ]
 
 _INIT_TAG, _AUG_TAG = 0, 1
 MAX_STEPS = 2**31 - 1  # optax's step count is an int32
+_TEST_SUBSET_SEED = 20261206  # the test subset is the same for every run (comparable curves)
+TEST_SETS = ("full", "subset", "none")
 
 
 @flax.struct.dataclass
@@ -142,6 +145,7 @@ class Run:
     subsets: np.ndarray         # (S, N) pool indices of each seed's subset
     y_test: np.ndarray
     test_idx: np.ndarray        # (T,) indices of the test images in ``data.images``
+    test_subset: np.ndarray     # positions in ``test_idx`` of the seeded test subset (sorted)
     steps_per_epoch: int
     n_majority: int
     step: Callable
@@ -257,6 +261,8 @@ def setup(cfg: TrainConfig, data: ImageData, *, donate: bool | None = None) -> R
         cfg=cfg, seeds=seeds, model=model, tx=tx, data=DeviceData.from_numpy(data),
         counts=counts, labels=labels, subsets=subsets, y_test=np.asarray(data.y_test),
         test_idx=data.x_train.shape[0] + np.arange(data.y_test.size),
+        test_subset=np.sort(np.random.default_rng(_TEST_SUBSET_SEED).permutation(data.y_test.size)
+                            [:min(cfg.test_subset, data.y_test.size)]),
         steps_per_epoch=steps, n_majority=k - int(np.floor(cfg.rho * k + 0.5)),
         step=make_train_step(cfg, model, tx, donate=donate),
         feature_fn=_make_feature_fn(model, jnp.dtype(cfg.dtype)),
@@ -333,13 +339,35 @@ def features(run: Run, state: TrainState, idx: np.ndarray) -> np.ndarray:
     return np.concatenate(out, axis=1)
 
 
-def evaluate(run: Run, state: TrainState) -> list[dict[str, Any]]:
-    """``deep.metrics.epoch_metrics`` of every seed (train subset and full test set)."""
+def test_set(cfg: TrainConfig, epoch: int) -> str:
+    """Which test images epoch ``epoch`` (1-based) is evaluated on (``TrainConfig``'s doc):
+    ``"full"`` every ``test_every`` epochs and at the last, else ``"subset"`` (``test_subset``
+    > 0) or ``"none"``.
+
+    >>> from deep.configs import TrainConfig
+    >>> cfg = TrainConfig(epochs=7, test_every=3, test_subset=100)
+    >>> [test_set(cfg, e) for e in range(1, 8)]
+    ['subset', 'subset', 'full', 'subset', 'subset', 'full', 'full']
+    """
+    if epoch % cfg.test_every == 0 or epoch >= cfg.epochs:
+        return "full"
+    return "subset" if cfg.test_subset > 0 else "none"
+
+
+def evaluate(run: Run, state: TrainState, test: str = "full") -> list[dict[str, Any]]:
+    """``deep.metrics.epoch_metrics`` of every seed: the geometry on the training subset, the
+    NCM accuracy on the ``test`` images (``test_set``; on the whole test set also a linear
+    probe's); each record says which (``test_set``, ``test_images``)."""
     s = len(run.seeds)
+    pick = {"full": slice(None), "subset": run.test_subset, "none": slice(0, 0)}[test]
+    idx, y_test = run.test_idx[pick], run.y_test[pick]
     h_train = features(run, state, run.subsets)
-    h_test = features(run, state, np.broadcast_to(run.test_idx, (s, run.test_idx.size)))
-    return [epoch_metrics(h_train[i], run.labels, h_test[i], run.y_test, k=run.num_classes,
-                          n_majority=run.n_majority) for i in range(s)]
+    h_test = (features(run, state, np.broadcast_to(idx, (s, idx.size))) if idx.size
+              else np.zeros((s, 0, h_train.shape[2]), h_train.dtype))
+    return [{**epoch_metrics(h_train[i], run.labels, h_test[i], y_test, k=run.num_classes,
+                             n_majority=run.n_majority, probe=test == "full"),
+             "test_set": test, "test_images": int(idx.size)}
+            for i in range(s)]
 
 
 def unstack(tree: Any, i: int) -> Any:
@@ -616,7 +644,7 @@ def _train(run: Run, state: TrainState, start: int, dirs: list[Path], workdir: P
         callbacks.on_epoch_start(epoch + 1)
         state, losses = train_epoch(run, state, epoch, callbacks.on_step)
         train_seconds = time.perf_counter() - t0
-        metrics = evaluate(run, state)
+        metrics = evaluate(run, state, test_set(cfg, epoch + 1))
         _check_finite(run.seeds, losses, metrics, epoch + 1)
         seconds = time.perf_counter() - t0
         lr = lr_at_epoch(cfg, epoch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import struct
 
@@ -148,3 +149,124 @@ def test_step_counts_and_subset():
     assert not np.array_equal(a, step_subset(y_pool, counts, seed=4))
     with pytest.raises(ValueError, match="class 0 has 140"):
         step_subset(y_pool, step_class_counts(10, R=10, rho=0.5, n_maj=150), seed=0)
+
+
+# ----------------------------------------------------------------------------- real FashionMNIST
+
+
+def test_real_fashionmnist_from_the_debian_package_trains_one_epoch(tmp_path):
+    """The complete official FashionMNIST of Debian's ``dataset-fashion-mnist`` (``.ci/run``
+    installs it): found without --data-dir, 60,000 + 10,000 images, 6,000 / 1,000 per class;
+    a tiny one-epoch run on a STEP subset of it logs finite metrics on the whole test set."""
+    from deep.data import DEFAULT_DATA_DIRS, load_dataset
+
+    folder = DEFAULT_DATA_DIRS["fashionmnist"]
+    assert os.path.isdir(folder), ("FashionMNIST is missing: apt-get install -y "
+                                   "dataset-fashion-mnist (README, 'Set up and run')")
+    data = load_dataset("fashionmnist")
+    assert data.x_train.shape == (60000, 32, 32, 1) and data.x_test.shape == (10000, 32, 32, 1)
+    assert data.x_train.dtype == np.uint8 and data.x_train.max() == 255
+    assert np.bincount(data.y_train).tolist() == [6000] * 10
+    assert np.bincount(data.y_test).tolist() == [1000] * 10
+    # the 2-pixel zero border of the 28 x 28 originals
+    assert not data.x_train[:, :2].any() and not data.x_train[:, -2:].any()
+
+    pytest.importorskip("flax")
+    from deep.configs import TrainConfig
+    from deep.training import train_and_evaluate
+
+    cfg = TrainConfig(arch="resnet-tiny", dataset="fashionmnist", n_maj=20, R=2, batch_size=50,
+                      epochs=1)
+    res = train_and_evaluate(cfg, tmp_path / "run", data=data)
+    rec = res.records[0]
+    assert rec["test_set"] == "full" and rec["test_images"] == 10000
+    for key in ("loss", "delta_gm_of", "delta_gm_etf", "nc1", "ncm_train_acc", "ncm_test_acc"):
+        assert np.isfinite(rec[key]), key
+    assert 0.0 <= rec["ncm_test_acc"] <= 1.0 and rec["zero_features"] < 1.0
+
+
+def test_fashionmnist_without_the_package_says_where_it_looked(tmp_path, monkeypatch):
+    import deep.data
+    from deep.data import DataError, load_dataset
+
+    missing = tmp_path / "nowhere"
+    monkeypatch.setitem(deep.data.DEFAULT_DATA_DIRS, "fashionmnist", str(missing))
+    with pytest.raises(DataError) as err:
+        load_dataset("fashionmnist")
+    message = str(err.value)
+    assert str(missing) in message and "apt-get install -y dataset-fashion-mnist" in message
+    assert "--data-dir" in message
+    with pytest.raises(DataError, match="pass --data-dir"):  # MNIST stays on --data-dir
+        load_dataset("mnist")
+
+
+def test_test_set_schedule_full_every_n_and_at_the_end(stand_in_epochs, tmp_path):
+    pytest.importorskip("flax")
+    from deep.configs import TrainConfig
+    from deep.data import load_digits
+    from deep.rundir import read_metrics
+    from deep.training import train_and_evaluate
+
+    cfg = TrainConfig(arch="resnet-tiny", n_maj=20, R=2, batch_size=50, epochs=5, test_every=2,
+                      test_subset=30)
+    data = load_digits()
+    run = train_and_evaluate(cfg, tmp_path / "run", data=data).run
+    rows = read_metrics(tmp_path / "run")
+    assert [r["test_set"] for r in rows] == ["subset", "full", "subset", "full", "full"]
+    assert run.test_subset.size == 30 and np.all(np.diff(run.test_subset) > 0)
+    train_and_evaluate(cfg.replace(test_subset=0), tmp_path / "run0", data=data)
+    assert [r["test_set"] for r in read_metrics(tmp_path / "run0")] == ["none", "full", "none",
+                                                                        "full", "full"]
+
+
+def test_evaluate_on_the_test_subset_and_on_none():
+    """The real evaluation: NCM accuracy on the seeded subset equals the full-set per-image
+    hits averaged over the subset's images; with no test images it is None."""
+    pytest.importorskip("flax")
+    from deep.configs import TrainConfig
+    from deep.data import load_digits
+    from deep.training import evaluate, features, init_state, setup
+
+    run = setup(TrainConfig(arch="resnet-tiny", n_maj=20, R=2, epochs=1, test_subset=40),
+                load_digits())
+    state = init_state(run)
+    full, sub, none = (evaluate(run, state, t)[0] for t in ("full", "subset", "none"))
+    assert (full["test_images"], sub["test_images"], none["test_images"]) == (run.y_test.size, 40, 0)
+    assert none["ncm_test_acc"] is None and none["delta_gm_of"] == full["delta_gm_of"]
+    from deep.metrics import ncm_accuracy
+    from ufm.core.geometry import class_means, normalize_rows
+
+    z = normalize_rows(features(run, state, run.subsets)[0].astype(np.float64))
+    h = features(run, state, run.test_idx[None, run.test_subset])[0]
+    want = ncm_accuracy(class_means(z, run.labels, run.num_classes), h, run.y_test[run.test_subset])
+    assert sub["ncm_test_acc"] == pytest.approx(want, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- test-set metrics
+
+
+def test_group_accuracies_probe_and_hits_against_hand_counts():
+    """Majority / minority accuracies are per-class means (each class weighs the same); the
+    hits round-trip; a linear probe separates linearly separable features the NCM rule gets
+    wrong."""
+    from deep.metrics import epoch_metrics, group_accuracies, unpack_hits
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 3])
+    hits = np.array([1, 1, 1, 0, 1, 0, 0, 0, 1, 1], dtype=bool)
+    maj, mino = group_accuracies(hits, labels, n_majority=2)
+    assert maj == pytest.approx((3 / 4 + 1 / 2) / 2) and mino == pytest.approx((1 / 3 + 1) / 2)
+
+    # 2 classes in 2-d: class 0 at 0-3 degrees, class 1 spread over 25-175 (its mean near 100);
+    # class-1 test points at 28 degrees lie nearer class 0's mean (NCM wrong) but on class 1's
+    # side of a line a probe can place between 3 and 25 degrees
+    rng = np.random.default_rng(0)
+    ang = np.r_[rng.uniform(0, 3, 40), rng.uniform(25, 175, 40)] * np.pi / 180
+    y = np.r_[np.zeros(40, int), np.ones(40, int)]
+    h = np.c_[np.cos(ang), np.sin(ang)]
+    h_test = np.c_[np.cos(np.full(5, 28 * np.pi / 180)), np.sin(np.full(5, 28 * np.pi / 180))]
+    m = epoch_metrics(h, y, h_test, np.ones(5, int), k=2, n_majority=1, probe=True)
+    assert m["ncm_test_acc"] == 0.0 and unpack_hits(m["ncm_test_hits"], 5).tolist() == [False] * 5
+    assert m["probe_test_acc"] == 1.0 and m["probe_test_acc_min"] == 1.0
+    assert m["probe_test_acc_maj"] is None  # no majority-class test image
+    m = epoch_metrics(h, y, h_test, np.ones(5, int), k=2, n_majority=1)
+    assert m["probe_test_acc"] is None and m["probe_test_hits"] is None

@@ -141,7 +141,7 @@ def test_training_warns_once_when_the_geometry_is_undefined(tmp_path, capsys, mo
 
     monkeypatch.setattr(deep.training, "train_epoch", lambda run, state, epoch, on_step: (
         state, np.array([1.5])))
-    monkeypatch.setattr(deep.training, "evaluate", lambda run, state: [epoch_metrics(
+    monkeypatch.setattr(deep.training, "evaluate", lambda run, state, test="full": [epoch_metrics(
         np.zeros((run.labels.size, 8)), run.labels, np.zeros((run.y_test.size, 8)), run.y_test,
         k=run.num_classes, n_majority=run.n_majority)])
     run = tmp_path / "run"

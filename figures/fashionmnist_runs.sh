@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Issue 35's FashionMNIST runs on the CPU, two at a time, resumable and time-boxed.
+#
+#   bash figures/fashionmnist_runs.sh [MINUTES] [ONLY]
+#
+# Starts (or continues, --resume) every run below in results/fashionmnist/runs/, two processes
+# at a time (one seed per process: vmapped seeds are ~2.4x slower per seed on this CPU), and
+# stops each cleanly (SIGTERM: the last whole epoch is checkpointed) when MINUTES (default 150)
+# have passed; run it again to go on. ONLY: a regular expression of run names to do (default
+# all). Order: seed 0 of every setting first, so a partial table covers every setting.
+# FashionMNIST from Debian (apt-get install -y dataset-fashion-mnist), STEP imbalance with
+# n_maj = 500, batch 50, 100 epochs, the paper's SGD schedule and tau = 0.1; the geometry every
+# epoch, NCM accuracy on 1,000 seeded test images, and on all 10,000 (plus a linear probe)
+# every 10 epochs and at the end.
+set -u
+cd "$(dirname "$0")/.."
+MINUTES=${1:-150}
+ONLY=${2:-.}
+OUT=results/fashionmnist/runs
+COMMON=(--dataset fashionmnist --n-maj 500 --batch-size 50 --epochs 100 --test-every 10
+        --test-subset 1000 --quiet)
+END=$(( $(date +%s) + MINUTES * 60 ))
+JOBS=()
+for s in 0 1 2; do
+    for R in 10 100; do
+        JOBS+=("r${R}_relu_s$s --arch resnet-small --R $R --seed $s")
+        JOBS+=("r${R}_norelu_s$s --arch resnet-small --R $R --seed $s --no-relu")
+        JOBS+=("r${R}_binding_s$s --arch resnet-small --R $R --seed $s --schedule binding")
+        JOBS+=("r${R}_ce_s$s --arch resnet-small --R $R --seed $s --loss ce")
+    done
+    [ "$s" = 0 ] && JOBS+=("r10_densenet40_s0 --arch densenet40 --R 10 --seed 0")
+done
+
+run_one() {
+    local name=$1; shift
+    local left=$(( END - $(date +%s) ))
+    [ "$left" -le 60 ] && return 0
+    echo "$(date +%T) start $name ($left s left)"
+    timeout -s TERM "$left" python -m deep.train "${COMMON[@]}" "$@" --out "$OUT/$name" --resume \
+        > "$OUT/$name.log" 2>&1
+    echo "$(date +%T) end $name: exit $? ($(tail -n 1 "$OUT/$name.log"))"
+}
+
+mkdir -p "$OUT"
+for job in "${JOBS[@]}"; do
+    read -r name args <<< "$job"
+    [[ "$name" =~ $ONLY ]] || continue
+    while [ "$(jobs -r | wc -l)" -ge 2 ]; do sleep 5; done
+    # shellcheck disable=SC2086
+    run_one "$name" $args &
+    sleep 2
+done
+wait

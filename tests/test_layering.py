@@ -32,7 +32,7 @@ UFM_CLI_IO = ("ufm.cli", "ufm.cli.*", "ufm.solve", "ufm.certify", "ufm.bench")
 ENTRY_MODULES = ("ufm.solve", "ufm.certify", "ufm.bench",
                  "theory_checks.graph", "theory_checks.batches", "theory_checks.bench",
                  "deep.train", "deep.report", "deep.bench",
-                 "figures.make")
+                 "figures.make", "figures.fashionmnist")
 
 # Command lines: what no library module may import (``ufm.bench`` is ``python -m ufm.bench``).
 CLI_MODULES = ("*_cmd", "ufm.cli.args", "ufm.bench", *ENTRY_MODULES)

@@ -1,0 +1,105 @@
+"""Recompute the README's FashionMNIST tables from the run folders:
+``python -m figures.fashionmnist [--runs DIR] [--json] [--out DIR]``.
+
+Reads every ``<setting>_s<seed>`` folder of ``--runs`` (default ``results/fashionmnist/runs``,
+written by ``figures/fashionmnist_runs.sh``), prints the tables as Markdown (``--json``: the
+numbers as strict JSON, NaN and inf as null), and writes, each atomically, ``summary.md`` and
+``summary.json`` into ``--out`` (default ``results/fashionmnist``) and the ``deep.report`` plots
+of the finished relu / norelu / binding runs of each R into ``--out/r10/`` and ``--out/r100/``
+(``delta_gm.png``, ``nc1.png``, ``cosines.png``, ``accuracy.png``; a group without a finished
+run is skipped). Unfinished runs are listed as in progress and enter no number
+(``figures.fashionmnist_summary``).
+
+A ``--runs`` that is no folder or holds no readable run: one line on stderr, exit status 2. A
+run whose files cannot be read: skipped, with a one-line warning.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ufm.cli.args import Parser, output_dir, unwritable_reason, write_failed
+
+__all__ = ["main", "build_parser"]
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ("delta_gm", "nc1", "cosines", "accuracy")
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m figures.fashionmnist",
+               description="Recompute the README's FashionMNIST tables from the run folders.")
+    p.add_argument("--runs", metavar="DIR", default=str(ROOT / "results/fashionmnist/runs"),
+                   help="folder of the <setting>_s<seed> runs (default: results/fashionmnist/runs)")
+    p.add_argument("--out", metavar="DIR", type=output_dir,
+                   default=str(ROOT / "results/fashionmnist"),
+                   help="folder for summary.md, summary.json and r10/, r100/ plots "
+                   "(default: results/fashionmnist)")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    return p
+
+
+def warn(parser: Parser, message: str) -> None:
+    print(f"{parser.prog}: warning: {message}", file=sys.stderr)
+
+
+def _write_text(path: Path, text: str) -> None:
+    from ufm.cli.io import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from figures.fashionmnist_summary import figure_groups, load_runs, markdown, summarize
+    from ufm.core.jsonable import to_json
+
+    try:
+        runs, warnings = load_runs(args.runs)
+    except (OSError, ValueError) as err:
+        parser.error(f"argument --runs: {err}")
+    for w in warnings:
+        warn(parser, w)
+    out = Path(args.out)
+    groups = figure_groups(runs)
+    targets = {g: [out / g / f"{stem}.png" for stem in FIGURES] for g in groups}
+    files = [out / "summary.md", out / "summary.json", *(p for ps in targets.values() for p in ps)]
+    for where in files:
+        reason = unwritable_reason(where)
+        if reason is not None:
+            parser.error(f"argument --out: cannot write {str(where)!r}: {reason}")
+    summary = summarize(runs, warnings=warnings)
+    for w in summary["warnings"][len(warnings):]:
+        warn(parser, w)
+    summary["runs_dir"] = str(args.runs)
+    summary["figures"] = [str(p) for ps in targets.values() for p in ps]
+    text, data = markdown(summary), to_json(summary, indent=2) + "\n"
+    try:
+        _write_text(out / "summary.md", text)
+        _write_text(out / "summary.json", data)
+    except OSError as err:
+        write_failed(parser, "--out", out, err)
+    if groups:
+        from deep.reporting import figures
+        from ufm.cli.io import save_figure_atomic
+        import matplotlib.pyplot as plt
+
+        for g, paths in targets.items():
+            figs = figures(groups[g])
+            try:
+                for stem, path in zip(FIGURES, paths):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    save_figure_atomic(figs[stem], path, dpi=120)
+            except OSError as err:
+                write_failed(parser, "--out", out / g, err)
+            finally:
+                for fig in figs.values():
+                    plt.close(fig)
+    print(data if args.json else text, end="")
+    print(f"wrote {out / 'summary.md'}, {out / 'summary.json'}"
+          + "".join(f", {out / g}/*.png" for g in targets), file=sys.stderr)
+    return 0

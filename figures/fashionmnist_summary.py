@@ -1,0 +1,567 @@
+"""The README's FashionMNIST tables (issue 35), recomputed from the run folders of
+``figures/fashionmnist_runs.sh`` (``python -m figures.fashionmnist``).
+
+A run is a folder ``<setting>_s<seed>`` (``r10_relu_s0``, ``r100_norelu_s2``, ``r10_ce_s1``,
+``r10_densenet40_s0``, ...) written by ``python -m deep.train``: ``config.json`` (the
+``TrainConfig`` under ``"config"``, the STEP class ``"counts"``, majority classes first) and
+``metrics.jsonl`` (one record per epoch). A run is FINISHED when its last logged epoch equals
+the configured ``epochs``; the others are listed as in progress and enter no number.
+
+What is computed (``summarize``), every number from the FINAL epoch of the finished runs:
+
+- per setting, over its seeds: mean and sample standard deviation (ddof = 1; the mean alone
+  for one seed) and the per-seed values (``stats``);
+- ``Delta_GM(T) = || G_M/||G_M||_F - G_T/||G_T||_F ||_F`` (DESIGN.md section 4) of the final
+  class-mean Gram ``G_M`` to the OF (``I_k``) and to ``G_T`` = the class-mean Gram of the
+  certified no-ReLU UFM optimum at the run's counts and temperature (``ufm_optimum``: the
+  collapsed solve, ``ufm.solve(..., method="classes")``, and the proven lower bound of the
+  symmetry-reduced relaxation, ``ufm.certify(..., method="reduced")``; the relative gap
+  ``(loss - bound) / |bound|`` says how close to optimal the solve is proven to be);
+- epochs to ``Delta_GM_OF <= t`` for t = 0.5, 0.2: the first epoch whose value is ``<= t``,
+  or ``None`` ("never");
+- accuracies on the full test set: nearest class mean and linear probe, overall and averaged
+  per class over the majority / minority classes (as logged by ``deep.metrics``);
+- SCL vs CE (``generalization``), per seed trained with both and pooled over seeds: the exact
+  McNemar test on the final epoch's per-image hits. With ``b`` = images SCL gets right and CE
+  wrong and ``c`` the opposite, under H0 ``b ~ Binomial(b + c, 1/2)``; the two-sided p-value is
+  ``scipy.stats.binomtest(b, b + c, 0.5).pvalue`` (1 when ``b + c = 0``). The same on the test
+  images of the minority classes (labels ``>= n_majority``, the classes after the majority ones
+  in STEP order, 5..9 here); pooled = the seeds' ``b`` and ``c`` summed.
+
+Reading files is ``load_runs``; the rest are pure functions of ``Run`` objects (records and
+configuration) so the tests feed them synthetic data.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["Run", "load_runs", "run_from_files", "stats", "epochs_to", "ufm_optimum",
+           "mcnemar", "central", "complexity", "generalization", "summarize", "markdown",
+           "figure_groups", "fashionmnist_test_labels", "CENTRAL_SETTINGS", "THRESHOLDS"]
+
+THRESHOLDS = (0.5, 0.2)
+RATIOS = (10, 100)
+CENTRAL_KINDS = ("relu", "norelu", "binding")
+CENTRAL_SETTINGS = tuple(f"r{R}_{kind}" for R in RATIOS for kind in CENTRAL_KINDS)
+COMPLEXITY_SETTINGS = ("r10_densenet40", "r10_relu")
+ACCURACY_KEYS = ("ncm_test_acc", "ncm_test_acc_maj", "ncm_test_acc_min",
+                 "probe_test_acc", "probe_test_acc_maj", "probe_test_acc_min")
+CLASSIFIERS = (("ncm", "ncm_test_hits"), ("probe", "probe_test_hits"))
+ALPHA = 0.05
+_NAME = re.compile(r"^(?P<setting>.+)_s(?P<seed>\d+)$")
+
+
+# ---------------------------------------------------------------------------------------------
+# runs
+
+
+@dataclass
+class Run:
+    """One run folder: ``setting`` and ``seed`` from its name, the ``TrainConfig`` dict
+    (``config``), the class ``counts`` and the clean per-epoch ``records`` (sorted by epoch)."""
+
+    name: str
+    setting: str
+    seed: int
+    config: dict[str, Any]
+    counts: list[int]
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        """The configured number of epochs."""
+        return int(self.config["epochs"])
+
+    @property
+    def last_epoch(self) -> int:
+        """The last logged epoch (0 before the first)."""
+        return self.records[-1]["epoch"] if self.records else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.last_epoch == self.epochs
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The last record (the final epoch of a finished run)."""
+        return self.records[-1] if self.records else {}
+
+    @property
+    def n_majority(self) -> int:
+        """How many classes have the largest count (STEP: the first ones)."""
+        return sum(c == max(self.counts) for c in self.counts)
+
+
+def split_name(name: str) -> tuple[str, int] | None:
+    """``"r10_relu_s2"`` -> ``("r10_relu", 2)``; None for a name without ``_s<seed>``."""
+    m = _NAME.match(name)
+    return (m["setting"], int(m["seed"])) if m else None
+
+
+def _check_config(raw: Any) -> tuple[dict[str, Any], list[int]]:
+    from deep.reporting import run_config
+
+    cfg = run_config(raw)  # ValueError naming what is wrong
+    epochs = cfg.get("epochs")
+    if type(epochs) is not int or epochs < 1:
+        raise ValueError('"config" has no integer "epochs" >= 1')
+    counts = raw.get("counts")
+    if (type(counts) is not list or len(counts) < 2
+            or not all(type(c) is int and c >= 1 for c in counts)):
+        raise ValueError('has no "counts" list of positive integers')
+    tau = cfg.get("tau")
+    if type(tau) not in (int, float) or not (math.isfinite(tau) and tau > 0):
+        raise ValueError('"config" has no positive "tau"')
+    return cfg, counts
+
+
+def run_from_files(folder: str | Path) -> tuple[Run, str | None]:
+    """Read one run folder: the ``Run`` and a warning (skipped metrics lines) or None.
+
+    A missing ``metrics.jsonl`` is a run at epoch 0. Raises ``OSError`` (unreadable file) or
+    ``ValueError`` (a ``config.json`` that is not UTF-8 JSON or lacks the fields used here, or a
+    folder name without ``_s<seed>``), each naming the file."""
+    from deep.reporting import clean_records
+    from deep.rundir import CONFIG, METRICS, read_config, read_metrics_lines
+
+    folder = Path(folder)
+    parts = split_name(folder.name)
+    if parts is None:
+        raise ValueError(f"{folder}: the name is not <setting>_s<seed>")
+    try:
+        raw = read_config(folder)
+    except OSError as err:
+        raise OSError(f"{folder / CONFIG}: cannot read ({err.strerror or err})") from None
+    except (ValueError, RecursionError):
+        raise ValueError(f"{folder / CONFIG}: is not valid UTF-8 JSON") from None
+    try:
+        cfg, counts = _check_config(raw)
+    except ValueError as err:
+        raise ValueError(f"{folder / CONFIG}: {err}") from None
+    path = folder / METRICS
+    note = None
+    if path.exists():
+        try:
+            values, unreadable = read_metrics_lines(path)
+        except OSError as err:
+            raise OSError(f"{path}: cannot read ({err.strerror or err})") from None
+        records, invalid, _ = clean_records(values)
+        if unreadable + invalid:
+            note = (f"{path}: skipped {unreadable + invalid} of {len(values) + unreadable} lines "
+                    f"(not a JSON object with an integer epoch >= 1 and numeric metrics)")
+    else:
+        records = []
+    return Run(folder.name, parts[0], parts[1], cfg, counts, records), note
+
+
+def load_runs(runs_dir: str | Path) -> tuple[list[Run], list[str]]:
+    """Every run folder (``<setting>_s<seed>/config.json``) in ``runs_dir``, sorted by name,
+    and one warning per folder skipped (unreadable) or with skipped metrics lines.
+
+    Raises:
+      FileNotFoundError: ``runs_dir`` is not a folder.
+      ValueError: it holds no run folder, or none is readable.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"{runs_dir}: no such folder")
+    try:
+        folders = sorted(d for d in runs_dir.iterdir()
+                         if d.is_dir() and split_name(d.name) and (d / "config.json").exists())
+    except OSError as err:
+        raise FileNotFoundError(f"{runs_dir}: cannot read ({err.strerror or err})") from None
+    if not folders:
+        raise ValueError(f"{runs_dir} holds no run folder (<setting>_s<seed>/config.json)")
+    runs, warnings = [], []
+    for d in folders:
+        try:
+            run, note = run_from_files(d)
+        except (OSError, ValueError) as err:
+            warnings.append(f"skipped {d.name}: {err}")
+            continue
+        runs.append(run)
+        if note:
+            warnings.append(note)
+    if not runs:
+        raise ValueError(f"{runs_dir}: no readable run folder ({len(folders)} skipped)")
+    return runs, warnings
+
+
+def fashionmnist_test_labels(data_dir: str | Path | None = None) -> np.ndarray:
+    """The FashionMNIST test labels in file order (``t10k-labels-idx1-ubyte``, optionally
+    ``.gz``, from ``deep.data.DEFAULT_DATA_DIRS`` by default): the order of the logged hits.
+    Raises ``deep.data.DataError`` (a ``ValueError``) when the file is missing or bad."""
+    from deep.data import DEFAULT_DATA_DIRS, DataError, read_idx
+
+    folder = Path(data_dir or DEFAULT_DATA_DIRS["fashionmnist"])
+    for name in ("t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte.gz"):
+        if (folder / name).is_file():
+            return read_idx(folder / name).astype(np.int64)
+    raise DataError(f"fashionmnist: no t10k-labels-idx1-ubyte in {folder} "
+                    "(apt-get install -y dataset-fashion-mnist)")
+
+
+# ---------------------------------------------------------------------------------------------
+# pure statistics
+
+
+def stats(seeds: Sequence[int], values: Sequence[float | None]) -> dict[str, Any]:
+    """Mean and sample sd (``sqrt(sum (x - mean)^2 / (n - 1))``; None for n < 2) of the values
+    that are not None, with the per-seed values (None kept): ``{n, mean, sd, seeds, values}``."""
+    x = np.array([v for v in values if v is not None], dtype=float)
+    return {"n": int(x.size),
+            "mean": float(x.mean()) if x.size else None,
+            "sd": float(x.std(ddof=1)) if x.size > 1 else None,
+            "seeds": list(seeds), "values": list(values)}
+
+
+def epochs_to(records: Sequence[dict[str, Any]], threshold: float,
+              key: str = "delta_gm_of") -> int | None:
+    """The first epoch whose ``key`` is ``<= threshold`` (records sorted by epoch), or None."""
+    for r in records:
+        if r.get(key) is not None and r[key] <= threshold:
+            return int(r["epoch"])
+    return None
+
+
+def mcnemar(a_hits: np.ndarray, b_hits: np.ndarray) -> dict[str, Any]:
+    """Exact McNemar test of two classifiers on the same images: ``b`` = A right and B wrong,
+    ``c`` = A wrong and B right, ``p`` = two-sided ``binomtest(b, b + c, 1/2)`` (1 if b + c = 0)."""
+    a, bb = np.asarray(a_hits, dtype=bool), np.asarray(b_hits, dtype=bool)
+    return _mcnemar_bc(int(np.sum(a & ~bb)), int(np.sum(~a & bb)))
+
+
+def _mcnemar_bc(b: int, c: int) -> dict[str, Any]:
+    """The exact McNemar test from the discordant counts (``mcnemar``)."""
+    from scipy.stats import binomtest
+
+    p = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+    return {"b": b, "c": c, "p": min(p, 1.0), "significant": p < ALPHA}
+
+
+def _delta(gram: Any, target: str | np.ndarray) -> float | None:
+    from ufm.core.geometry import delta_gm
+
+    if gram is None:
+        return None
+    try:
+        return float(delta_gm(np.asarray(gram, dtype=float), target))
+    except ValueError:  # a zero Gram (no geometry) or a mismatched k
+        return None
+
+
+def ufm_optimum(counts: Sequence[int], tau: float) -> dict[str, Any]:
+    """The certified no-ReLU UFM optimum at ``counts`` and ``tau``: the collapsed solve's class-
+    mean Gram (``gram``), its loss, the proven lower bound of the reduced relaxation, the
+    relative gap ``(loss - bound) / |bound|``, and the optimum's Delta_GM to the OF and ETF."""
+    import ufm
+
+    res = ufm.solve(list(counts), tau=float(tau), nonneg=False, method="classes")
+    cert = ufm.certify(list(counts), float(tau), nonneg=False, method="reduced")
+    gram = np.asarray(res.metrics["class_mean_gram"], dtype=float)
+    bound = float(cert.lower_bound)
+    gap = (res.loss - bound) / abs(bound) if math.isfinite(bound) and bound != 0 else None
+    return {"counts": list(counts), "tau": float(tau), "status": res.status,
+            "loss": float(res.loss), "lower_bound": bound, "rel_gap": gap,
+            "certified": bool(cert.ok), "delta_gm_of": _delta(gram, "of"),
+            "delta_gm_etf": _delta(gram, "etf"), "gram": gram.tolist()}
+
+
+# ---------------------------------------------------------------------------------------------
+# the tables
+
+
+def _by_setting(runs: Iterable[Run], setting: str) -> tuple[list[Run], list[Run]]:
+    """(finished runs by seed, unfinished runs) of one setting."""
+    mine = [r for r in runs if r.setting == setting]
+    return (sorted((r for r in mine if r.finished), key=lambda r: r.seed),
+            sorted((r for r in mine if not r.finished), key=lambda r: r.seed))
+
+
+def _progress(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    return [{"run": r.name, "epoch": r.last_epoch, "epochs": r.epochs} for r in runs]
+
+
+def _optimum_key(run: Run) -> tuple[tuple[int, ...], float]:
+    return tuple(run.counts), float(run.config["tau"])
+
+
+def central(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per central setting (relu / norelu / binding at R = 10, 100), from its finished
+    runs: final Delta_GM_OF, Delta_GM to the UFM optimum of the run's (counts, tau) (``optima``,
+    keyed by ``(tuple(counts), tau)``), minority cosines, full-test accuracies (``stats`` each),
+    and the epochs to ``Delta_GM_OF <= t`` per seed."""
+    rows = []
+    for setting in CENTRAL_SETTINGS:
+        done, running = _by_setting(runs, setting)
+        seeds = [r.seed for r in done]
+        row: dict[str, Any] = {"setting": setting, "R": int(setting[1:].split("_")[0]),
+                               "seeds": seeds, "in_progress": _progress(running)}
+        for key in ("delta_gm_of", "cos_min_min", "cos_maj_min"):
+            row[key] = stats(seeds, [r.final.get(key) for r in done])
+        for key in ACCURACY_KEYS:  # on the full test set only (a finished run's last epoch)
+            row[key] = stats(seeds, [r.final.get(key) if r.final.get("test_set", "full") == "full"
+                                     else None for r in done])
+        row["delta_gm_ufm"] = stats(seeds, [
+            _delta(r.final.get("class_mean_gram"), np.asarray(optima[_optimum_key(r)]["gram"]))
+            for r in done])
+        for t in THRESHOLDS:
+            row[f"epochs_to_{t}"] = [epochs_to(r.records, t) for r in done]
+        rows.append(row)
+    return rows
+
+
+def complexity(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """DenseNet-40 vs the small ResNet at R = 10: final Delta_GM_OF (``stats``) and the epochs
+    to ``Delta_GM_OF <= t`` per seed."""
+    rows = []
+    for setting in COMPLEXITY_SETTINGS:
+        done, running = _by_setting(runs, setting)
+        seeds = [r.seed for r in done]
+        arch = done[0].config.get("arch") if done else None
+        rows.append({"setting": setting, "arch": arch, "seeds": seeds,
+                     "in_progress": _progress(running),
+                     "delta_gm_of": stats(seeds, [r.final.get("delta_gm_of") for r in done]),
+                     **{f"epochs_to_{t}": [epochs_to(r.records, t) for r in done]
+                        for t in THRESHOLDS}})
+    return rows
+
+
+def _hits(run: Run, key: str, n: int) -> np.ndarray | None:
+    """The final epoch's per-image hits (``key``) on the full test set of ``n`` images."""
+    from deep.metrics import unpack_hits
+
+    rec = run.final
+    text = rec.get(key)
+    if rec.get("test_set") != "full" or type(text) is not str or rec.get("test_images") != n:
+        return None
+    try:
+        hits = unpack_hits(text, n)
+    except ValueError:  # not base64 (binascii.Error)
+        return None
+    return hits if hits.size == n else None
+
+
+def generalization(runs: Sequence[Run], y_test: np.ndarray | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """SCL (``r{R}_relu``) vs CE (``r{R}_ce``) for R = 10, 100 on the seeds finished in both:
+    per seed the accuracies of the NCM and the linear probe, overall and on the minority-class
+    test images (labels ``>= n_majority``), from the final epoch's hits, and the exact McNemar
+    test (``mcnemar``) of SCL vs CE on all images and on the minority images; pooled over
+    the seeds (``b``, ``c`` summed). ``y_test``: the test labels in the hits' order (None: no
+    finished pair needs them; without them the pairs are left out with a warning). Returns the rows and warnings (pairs without usable hits)."""
+    rows, warnings = [], []
+    for R in RATIOS:
+        scl, _ = _by_setting(runs, f"r{R}_relu")
+        ce, _ = _by_setting(runs, f"r{R}_ce")
+        ce_by_seed = {r.seed: r for r in ce}
+        pairs = []
+        pooled = {name: {"all": [0, 0], "minority": [0, 0]} for name, _ in CLASSIFIERS}
+        for s in scl:
+            c = ce_by_seed.get(s.seed)
+            if c is None:
+                continue
+            if y_test is None:
+                warnings.append(f"r{R} seed {s.seed}: no test labels; SCL vs CE left out")
+                continue
+            y = np.asarray(y_test)
+            minority = y >= s.n_majority
+            entry: dict[str, Any] = {"seed": s.seed}
+            for name, key in CLASSIFIERS:
+                hs, hc = _hits(s, key, y.size), _hits(c, key, y.size)
+                if hs is None or hc is None:
+                    warnings.append(f"r{R} seed {s.seed}: no usable {key} on the full test set of "
+                                    f"{y.size} images in the final epoch of "
+                                    f"{s.name if hs is None else c.name}; {name} left out")
+                    entry[name] = None
+                    continue
+                tests = {"all": mcnemar(hs, hc), "minority": mcnemar(hs[minority], hc[minority])}
+                for part in ("all", "minority"):
+                    pooled[name][part][0] += tests[part]["b"]
+                    pooled[name][part][1] += tests[part]["c"]
+                entry[name] = {"scl_acc": float(hs.mean()), "ce_acc": float(hc.mean()),
+                               "scl_acc_min": float(hs[minority].mean()) if minority.any() else None,
+                               "ce_acc_min": float(hc[minority].mean()) if minority.any() else None,
+                               "mcnemar": tests}
+            pairs.append(entry)
+        pooled_tests = {name: ({part: _mcnemar_bc(*bc) for part, bc in parts.items()}
+                               if any(p.get(name) for p in pairs) else None)
+                        for name, parts in pooled.items()}
+        rows.append({"R": R, "seeds": [p["seed"] for p in pairs], "pairs": pairs,
+                     "pooled": pooled_tests if pairs else None})
+    return rows, warnings
+
+
+def _needs_labels(runs: Sequence[Run]) -> bool:
+    for R in RATIOS:
+        scl = {r.seed for r in _by_setting(runs, f"r{R}_relu")[0]}
+        if scl & {r.seed for r in _by_setting(runs, f"r{R}_ce")[0]}:
+            return True
+    return False
+
+
+def summarize(runs: Sequence[Run], *, y_test: np.ndarray | None = None,
+              optimum: Callable[[Sequence[int], float], dict[str, Any]] | None = None,
+              warnings: Sequence[str] = ()) -> dict[str, Any]:
+    """Every number of the FashionMNIST tables (module docstring) as a JSON-able dict:
+    ``finished`` / ``in_progress`` runs, ``ufm_optima`` (one per distinct (counts, tau) of the
+    finished central runs, solved once each), ``central``, ``complexity``, ``generalization``
+    and ``warnings``. ``y_test`` defaults to ``fashionmnist_test_labels()``, read only when a
+    seed finished with both SCL and CE; ``optimum`` defaults to ``ufm_optimum``."""
+    warnings = list(warnings)
+    done = [r for r in runs if r.finished]
+    keys = sorted({_optimum_key(r) for r in done if r.setting in CENTRAL_SETTINGS})
+    optima = {k: (optimum or ufm_optimum)(list(k[0]), k[1]) for k in keys}
+    if y_test is None and _needs_labels(runs):
+        try:
+            y_test = fashionmnist_test_labels()
+        except ValueError as err:  # deep.data.DataError
+            warnings.append(f"test labels: {err}")
+    gen, notes = generalization(runs, y_test)
+    return {
+        "finished": [r.name for r in done],
+        "in_progress": _progress([r for r in runs if not r.finished]),
+        "ufm_optima": list(optima.values()),
+        "central": central(runs, optima),
+        "complexity": complexity(runs),
+        "generalization": gen,
+        "thresholds": list(THRESHOLDS),
+        "alpha": ALPHA,
+        "warnings": warnings + notes,
+    }
+
+
+def figure_groups(runs: Sequence[Run]) -> dict[str, list[Any]]:
+    """``{"r10": [RunMetrics, ...], "r100": [...]}``: the finished relu / norelu / binding runs
+    of each R, for ``deep.reporting.figures``; a group with no finished run is left out."""
+    from deep.reporting import RunMetrics
+
+    groups = {}
+    for R in RATIOS:
+        mine = [r for kind in CENTRAL_KINDS for r in _by_setting(runs, f"r{R}_{kind}")[0]]
+        if mine:
+            groups[f"r{R}"] = [RunMetrics(r.name, r.config, r.records) for r in mine]
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _f(x: float | None, fmt: str = "{:.3f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def _ms(st: dict[str, Any], fmt: str = "{:.3f}") -> str:
+    """``mean +- sd`` (the mean alone for one value, ``-`` for none)."""
+    if st["mean"] is None:
+        return "-"
+    return _f(st["mean"], fmt) + ("" if st["sd"] is None else " ± " + _f(st["sd"], fmt))
+
+
+def _per_seed(seeds: Sequence[int], values: Sequence[Any], fmt: str = "{:.3f}") -> str:
+    if not seeds:
+        return "-"
+    cell = lambda v: "never" if v is None else (str(v) if isinstance(v, int) else _f(v, fmt))  # noqa: E731
+    return ", ".join(f"s{s}: {cell(v)}" for s, v in zip(seeds, values))
+
+
+def _seeds(row: dict[str, Any]) -> str:
+    """How many seeds finished, and how many are still running."""
+    running = len(row["in_progress"])
+    return f"{len(row['seeds'])}" + (f" (+{running} running)" if running else "")
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _p(test: dict[str, Any]) -> str:
+    sig = "significant" if test["significant"] else f"not significant (p >= {ALPHA:g})"
+    return f"b={test['b']}, c={test['c']}, p={test['p']:.3g}, {sig}"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The tables of ``summarize``'s dict as Markdown."""
+    out = ["# FashionMNIST (issue 35)", ""]
+    out.append(f"Finished runs: {len(summary['finished'])}"
+               + (f" ({', '.join(summary['finished'])})" if summary["finished"] else ""))
+    if summary["in_progress"]:
+        out.append("In progress (excluded from every number): " + ", ".join(
+            f"{p['run']} (epoch {p['epoch']}/{p['epochs']})" for p in summary["in_progress"]))
+    out.append("")
+    out.append("Final epoch of the finished runs; mean ± sample sd over seeds (the mean alone for "
+               "one seed); `-`: no finished run.")
+    out += ["", "## Central comparison: geometry", ""]
+    head = ["setting", "seeds", "ΔGM_OF", "ΔGM_OF per seed", "ΔGM to no-ReLU UFM opt.",
+            "per seed", "cos min-min", "cos maj-min",
+            "epochs to ΔGM_OF ≤ 0.5", "epochs to ΔGM_OF ≤ 0.2"]
+    rows = []
+    for r in summary["central"]:
+        rows.append([r["setting"], _seeds(r), _ms(r["delta_gm_of"]),
+                     _per_seed(r["seeds"], r["delta_gm_of"]["values"]), _ms(r["delta_gm_ufm"]),
+                     _per_seed(r["seeds"], r["delta_gm_ufm"]["values"]),
+                     _ms(r["cos_min_min"]), _ms(r["cos_maj_min"]),
+                     _per_seed(r["seeds"], r["epochs_to_0.5"]),
+                     _per_seed(r["seeds"], r["epochs_to_0.2"])])
+    out += [_table(head, rows), ""]
+    out += ["## Central comparison: accuracy on the full test set", ""]
+    head = ["setting", "seeds", "NCM", "NCM maj", "NCM min", "probe", "probe maj", "probe min"]
+    rows = [[r["setting"], _seeds(r)] + [_ms(r[k]) for k in ACCURACY_KEYS]
+            for r in summary["central"]]
+    out += [_table(head, rows), ""]
+    out += ["## The no-ReLU UFM optimum at the runs' counts", ""]
+    if summary["ufm_optima"]:
+        head = ["counts", "tau", "ΔGM_OF", "ΔGM_ETF", "loss", "proven bound", "rel. gap"]
+        rows = [[",".join(map(str, o["counts"])), f"{o['tau']:g}", _f(o["delta_gm_of"], "{:.4f}"),
+                 _f(o["delta_gm_etf"], "{:.4f}"), f"{o['loss']:.6f}", f"{o['lower_bound']:.6f}",
+                 _f(o["rel_gap"], "{:.1e}")] for o in summary["ufm_optima"]]
+        out += [_table(head, rows), ""]
+    else:
+        out += ["(no finished central run yet)", ""]
+    out += ["## Model complexity (R = 10)", ""]
+    head = ["setting", "arch", "seeds", "ΔGM_OF", "ΔGM_OF per seed", "epochs to ≤ 0.5",
+            "epochs to ≤ 0.2"]
+    rows = [[r["setting"], r["arch"] or "-", _seeds(r), _ms(r["delta_gm_of"]),
+             _per_seed(r["seeds"], r["delta_gm_of"]["values"]),
+             _per_seed(r["seeds"], r["epochs_to_0.5"]), _per_seed(r["seeds"], r["epochs_to_0.2"])]
+            for r in summary["complexity"]]
+    out += [_table(head, rows), ""]
+    out += ["## Generalization: SCL vs CE (exact McNemar test, SCL right & CE wrong = b)", ""]
+    head = ["R", "seed", "classifier", "SCL acc", "CE acc", "SCL acc min", "CE acc min",
+            "McNemar all", "McNemar minority"]
+    rows, lines = [], []
+    for g in summary["generalization"]:
+        if not g["pairs"]:
+            lines.append(f"R = {g['R']}: no seed finished with both SCL and CE yet.")
+            continue
+        before = len(rows)
+        for p in g["pairs"]:
+            for name, _ in CLASSIFIERS:
+                e = p[name]
+                if e is None:
+                    continue
+                rows.append([str(g["R"]), str(p["seed"]), name, _f(e["scl_acc"]), _f(e["ce_acc"]),
+                             _f(e["scl_acc_min"]), _f(e["ce_acc_min"]),
+                             _p(e["mcnemar"]["all"]), _p(e["mcnemar"]["minority"])])
+        for name, _ in CLASSIFIERS:
+            t = g["pooled"][name]
+            if t is not None:
+                rows.append([str(g["R"]), "pooled", name, "", "", "", "", _p(t["all"]),
+                             _p(t["minority"])])
+        if len(rows) == before:
+            lines.append(f"R = {g['R']}: seeds {', '.join(map(str, g['seeds']))} finished with "
+                         "both SCL and CE, but no usable final-epoch hits (see the warnings).")
+    if rows:
+        out += [_table(head, rows), ""]
+    out += lines
+    if summary["warnings"]:
+        out += ["", "Warnings:"] + [f"- {w}" for w in summary["warnings"]]
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,264 @@
+"""``python -m figures.fashionmnist`` (issue 35): the FashionMNIST tables from run folders.
+
+Synthetic run folders (``config.json`` + ``metrics.jsonl`` with known values) written here;
+every expected number is computed by hand (means, sample sd, first epochs under a threshold,
+McNemar's discordant counts and the exact binomial p-value via ``math.comb``); the Delta_GM to
+the UFM optimum is checked on balanced counts, where the no-ReLU optimum is the simplex ETF.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from deep.metrics import pack_hits
+from figures import fashionmnist_cmd
+from figures import fashionmnist_summary as fs
+from ufm.core.geometry import delta_gm
+
+TAU = 0.5
+IMBALANCED, BALANCED = [6, 6, 2], [3, 3, 3]
+# 12 test images, 4 per class; with IMBALANCED counts class 2 is the minority
+Y_TEST = np.array([0] * 4 + [1] * 4 + [2] * 4)
+HITS = {  # (SCL, CE) per seed, per image
+    0: ("111111110110", "101011011000"),
+    1: ("111111111111", "000000001111"),
+    2: ("111111111111", "000000000000"),  # its CE run is unfinished: never paired
+}
+
+
+def _bits(text: str) -> np.ndarray:
+    return np.array([c == "1" for c in text])
+
+
+def _gram(seed: int, k: int = 3) -> list[list[float]]:
+    v = np.random.default_rng(seed).normal(size=(k, 4))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return (v @ v.T).tolist()
+
+
+def _write(root, name, *, counts, epochs, values, final=None, arch="resnet-small"):
+    """A run folder: one record per entry of ``values`` (Delta_GM_OF), ``final`` merged into
+    the last record."""
+    d = root / name
+    d.mkdir()
+    cfg = {"arch": arch, "epochs": epochs, "tau": TAU, "seed": int(name.rsplit("_s", 1)[1]),
+           "relu": "norelu" not in name, "loss": "ce" if "_ce_" in name else "scl",
+           "schedule": "binding" if "binding" in name else "shuffle"}
+    (d / "config.json").write_text(json.dumps({"config": cfg, "counts": counts, "n_test": 12}))
+    recs = [{"epoch": e + 1, "delta_gm_of": v, "test_set": "subset", "test_images": 5}
+            for e, v in enumerate(values)]
+    recs[-1].update(final or {})
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def _final(seed, gram_seed, cos_mm, acc, hits=None):
+    rec = {"test_set": "full", "test_images": 12, "cos_min_min": cos_mm, "cos_maj_min": -cos_mm,
+           "ncm_test_acc": acc, "probe_test_acc": acc + 0.05,
+           "class_mean_gram": _gram(gram_seed)}
+    if hits is not None:
+        rec["ncm_test_hits"] = rec["probe_test_hits"] = pack_hits(_bits(hits))
+    return rec
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    # r10_relu: 3 finished seeds (Delta_GM_OF per epoch) + 1 unfinished one with extreme values
+    series = {0: [1.0, 0.45, 0.2], 1: [0.6, 0.55, 0.4], 2: [0.3, 0.7, 0.9]}
+    for s, vals in series.items():
+        _write(root, f"r10_relu_s{s}", counts=IMBALANCED, epochs=3, values=vals,
+               final=_final(s, s, [0.1, 0.2, 0.6][s], [0.7, 0.8, 0.9][s], HITS[s][0]))
+    _write(root, "r10_relu_s3", counts=IMBALANCED, epochs=3, values=[0.0, 0.0],
+           final=_final(3, 3, 5.0, 0.0, HITS[0][0]))
+    for s in (0, 1):
+        _write(root, f"r10_ce_s{s}", counts=IMBALANCED, epochs=3, values=[1.0, 1.0, 1.0],
+               final=_final(s, 10 + s, 0.0, 0.5, HITS[s][1]))
+    _write(root, "r10_ce_s2", counts=IMBALANCED, epochs=3, values=[1.0],
+           final=_final(2, 12, 0.0, 0.5, HITS[2][1]))
+    _write(root, "r10_densenet40_s0", counts=IMBALANCED, epochs=3, values=[0.4, 0.1, 0.05],
+           final=_final(0, 20, 0.0, 0.5), arch="densenet40")
+    _write(root, "r100_norelu_s0", counts=BALANCED, epochs=2, values=[0.9, 0.8],
+           final=_final(0, 30, 0.3, 0.6))
+    bad = root / "r100_relu_s0"  # unreadable: skipped with a warning
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    return root
+
+
+@pytest.fixture(scope="module")
+def summary(runs_dir):
+    calls = []
+
+    def optimum(counts, tau):
+        calls.append((tuple(counts), tau))
+        return fs.ufm_optimum(counts, tau)
+
+    runs, warnings = fs.load_runs(runs_dir)
+    out = fs.summarize(runs, y_test=Y_TEST, optimum=optimum, warnings=warnings)
+    out["_calls"] = calls
+    return out
+
+
+def _row(summary, table, setting):
+    return next(r for r in summary[table] if r["setting"] == setting)
+
+
+def test_finished_and_in_progress(summary):
+    assert sorted(summary["finished"]) == ["r100_norelu_s0", "r10_ce_s0", "r10_ce_s1",
+                                           "r10_densenet40_s0", "r10_relu_s0", "r10_relu_s1",
+                                           "r10_relu_s2"]
+    assert {(p["run"], p["epoch"], p["epochs"]) for p in summary["in_progress"]} == {
+        ("r10_relu_s3", 2, 3), ("r10_ce_s2", 1, 3)}
+    assert any("r100_relu_s0" in w for w in summary["warnings"])
+
+
+def test_mean_sd_and_per_seed_by_hand(summary):
+    row = _row(summary, "central", "r10_relu")
+    assert row["seeds"] == [0, 1, 2] and [p["run"] for p in row["in_progress"]] == ["r10_relu_s3"]
+    st = row["delta_gm_of"]  # 0.2, 0.4, 0.9 (the unfinished seed's 0.0 excluded)
+    assert st["values"] == [0.2, 0.4, 0.9] and st["n"] == 3
+    assert st["mean"] == pytest.approx(0.5)
+    assert st["sd"] == pytest.approx(math.sqrt((0.3**2 + 0.1**2 + 0.4**2) / 2))
+    assert row["cos_min_min"]["mean"] == pytest.approx(0.3)
+    assert row["cos_min_min"]["sd"] == pytest.approx(math.sqrt((0.04 + 0.01 + 0.09) / 2))
+    assert row["ncm_test_acc"]["mean"] == pytest.approx(0.8)
+    assert row["ncm_test_acc"]["sd"] == pytest.approx(0.1)
+    assert row["ncm_test_acc_min"]["n"] == 0 and row["ncm_test_acc_min"]["mean"] is None
+    one = _row(summary, "central", "r100_norelu")  # one seed: the mean alone
+    assert one["delta_gm_of"]["mean"] == 0.8 and one["delta_gm_of"]["sd"] is None
+    empty = _row(summary, "central", "r10_binding")  # no run at all
+    assert empty["seeds"] == [] and empty["delta_gm_of"]["mean"] is None
+
+
+def test_epochs_to_threshold_by_hand(summary):
+    row = _row(summary, "central", "r10_relu")
+    # s0: 1.0, 0.45, 0.2 -> <= 0.5 at 2, <= 0.2 at 3 (equality counts); s1: 0.6, 0.55, 0.4 ->
+    # 3, never; s2: 0.3, 0.7, 0.9 -> 1, never
+    assert row["epochs_to_0.5"] == [2, 3, 1]
+    assert row["epochs_to_0.2"] == [3, None, None]
+    dense = _row(summary, "complexity", "r10_densenet40")
+    assert dense["arch"] == "densenet40" and dense["delta_gm_of"]["mean"] == 0.05
+    assert dense["epochs_to_0.5"] == [1] and dense["epochs_to_0.2"] == [2]
+    assert _row(summary, "complexity", "r10_relu")["delta_gm_of"]["mean"] == pytest.approx(0.5)
+
+
+def test_ufm_optimum_once_per_counts_and_etf_when_balanced(summary):
+    assert sorted(summary["_calls"]) == sorted({(tuple(IMBALANCED), TAU), (tuple(BALANCED), TAU)})
+    assert len(summary["_calls"]) == 2
+    for o in summary["ufm_optima"]:
+        assert o["certified"] and 0 <= o["rel_gap"] < 1e-6
+    balanced = next(o for o in summary["ufm_optima"] if o["counts"] == BALANCED)
+    assert balanced["delta_gm_etf"] < 1e-6
+    assert balanced["delta_gm_of"] == pytest.approx(delta_gm(np.eye(3) - 0.5 * (1 - np.eye(3)),
+                                                             "of"), abs=1e-6)
+    got = _row(summary, "central", "r100_norelu")["delta_gm_ufm"]["values"][0]
+    assert got == pytest.approx(delta_gm(np.array(_gram(30)), "etf"), abs=1e-6)
+
+
+def _p_exact(b: int, c: int) -> float:
+    """Two-sided exact binomial p at 1/2: 2 P(X <= min(b, c)), at most 1."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n)
+
+
+def _bc(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    return sum(x and not y for x, y in zip(a, b)), sum(y and not x for x, y in zip(a, b))
+
+
+def test_mcnemar_by_hand(summary):
+    g = next(r for r in summary["generalization"] if r["R"] == 10)
+    assert g["seeds"] == [0, 1]  # seed 2's CE run is unfinished
+    minority = Y_TEST >= 2
+    pooled = {"all": [0, 0], "minority": [0, 0]}
+    for pair in g["pairs"]:
+        scl, ce = (_bits(t) for t in HITS[pair["seed"]])
+        for name in ("ncm", "probe"):
+            e = pair[name]
+            assert e["scl_acc"] == pytest.approx(scl.mean())
+            assert e["ce_acc_min"] == pytest.approx(ce[8:].mean())
+            for part, mask in (("all", slice(None)), ("minority", minority)):
+                b, c = _bc(scl[mask], ce[mask])
+                t = e["mcnemar"][part]
+                assert (t["b"], t["c"]) == (b, c)
+                assert t["p"] == pytest.approx(_p_exact(b, c), rel=1e-12)
+        for part, mask in (("all", slice(None)), ("minority", minority)):
+            b, c = _bc(scl[mask], ce[mask])
+            pooled[part][0] += b
+            pooled[part][1] += c
+    # seed 0 by hand: b = 5 (images 1, 3, 6, 9, 10), c = 1 (image 8); p = 14/64
+    t0 = g["pairs"][0]["ncm"]["mcnemar"]
+    assert (t0["all"]["b"], t0["all"]["c"], t0["all"]["p"]) == (5, 1, pytest.approx(14 / 64))
+    assert (t0["minority"]["b"], t0["minority"]["c"], t0["minority"]["p"]) == (2, 1, 1.0)
+    assert g["pairs"][1]["ncm"]["mcnemar"]["minority"] == {"b": 0, "c": 0, "p": 1.0,
+                                                          "significant": False}
+    for part, (b, c) in pooled.items():
+        t = g["pooled"]["ncm"][part]
+        assert (t["b"], t["c"]) == (b, c) == ((13, 1) if part == "all" else (2, 1))
+        assert t["p"] == pytest.approx(_p_exact(b, c), rel=1e-12)
+    assert g["pooled"]["ncm"]["all"]["significant"]
+    r100 = next(r for r in summary["generalization"] if r["R"] == 100)
+    assert r100["pairs"] == [] and r100["pooled"] is None
+
+
+def test_markdown_says_not_significant(summary):
+    text = fs.markdown(summary)
+    assert "not significant (p >= 0.05)" in text
+    assert "r10_relu_s3 (epoch 2/3)" in text
+    assert "| r10_relu | 3 (+1 running) | 0.500 ± 0.361 | s0: 0.200, s1: 0.400, s2: 0.900 |" in text
+    assert "s0: 3, s1: never, s2: never" in text
+
+
+@pytest.fixture
+def fast_optimum(monkeypatch, summary):
+    """The CLI with the optima the ``summary`` fixture already solved (no second solve)."""
+    known = {tuple(o["counts"]): o for o in summary["ufm_optima"]}
+    monkeypatch.setattr(fs, "ufm_optimum", lambda counts, tau: known[tuple(counts)])
+    monkeypatch.setattr(fs, "fashionmnist_test_labels", lambda data_dir=None: Y_TEST)
+
+
+def test_cli_json_strict_and_files(runs_dir, tmp_path, capsys, fast_optimum):
+    out = tmp_path / "out"
+    assert fashionmnist_cmd.main(["--runs", str(runs_dir), "--out", str(out), "--json"]) == 0
+    printed = capsys.readouterr()
+
+    def no_constants(name):
+        raise ValueError(f"not strict JSON: {name}")
+
+    data = json.loads(printed.out, parse_constant=no_constants)
+    assert json.loads((out / "summary.json").read_text(), parse_constant=no_constants) == data
+    assert data["central"][0]["delta_gm_of"]["mean"] == pytest.approx(0.5)
+    assert "not significant (p >= 0.05)" in (out / "summary.md").read_text()
+    assert "warning: skipped r100_relu_s0" in printed.err
+    for group in ("r10", "r100"):
+        for stem in ("delta_gm", "nc1", "cosines", "accuracy"):
+            assert (out / group / f"{stem}.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_cli_bad_runs_is_one_line_exit_2(tmp_path, capsys, make):
+    runs = tmp_path / "runs"
+    if make == "empty":
+        runs.mkdir()
+        (runs / "notes.txt").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        fashionmnist_cmd.main(["--runs", str(runs), "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: argument --runs" in err
+    assert not (tmp_path / "out" / "summary.md").exists()
+
+
+def test_cli_unwritable_out_is_one_line_exit_2(runs_dir, tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        fashionmnist_cmd.main(["--runs", str(runs_dir), "--out", str(a_file / "out")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --out" in err and "is a file, not a folder" in err

@@ -1,4 +1,5 @@
-"""Per-epoch geometry metrics of learned features (NumPy, built on ``ufm.core.geometry``).
+"""Per-epoch geometry metrics of learned features (NumPy; the geometry is ``ufm.analyze``'s:
+``ufm.analysis.features.class_geometry``, ``feature_health`` and ``ufm.analysis.groups``).
 
 On the row-normalized features ``z`` of the (imbalanced) training set, with class means
 ``mu_c`` and ``G_M`` their cosine matrix (DESIGN.md section 4):
@@ -29,13 +30,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ufm.core.geometry import (class_mean_gram, class_means, delta_gm, metric_or_none, nc1,
-                           normalize_rows)
+from ufm.analysis.features import class_geometry, feature_health
+from ufm.analysis.groups import COSINE_KEYS
+from ufm.analysis.groups import cosine_summaries as group_cosine_summaries
+from ufm.core.checks import check_classes_present, check_labels
+from ufm.core.geometry import delta_gm, metric_or_none, normalize_rows
 
 __all__ = ["epoch_metrics", "ncm_accuracy", "cosine_summaries", "group_accuracies",
            "linear_probe_hits", "pack_hits", "unpack_hits"]
 
-COSINE_KEYS = ("cos_maj_maj", "cos_min_min", "cos_maj_min", "cos_min", "cos_max")
 TEST_KEYS = ("ncm_test_acc", "ncm_test_acc_maj", "ncm_test_acc_min", "ncm_test_hits",
              "probe_test_acc", "probe_test_acc_maj", "probe_test_acc_min", "probe_test_hits")
 
@@ -50,25 +53,12 @@ def ncm_accuracy(means: np.ndarray, z: np.ndarray, labels: Sequence[int]) -> flo
     return float(np.mean(_ncm_hits(means, z, labels)))
 
 
-def _mean_or_none(values: np.ndarray) -> float | None:
-    return float(values.mean()) if values.size else None
-
-
 def cosine_summaries(gram: np.ndarray, n_majority: int) -> dict[str, float | None]:
     """Mean off-diagonal cosines by class group (``None`` for an empty group), min and max;
-    all ``None`` for a zero ``gram`` (every class mean zero: no cosines)."""
-    k = gram.shape[0]
-    if not np.any(gram):
-        return dict.fromkeys(COSINE_KEYS)
-    maj = np.arange(k) < n_majority
-    off = ~np.eye(k, dtype=bool)
-    return {
-        "cos_maj_maj": _mean_or_none(gram[off & maj[:, None] & maj[None, :]]),
-        "cos_min_min": _mean_or_none(gram[off & ~maj[:, None] & ~maj[None, :]]),
-        "cos_maj_min": _mean_or_none(gram[maj[:, None] & ~maj[None, :]]),
-        "cos_min": float(gram[off].min()),
-        "cos_max": float(gram[off].max()),
-    }
+    all ``None`` for a zero ``gram`` (every class mean zero: no cosines). The majority is the
+    first ``n_majority`` classes (STEP order); ``ufm.analysis.groups.cosine_summaries`` does
+    the work."""
+    return group_cosine_summaries(gram, np.arange(gram.shape[0]) < n_majority)
 
 
 def pack_hits(hits: np.ndarray) -> str:
@@ -123,16 +113,17 @@ def epoch_metrics(h_train: np.ndarray, y_train: Sequence[int], h_test: np.ndarra
     h_train = np.asarray(h_train, dtype=np.float64)
     h_test = np.asarray(h_test, dtype=np.float64)
     y_train = np.asarray(y_train, dtype=np.int64)
-    both = np.concatenate([h_train, h_test])
-    health = {"zero_features": float(np.mean(~np.any(h_train != 0, axis=1))),
-              "nonfinite_features": float(np.mean(~np.all(np.isfinite(both), axis=1)))}
+    health = {"zero_features": feature_health(h_train)["zero_rows"],
+              "nonfinite_features": feature_health(np.concatenate([h_train, h_test]))["nonfinite_rows"]}
     if health["nonfinite_features"] > 0:
         return {**dict.fromkeys(("delta_gm_of", "delta_gm_etf", "nc1")), **health,
                 **dict.fromkeys(COSINE_KEYS), **dict.fromkeys(("ncm_train_acc", *TEST_KEYS)),
                 "class_mean_gram": None}
+    y_train, k = check_labels(y_train, k, num_classes_name="k")
+    check_classes_present(y_train, k, "epoch_metrics")
+    geometry = class_geometry(h_train, y_train, k, "project")  # ufm.analyze's geometry
+    gram, means = geometry.gram, geometry.means
     z = normalize_rows(h_train)
-    gram = class_mean_gram(z, y_train, k)
-    means = class_means(z, y_train, k)
     test = dict.fromkeys(TEST_KEYS)
     y_test = np.asarray(y_test, dtype=np.int64)
     if y_test.size:
@@ -147,7 +138,7 @@ def epoch_metrics(h_train: np.ndarray, y_train: Sequence[int], h_test: np.ndarra
     return {
         "delta_gm_of": metric_or_none(delta_gm, gram, "of"),
         "delta_gm_etf": metric_or_none(delta_gm, gram, "etf"),
-        "nc1": metric_or_none(nc1, z, y_train, k),
+        "nc1": geometry.nc1,
         **health,
         **cosine_summaries(gram, n_majority),
         "ncm_train_acc": ncm_accuracy(means, z, y_train),

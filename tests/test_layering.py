@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ufm", "theory_checks", "deep", "figures")
 
 # The command-line and file-writing (I-O) modules of the core: no ufm library module imports them.
-UFM_CLI_IO = ("ufm.cli", "ufm.cli.*", "ufm.solve", "ufm.certify", "ufm.bench")
+UFM_CLI_IO = ("ufm.cli", "ufm.cli.*", "ufm.solve", "ufm.certify", "ufm.bench", "ufm.analyze")
 
 # The modules ``python -m`` names: each holds the ``if __name__ == "__main__"`` shim and, where an
 # old import path still has users, an alias to its library module; no functions, no classes.
-ENTRY_MODULES = ("ufm.solve", "ufm.certify", "ufm.bench",
+ENTRY_MODULES = ("ufm.solve", "ufm.certify", "ufm.bench", "ufm.analyze",
                  "theory_checks.graph", "theory_checks.batches", "theory_checks.bench",
                  "deep.train", "deep.report", "deep.bench",
                  "figures.make", "figures.fashionmnist")
@@ -171,9 +171,9 @@ def test_math_layer_imports_no_solver_or_certificate(module):
 
 def test_the_core_is_split_by_job():
     """Every library module of ``ufm`` sits in one of its subpackages (or is package plumbing)."""
-    subpackages = ("ufm.core", "ufm.solvers", "ufm.certificates", "ufm.cli")
+    subpackages = ("ufm.core", "ufm.solvers", "ufm.certificates", "ufm.analysis", "ufm.cli")
     loose = sorted(m for m in CORE if m.count(".") == 1 and m not in ("ufm.lazy", *subpackages))
-    assert not loose, f"ufm modules outside core/solvers/certificates/cli: {loose}"
+    assert not loose, f"ufm modules outside core/solvers/certificates/analysis/cli: {loose}"
 
 
 @pytest.mark.parametrize("module", list(UPPER))

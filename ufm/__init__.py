@@ -11,9 +11,11 @@ Public API (explicit re-exports; one concern per module):
 - certificates: ``certify`` -> ``Bound`` (registry ``ufm.certificates.certification.METHODS``),
   ``certificate``, ``dual_bound``
 - cross-entropy under the UFM (Graf et al.): ``ufm.solvers.ce`` (``solve_ce``, ``ce_weight_radius``)
+- features trained anywhere: ``analyze`` -> ``AnalysisReport`` (``ufm.analysis``; docs/analyze.md)
 
-Subpackages by job: ``ufm.core`` (the math), ``ufm.solvers``, ``ufm.certificates`` and
-``ufm.cli`` (command lines and file I/O); docs/architecture.md has the module map.
+Subpackages by job: ``ufm.core`` (the math), ``ufm.solvers``, ``ufm.certificates``,
+``ufm.analysis`` (features trained elsewhere) and ``ufm.cli`` (command lines and file I/O);
+docs/architecture.md has the module map.
 
 The names are loaded on first use (PEP 562), so JAX-free modules (``ufm.cli.io``, ``ufm.core.labels``)
 and the command lines' ``--help`` import without JAX or cvxpy; the same names are imported
@@ -33,6 +35,7 @@ from ufm.lazy import lazy_exports
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what the lazy table below loads at run time
+    from ufm.analysis.report import AnalysisReport, analyze
     from ufm.certificates.bound import Bound
     from ufm.core.batching import Batching
     from ufm.core.problem import Problem
@@ -73,6 +76,8 @@ _EXPORTS = {
     "Problem": "ufm.core.problem",
     "Batching": "ufm.core.batching",
     "dual_bound": "ufm.certificates.dual",
+    "analyze": "ufm.analysis.report",
+    "AnalysisReport": "ufm.analysis.report",
 }
 
 __all__ = [
@@ -80,7 +85,7 @@ __all__ = [
     "counts_from_labels", "of_loss", "etf_loss", "collapsed_loss", "batched_of_loss",
     "class_means", "class_mean_gram", "of_gram", "etf_gram", "delta_gm", "nc1", "solve",
     "SolveResult", "solve_path", "SolverConfig", "certify", "certificate", "Bound", "dual_bound",
-    "Problem", "Batching",
+    "Problem", "Batching", "analyze", "AnalysisReport",
 ]
 
 __getattr__, __dir__ = lazy_exports(globals(), "ufm", _EXPORTS)

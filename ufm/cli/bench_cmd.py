@@ -22,6 +22,11 @@ same child process), so the numbers mean the same on any machine:
 5. ``graph``: the batch-condition check (``theory_checks``) on 1,000,000 samples x 10 epochs of
    batches of 50: seconds to read the batches.json and to check it (target <= 10 s together).
 
+6. ``analyze``: ``ufm.analyze`` of 10,000 x 512 float32 features (k = 10, STEP R = 10), the
+   certified optimum cached (as in a training loop that analyzes every epoch; target <= 50 ms),
+   against one float32 matmul of the same size (the features times a 512 x 512 matrix: one
+   linear layer on them).
+
 ``--quick`` shrinks every size (for the tests); ``--json`` prints one JSON object.
 """
 
@@ -200,20 +205,49 @@ def bench_chunked(n: int, d: int, chunk: int) -> dict[str, Any]:
     return res
 
 
+def bench_analyze(n: int, d: int, k: int = 10, repeat: int = 7) -> dict[str, Any]:
+    """Best-of-``repeat`` seconds of ``ufm.analyze`` (optimum cached) and of the reference matmul."""
+    from ufm.analysis.report import analyze
+
+    rng = np.random.default_rng(0)
+    counts = np.where(np.arange(k) < k // 2, 10, 1) * (n // (11 * (k // 2)) + 1)
+    y = np.repeat(np.arange(k), counts)[:n]
+    h = rng.normal(size=(y.size, d)).astype(np.float32) + 3 * np.eye(k, d, dtype=np.float32)[y]
+    w = rng.normal(size=(d, d)).astype(np.float32)
+
+    def best(fn: Callable[[], Any]) -> float:
+        fn()
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    t0 = time.perf_counter()
+    analyze(h, y)  # the first call solves and certifies the optimum (cached from then on)
+    first = time.perf_counter() - t0
+    t_analyze = best(lambda: analyze(h, y))
+    t_matmul = best(lambda: h @ w)
+    return {"n": int(y.size), "d": d, "k": k, "first_call_seconds": first,
+            "analyze_seconds": t_analyze, "matmul_seconds": t_matmul,
+            "analyze_over_matmul": t_analyze / t_matmul}
+
+
 def main(argv: list[str] | None = None) -> int:
     from ufm.cli.args import Parser, ranged
 
     p = Parser(prog="python -m ufm.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds), for tests")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--only", choices=("solve", "gram", "chunked", "certify", "graph"), action="append",
+    p.add_argument("--only", choices=("solve", "gram", "chunked", "certify", "graph", "analyze"), action="append",
                    help="run only these parts (repeatable)")
     p.add_argument("--seeds", type=ranged(int, 1, 1000), default=20,
                    help="seeds of the default solve (default 20)")
     p.add_argument("--chunk-n", type=ranged(int, 2048, 10_000_000), default=None,
                    help="N of the chunked run, in [2048, 1e7] (default 100000; 4000 with --quick)")
     args = p.parse_args(argv)
-    parts = args.only or ["solve", "gram", "chunked", "certify", "graph"]
+    parts = args.only or ["solve", "gram", "chunked", "certify", "graph", "analyze"]
     if "chunked" in parts:  # the child's N x d float64 rows (~8 copies) and 1024 x N blocks
         from ufm.cli.args import check_size
 
@@ -260,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         _say(args, f"batch check {gc['n_samples']} samples x {gc['epochs']} epochs, batches of "
                    f"{gc['batch_size']} ({gc['n_batches']} batches, {gc['file_mb']} MB): read "
                    f"{gc['read_seconds']:.2f} s + check {gc['check_seconds']:.2f} s = {gc['seconds']:.2f} s")
+    if "analyze" in parts:
+        a = out["analyze"] = bench_analyze(1000, 64) if args.quick else bench_analyze(10_000, 512)
+        _say(args, f"analyze {a['n']} x {a['d']} float32 features (k={a['k']}, optimum cached): "
+                   f"{a['analyze_seconds']*1e3:.1f} ms = {a['analyze_over_matmul']:.2f}x one "
+                   f"{a['n']} x {a['d']} x {a['d']} float32 matmul ({a['matmul_seconds']*1e3:.1f} ms); "
+                   f"first call with the optimum's solve {a['first_call_seconds']:.1f} s")
     if args.json:
         print(to_json(out, indent=2))
     return 0

@@ -90,6 +90,11 @@ def build_parser() -> Parser:
                    help="temperature continuation: solve at T1, T2, ... in turn, each warm-started "
                    "from the previous solution, then at --tau from the last (for small --tau, "
                    "where the loss no longer pins the geometry; e.g. --tau 0.03 --tau-path 0.1,0.05)")
+    s.add_argument("--devices", type=ranged(int, 1, None), default=dflt.devices,
+                   help="shard the full-batch loss of the samples method by anchor rows over this "
+                   "many devices (ufm.core.sharded; at most the devices JAX sees; on the CPU set "
+                   "XLA_FLAGS=--xla_force_host_platform_device_count=N first) (default "
+                   f"{dflt.devices})")
     s.add_argument("--matmul-dtype", choices=("auto", "float32", "float64"), default=dflt.matmul_dtype,
                    help="dtype of the N x N products; auto = float32, then a float64 refinement for N > 1024 (default auto)")
     c = p.add_argument_group("certificate")
@@ -260,7 +265,8 @@ def _need(args):
         if args.batch_size is not None:
             size = min(args.batch_size, n)
             shape = (args.epochs * -(-n // size), size)
-        nbytes, what = solve_bytes(n, k, d, method=args.method, nonneg=args.nonneg, batch_shape=shape)
+        nbytes, what = solve_bytes(n, k, d, method=args.method, nonneg=args.nonneg, batch_shape=shape,
+                                   devices=args.devices if shape is None else 1)
         if shape is not None:
             nbytes += 2 * shape[0] * shape[1] * 8  # the batch index lists
         if args.certify:
@@ -297,6 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "only the full batch has a sign search); drop --batch-size/--batches or use --d >= 2")
     if batches is not None and args.method == "classes":
         parser.error("argument --method: 'classes' needs the full batch (drop --batch-size/--batches)")
+    if batches is not None and args.devices > 1:
+        parser.error("argument --devices: shards the full-batch loss; with --batch-size/--batches "
+                     "use --devices 1")
     check = None
     if batches is not None:  # the batch conditions, checked (and bounded) before the solve
         from theory_checks.interaction import check_batches
@@ -309,6 +318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"argument {flag}: {err}")
     from ufm.solvers.continuation import path_summary, solve_path  # JAX loads once the arguments are valid
 
+    if args.devices > 1:
+        import jax
+
+        if args.devices > len(jax.devices()):
+            parser.error(f"argument --devices: {args.devices} but JAX sees {len(jax.devices())} "
+                         "device(s); on the CPU set XLA_FLAGS=--xla_force_host_platform_device_count="
+                         f"{args.devices} before the command")
     enable_compilation_cache()
     config = SolverConfig(
         sphere_steps=args.sphere_steps,
@@ -317,6 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         restarts=args.restarts,
         grad_tol=args.grad_tol,
         matmul_dtype=args.matmul_dtype,
+        devices=args.devices,
     )
     bar, progress = (None, None) if args.quiet else _progress_bar()
     taus = [*(args.tau_path or []), args.tau]

@@ -12,7 +12,8 @@ where ``s_c`` is the sum of class ``c``'s rows, and its Euclidean gradient in ``
 The N x N work (``S``, ``exp``, ``P``, the two products) runs in ``matmul_dtype`` (float32 by
 default); class sums, per-row totals and the loss stay in the input's dtype (float64 in the
 solver), which keeps the loss accurate to ~1e-9 relative, enough for line searches near the
-optimum. ``value_and_grad_chunked`` does the same in row blocks, never holding an N x N array.
+optimum. ``value_and_grad_chunked`` does the same in row blocks, never holding an N x N array
+(``anchor_block_terms``, which ``ufm.core.sharded`` runs on each device of a mesh).
 
 >>> import jax.numpy as jnp
 >>> z = jnp.eye(2)[jnp.array([0, 0, 1, 1])]
@@ -28,7 +29,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-__all__ = ["value_and_grad", "value_and_grad_chunked", "shared_shift_fits"]
+__all__ = ["value_and_grad", "value_and_grad_chunked", "anchor_block_terms", "shared_shift_fits"]
 
 # Largest exponent range exp() covers without underflowing to 0 (float32: e^-87; float64: e^-708).
 _EXP_RANGE = {jnp.dtype(jnp.float32): 80.0, jnp.dtype(jnp.float64): 700.0}
@@ -189,23 +190,46 @@ def _value_and_grad_chunked(z, y, counts, tau, chunk, matmul_dtype, shared_shift
     pad = n_blocks * chunk - n
     z_pad = jnp.pad(z, ((0, pad), (0, 0)))
     w_pad = jnp.pad(has_pos, (0, pad))  # padded anchors weigh 0
+    lse_sum, g_cols, g_rows = anchor_block_terms(z_pad, w_pad, z, None, tau, chunk, matmul_dtype,
+                                                 shared_shift)
+    g_rows = g_rows[:n]
+    loss = lse_sum - jnp.sum(has_pos * pos_mean)
+    grad = (g_rows + g_cols - 2.0 * has_pos[:, None] * others) / tau
+    return loss, grad
+
+
+def anchor_block_terms(z_anchors, w_anchors, z, row_offset, tau, chunk, matmul_dtype, shared_shift):
+    """The N x N part of the loss and gradient for a block of anchor rows, ``chunk`` rows at a time.
+
+    The anchors are rows ``row_offset .. row_offset + A - 1`` of ``z`` (``A = z_anchors.shape[0]``,
+    a multiple of ``chunk``; ``row_offset=None`` means 0), weighted by ``w_anchors`` (``has_pos``;
+    0 on padding rows, which then add nothing). With ``P`` the anchors' softmax rows over all
+    ``N`` keys (self-pair excluded), returns, in ``z``'s dtype:
+
+    - ``sum_i w_i lse_i`` over the block (0-d),
+    - ``(diag(w) P)^T Z_anchors`` (``N x d``): the block's part of the gradient through the keys,
+    - ``diag(w) P Z`` (``A x d``): the gradient through the anchors' own rows.
+
+    ``value_and_grad_chunked`` runs it once over all rows; ``ufm.core.sharded`` once per device
+    over that device's rows (the key parts summed over the devices).
+    """
+    n, d = z.shape
     zm = z.astype(matmul_dtype)
 
     def body(carry, b):
         loss, g_cols = carry
         start = b * chunk
-        zb = jax.lax.dynamic_slice_in_dim(z_pad, start, chunk)
-        wb = jax.lax.dynamic_slice_in_dim(w_pad, start, chunk)
-        p, lse = _softmax_block(zb, z, start, tau, matmul_dtype, shared_shift)
+        zb = jax.lax.dynamic_slice_in_dim(z_anchors, start, chunk)
+        wb = jax.lax.dynamic_slice_in_dim(w_anchors, start, chunk)
+        p, lse = _softmax_block(zb, z, start if row_offset is None else row_offset + start, tau,
+                                matmul_dtype, shared_shift)
         p = p * wb.astype(p.dtype)[:, None]
         rows = (p @ zm).astype(z.dtype)  # P Z for this block's rows
         g_cols = g_cols + (p.T @ zb.astype(matmul_dtype)).astype(z.dtype)  # P^T Z
         loss = loss + jnp.sum(wb * lse)
         return (loss, g_cols), rows
 
+    n_blocks = z_anchors.shape[0] // chunk
     init = (jnp.zeros((), z.dtype), jnp.zeros((n, d), z.dtype))
     (lse_sum, g_cols), g_rows = jax.lax.scan(body, init, jnp.arange(n_blocks))
-    g_rows = g_rows.reshape(n_blocks * chunk, d)[:n]
-    loss = lse_sum - jnp.sum(has_pos * pos_mean)
-    grad = (g_rows + g_cols - 2.0 * has_pos[:, None] * others) / tau
-    return loss, grad
+    return lse_sum, g_cols, g_rows.reshape(n_blocks * chunk, d)

@@ -45,10 +45,13 @@ class SolverConfig:
     matmul_dtype: str = "auto"  # N x N work: "auto" = float32 then float64 refinement (N > 1024)
     # "converged"/"optimal" need ||Riemannian gradient (KKT residual)||_F <= grad_tol * M / tau
     grad_tol: float = 1e-7
+    # devices the full-batch samples loss is sharded over by anchor rows (ufm.core.sharded);
+    # 1 = one device, today's path; at most len(jax.devices()) (checked by solve)
+    devices: int = 1
 
     def __post_init__(self) -> None:
         for name, lo in (("sphere_steps", 1), ("polish_steps", 1), ("lbfgs_memory", 1),
-                         ("patience", 1), ("restarts", 0)):
+                         ("patience", 1), ("restarts", 0), ("devices", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
                 raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")

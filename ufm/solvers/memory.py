@@ -10,6 +10,12 @@ The estimates follow what ``ufm.solvers.solver.solve`` holds at its peak (float6
   ``N x N`` float64 arrays (logits, their exp, the symmetric weights, the mask), above it
   ~5 blocks of ``1024 x N`` (``ufm.core.gram_grad.value_and_grad_chunked``); with batches ~6
   ``B x B`` arrays per batch (autodiff keeps them) and the gathered ``B x d`` rows;
+- ``method="samples"`` on ``devices > 1`` (``ufm.core.sharded``, full batch): the host part
+  above, plus on each device ``sharded_device_bytes``: ~5 blocks of ``chunk x N`` logits
+  (``chunk = sharded_chunk_rows(N, devices)``: at most ``SHARD_BLOCK_BYTES`` of logits in all)
+  and ``SHARD_ROW_COPIES`` ``N x d`` arrays (``Z`` replicated, its ``matmul_dtype`` copy, the
+  keys' gradient accumulator and its ``psum``) with the device's ``N / devices`` anchor rows;
+  on the CPU the host devices share the host's memory, so the devices' parts add up there;
 - ``method="classes"``: the ``k x d`` class vectors with their L-BFGS history, ~6 ``k x k``
   arrays, and the ``N x d`` embedding ``V[labels]`` the result reports (with two copies for the
   metrics);
@@ -31,7 +37,7 @@ from __future__ import annotations
 import os
 
 __all__ = ["solve_bytes", "certify_bytes", "physical_memory", "check_fits", "CHUNK_ABOVE",
-           "CLASSES_ABOVE", "F64"]
+           "CLASSES_ABOVE", "F64", "SHARD_BLOCK_BYTES", "sharded_chunk_rows", "sharded_device_bytes"]
 
 CHUNK_ABOVE = 8192  # samples; above this the loss runs in row blocks (no N x N array)
 CLASSES_ABOVE = 20000  # samples; above this method="auto" solves over class vectors
@@ -39,6 +45,37 @@ CHUNK_ROWS = 1024  # anchor rows of a block of the chunked loss
 F64 = 8
 _LABEL_BYTES = 16  # int32 labels and an int64 copy per sample
 _ROW_COPIES = 10  # N x d arrays besides the L-BFGS history (gradient, line search, metrics)
+SHARD_BLOCK_BYTES = 2**29  # logits a device holds at once on the sharded path (5 chunk x N blocks)
+SHARD_ROW_COPIES = 8  # N x d arrays per device on the sharded path (Z, its copies, the key gradient)
+
+
+def sharded_chunk_rows(n: int, devices: int) -> int:
+    """Anchor rows per block on each device of the sharded loss: as many as keep its ~5 blocks of
+    ``chunk x N`` float64 logits within ``SHARD_BLOCK_BYTES`` (at least 8, at most
+    ``CHUNK_ROWS``, at most the device's ``ceil(N / devices)`` rows).
+
+    >>> sharded_chunk_rows(100_000, 4), sharded_chunk_rows(10**6, 8), sharded_chunk_rows(100, 4)
+    (134, 13, 25)
+    """
+    n, devices = int(n), int(devices)
+    per = -(-n // devices)
+    return max(1, min(CHUNK_ROWS, per, max(8, SHARD_BLOCK_BYTES // (5 * F64 * n))))
+
+
+def sharded_device_bytes(n: int, d: int, devices: int) -> int:
+    """Peak memory of ONE device in the sharded loss+gradient (module docstring)::
+
+        5 * chunk * N * 8  +  SHARD_ROW_COPIES * N * d * 8  +  2 * ceil(N / devices) * d * 8
+
+    with ``chunk = sharded_chunk_rows(N, devices)``; never the ``N x N`` logits (``8 N^2``).
+
+    >>> sharded_device_bytes(100_000, 10, 4) / 2**20 < 600   # MiB; dense N x N: 76,294 MiB
+    True
+    """
+    n, d, devices = int(n), int(d), int(devices)
+    chunk = sharded_chunk_rows(n, devices)
+    per = -(-n // devices)
+    return 5 * chunk * n * F64 + SHARD_ROW_COPIES * n * d * F64 + 2 * per * d * F64
 
 
 def _fmt(n: float) -> str:
@@ -46,7 +83,8 @@ def _fmt(n: float) -> str:
 
 
 def solve_bytes(n: int, k: int, d: int, *, method: str = "auto", nonneg: bool = False,
-                batch_shape: tuple[int, int] | None = None, lbfgs_memory: int = 10) -> tuple[int, str]:
+                batch_shape: tuple[int, int] | None = None, lbfgs_memory: int = 10,
+                devices: int = 1) -> tuple[int, str]:
     """Peak memory of ``solve`` (module docstring): ``(bytes, what dominates)``.
 
     Args:
@@ -56,6 +94,10 @@ def solve_bytes(n: int, k: int, d: int, *, method: str = "auto", nonneg: bool = 
       nonneg: the ReLU constraint (adds the ``d x d`` rotation when ``d <= 2 k``).
       batch_shape: ``(number of batches, largest batch)`` or ``None`` for the full batch.
       lbfgs_memory: L-BFGS's history length.
+      devices: devices the full-batch samples loss is sharded over (``ufm.core.sharded``); above
+        1 the estimate adds ``devices`` times ``sharded_device_bytes`` (the host devices of the
+        CPU share its memory; on GPUs that part sits on the devices, so this overestimates the
+        host's share).
 
     Returns:
       ``(bytes, what)``: the estimate (a Python int, exact for any size) and a phrase naming
@@ -76,6 +118,10 @@ def solve_bytes(n: int, k: int, d: int, *, method: str = "auto", nonneg: bool = 
         nb, size = (int(v) for v in batch_shape)
         total += nb * (6 * size * size + 3 * size * d) * F64
         return total, "the N x d float64 embeddings and 6 B x B float64 arrays per batch"
+    if int(devices) > 1:
+        total += int(devices) * sharded_device_bytes(n, d, devices)
+        return total, (f"the N x d float64 embeddings with their L-BFGS history and, on each of "
+                       f"{int(devices)} devices, {sharded_chunk_rows(n, devices)} x N blocks of logits")
     if n > CHUNK_ABOVE:
         total += 5 * min(n, CHUNK_ROWS) * n * F64
         return total, ("the N x d float64 embeddings with their L-BFGS history and 1024 x N "

@@ -58,7 +58,7 @@ from ufm.solvers import optim
 from ufm.solvers.config import SolverConfig
 # CHUNK_ABOVE: samples above which the loss runs in row blocks (no N x N array);
 # CLASSES_ABOVE: samples above which method="auto" solves over class vectors
-from ufm.solvers.memory import CHUNK_ABOVE, CLASSES_ABOVE, check_fits, solve_bytes
+from ufm.solvers.memory import CHUNK_ABOVE, CLASSES_ABOVE, check_fits, sharded_chunk_rows, solve_bytes
 from ufm.core.closed_forms import batched_of_loss, cosine_sensitivity, etf_loss, of_loss
 from ufm.core.gram_grad import value_and_grad as gram_value_and_grad
 from ufm.core.gram_grad import shared_shift_fits, value_and_grad_chunked
@@ -197,13 +197,21 @@ def _rel_gap(loss: float, ref: float | None) -> float | None:
     return (loss - ref) / abs(ref) if ref != 0 else loss - ref
 
 
-def _make_objective(matmul_dtype, shared_shift, method, batched, chunked):
+def _make_objective(matmul_dtype, shared_shift, method, batched, chunked, sharded=None):
     """Jitted ``vg(z, data) = value_and_grad`` of the loss on unit rows (Euclidean gradient).
 
     ``data = (labels, counts, padded_batches or None, tau)`` is an argument, not a constant, so
     one compilation serves every problem of the same shapes (seeds, schedules, imbalances, and
     the temperatures of a ``--tau-path`` on the same side of ``gram_grad.shared_shift_fits``).
+    ``sharded = (devices, chunk)`` shards the full-batch samples loss by anchor rows over that
+    many devices (``ufm.core.sharded``); ``None``: one device.
     """
+    if sharded is not None and method == "samples" and not batched:
+        from ufm.core.sharded import make_mesh, value_and_grad_sharded
+
+        mesh, chunk, mm = make_mesh(sharded[0]), sharded[1], jnp.dtype(matmul_dtype)
+        return jax.jit(lambda z, data: value_and_grad_sharded(
+            z, data[0], data[1], data[3], mesh, chunk=chunk, matmul_dtype=mm, shared_shift=shared_shift))
     if method == "classes":
         return jax.jit(lambda v, data: jax.value_and_grad(collapsed_scl_loss)(v, data[1], data[3]))
     if batched:
@@ -398,7 +406,10 @@ def solve(
         loss of that Z; whether collapse is optimal is what ``ufm.certify`` or the closed form
         decide); ``"auto"`` = samples up to N = 20,000, classes above (full batch only).
       config: solver knobs (``SolverConfig``; ``grad_tol`` is the stationarity test that
-        ``"optimal"`` and ``"converged"`` need, see the module docstring).
+        ``"optimal"`` and ``"converged"`` need, see the module docstring). ``config.devices > 1``
+        shards the full-batch loss of ``method="samples"`` by anchor rows over that many of
+        ``jax.devices()`` (``ufm.core.sharded``; no device holds the N x N logits); the
+        class-vector method and ``d = 1`` have no N x N work and ignore it.
       progress: callback ``(phase, step, loss)`` called every step.
       init: warm start for the first attempt, an N x d array (e.g. ``SolveResult.z`` of a
         nearby problem; ``ufm.solvers.continuation.solve_path`` follows a temperature path this way).
@@ -415,7 +426,8 @@ def solve(
         than the machine has, ``ufm.solvers.memory``: checked before anything of size N is
         allocated), ``tau``, ``nonneg``, ``d``,
         ``batches`` (``Problem.create``), a ``Problem`` passed with other problem
-        arguments, ``seed``, ``config``, ``method`` (also ``"classes"`` with batches) or
+        arguments, ``seed``, ``config`` (also ``config.devices`` above ``len(jax.devices())``
+        or with batches), ``method`` (also ``"classes"`` with batches) or
         ``init`` (wrong shape, non-finite, a zero row or class mean).
       FloatingPointError: when the loss becomes non-finite during a phase.
 
@@ -453,9 +465,19 @@ def solve(
             "solver": {f: getattr(config, f) for f in config.__dataclass_fields__}})
     padded = None if batches is None else batches.padded()
     # refuse what cannot fit before anything of size N is allocated
+    devices = config.devices
+    if devices > 1:
+        if batches is not None:
+            raise ValueError(f"config: devices = {devices} shards the full-batch loss; with batches "
+                             "use devices = 1")
+        if devices > len(jax.devices()):
+            raise ValueError(f"config: devices = {devices} but JAX sees {len(jax.devices())} "
+                             "device(s); on the CPU set XLA_FLAGS=--xla_force_host_platform_device_count="
+                             f"{devices} before JAX is imported")
     check_fits(*solve_bytes(n, k, d, method=method if method in ("samples", "classes") else "auto",
                             nonneg=nonneg, lbfgs_memory=config.lbfgs_memory,
-                            batch_shape=None if padded is None else padded.shape), n)
+                            batch_shape=None if padded is None else padded.shape,
+                            devices=devices), n)
     labels = problem.labels
     if method == "auto":
         method = "classes" if batches is None and n > CLASSES_ABOVE else "samples"
@@ -490,7 +512,7 @@ def solve(
         shifts = tuple((dt, shared_shift_fits(tau, dt)) for dt in sorted({*stages, "float64"})
                        if method == "samples" and padded is None)
         key = (n, k, d, nonneg, method, stages, shifts, config.lbfgs_memory,
-               None if padded is None else padded.shape)
+               None if padded is None else padded.shape, devices)
         vg_exact, machinery = _machinery(key, data, rows.size)
         compile_seconds = time.perf_counter() - t0
         # A float32 stage cannot resolve gaps below its ~1e-8 loss noise, nor stationarity: it
@@ -615,9 +637,10 @@ def _machinery(key, data, n_rows):
     shape ``key`` (the labels, counts, batches and tau are arguments, ``data``)."""
     if key in _MACHINERY_CACHE:
         return _MACHINERY_CACHE[key]
-    n, _, d, nonneg, method, stages, shifts, memory, batch_shape = key
+    n, _, d, nonneg, method, stages, shifts, memory, batch_shape, devices = key
     objective = partial(_make_objective, method=method, batched=batch_shape is not None,
-                        chunked=n > CHUNK_ABOVE)
+                        chunked=n > CHUNK_ABOVE,
+                        sharded=None if devices == 1 else (devices, sharded_chunk_rows(n, devices)))
     shift = dict(shifts)  # {matmul dtype: one shared exp shift?}; empty off the Gram path
     vg_exact = objective("float64", shift.get("float64"))
     machinery = []

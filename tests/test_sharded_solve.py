@@ -16,7 +16,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ufm.solvers.config import SolverConfig

@@ -1,6 +1,7 @@
 """``python -m deep.bench [--quick] [--json]``: training images/s, JAX vs PyTorch.
 
-Rows: every batch size (default 50 and 512) with one seed and with ``--seeds S`` vmapped
+``--devices N|all``: the data-parallel step (``deep.distributed``; each global batch split over
+N devices; the batch sizes are global). Rows: every batch size (default 50 and 512) with one seed and with ``--seeds S`` vmapped
 seeds; the PyTorch step (one model: it has no vmap) at the same batch size when PyTorch is
 importable, and the ratio JAX/PyTorch. ``--quick``: the tiny ResNet, tiny batches, 2 seeds,
 a few steps (a CPU smoke test, not a measurement).
@@ -51,6 +52,9 @@ def build_parser() -> Parser:
                    help="compute dtype; auto = bfloat16 on a GPU, float32 on the CPU (default auto)")
     p.add_argument("--conv", choices=("xla", "matmul", "both"), default="xla",
                    help="convolution implementation (see deep.models); both = a row for each (default xla)")
+    p.add_argument("--devices", default="1", metavar="N|all",
+                   help="data-parallel JAX step on N devices (all: every device), each batch "
+                        "split over them (deep.distributed; default 1)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -74,7 +78,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.devices != "all" and not (args.devices.isdigit() and int(args.devices) >= 1):
+        parser.error(f"argument --devices: must be an integer >= 1 or all, got {args.devices!r}")
+    devices = None if args.devices == "all" else int(args.devices)
     from ufm.cli.args import enable_compilation_cache
 
     enable_compilation_cache()
@@ -93,9 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     dtype = default_dtype() if args.dtype == "auto" else args.dtype
     convs = ["xla", "matmul"] if args.conv == "both" else [args.conv]
     ok, torch_msg = (False, "PyTorch comparison skipped (--no-torch)") if args.no_torch else torch_status()
+    n_dev = len(jax.devices()) if devices is None else devices
+    if n_dev > len(jax.devices()):
+        parser.error(f"argument --devices: {n_dev}, but this machine has {len(jax.devices())} devices")
     if not args.json:
-        print(f"{arch} + SCL (two views), {dtype}, {jax.devices()[0].device_kind} "
-              f"({jax.default_backend()}); {torch_msg}")
+        where = f"{n_dev} x " if n_dev > 1 else ""
+        print(f"{arch} + SCL (two views), {dtype}, {where}{jax.devices()[0].device_kind} "
+              f"({jax.default_backend()}{', data-parallel, global batch' if n_dev > 1 else ''}); {torch_msg}")
         print(_HEAD, flush=True)
 
     rows: list[dict[str, Any]] = []
@@ -109,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         width=width, pool=pool, bf16=dtype == "bfloat16")
         for conv, s in [(cv, s) for cv in convs for s in (1, seeds)]:
             r = bench_jax(arch=arch, batch_size=b, seeds=s, steps=steps, warmup=warmup, dtype=dtype,
-                          pool=pool, conv=conv)
+                          pool=pool, conv=conv, devices=n_dev)
             if b in torch_rows:
                 r["torch_images_per_s"] = torch_rows[b]["images_per_s"]
                 r["ratio_vs_torch"] = r["images_per_s"] / torch_rows[b]["images_per_s"]
@@ -124,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         versions["torch"] = torch.__version__
     report = {"config": {"arch": arch, "batch_sizes": sizes, "seeds": seeds, "steps": steps,
+                         "devices": n_dev,
                          "warmup": warmup, "pool": pool, "dtype": dtype, "convs": convs, "torch": ok},
               "params_jax": n_jax, "params_torch": n_torch, "device": rows[0]["device"], "torch": torch_msg,
               "rows": rows, "torch_rows": list(torch_rows.values()),

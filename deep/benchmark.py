@@ -49,11 +49,15 @@ def torch_status() -> tuple[bool, str]:
 
 def bench_jax(*, arch: str = "resnet18", batch_size: int = 50, seeds: int = 1, steps: int = 20,
               warmup: int = 2, dtype: str | None = None, image_shape: Sequence[int] = (32, 32, 3),
-              pool: int = 4096, conv: str = "xla", seed: int = 0) -> dict[str, Any]:
-    """Images/s of ``seeds`` vmapped training steps at ``batch_size`` (after ``warmup`` calls)."""
+              pool: int = 4096, conv: str = "xla", seed: int = 0,
+              devices: int | None = 1) -> dict[str, Any]:
+    """Images/s of ``seeds`` vmapped training steps at ``batch_size`` (after ``warmup`` calls);
+    ``devices`` > 1 (None: all): the data-parallel step of ``deep.distributed`` (each global
+    batch split over the devices, seeds replicated)."""
     import jax
     import jax.numpy as jnp
 
+    from deep import distributed
     from deep.configs import TrainConfig
     from deep.models import make_model
     from deep.training import DeviceData, init_states, make_optimizer, make_train_step
@@ -70,10 +74,16 @@ def bench_jax(*, arch: str = "resnet18", batch_size: int = 50, seeds: int = 1, s
     model = make_model(arch, relu=True, dtype=dtype, conv=conv)
     tx = make_optimizer(cfg, steps_per_epoch=1000)
     seed_list = tuple(range(seed, seed + seeds))
-    step = make_train_step(cfg, model, tx, donate=jax.default_backend() != "cpu")
+    mesh = distributed.make_mesh(devices, 1, seeds)
+    step = make_train_step(cfg, model, tx, donate=jax.default_backend() != "cpu", mesh=mesh)
     state = init_states(model, tx, shape, seed_list)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seed_list])
     idx = rng.integers(0, pool, (warmup + steps, seeds, batch_size)).astype(np.int32)
+    if mesh is not None:
+        data = distributed.put(jax.device_get(data), mesh)
+        state = distributed.put(jax.device_get(state), mesh, distributed.SEEDS)
+        keys = distributed.put(jax.device_get(keys), mesh, distributed.SEEDS)
+        idx = [distributed.put(i, mesh) for i in idx]
 
     t0 = time.perf_counter()
     state, loss = step(state, data, jnp.asarray(idx[0]), keys, 0, 0)
@@ -93,6 +103,7 @@ def bench_jax(*, arch: str = "resnet18", batch_size: int = 50, seeds: int = 1, s
         "device": str(jax.devices()[0].device_kind),
         "dtype": dtype,
         "conv": conv,
+        "devices": 1 if mesh is None else int(mesh.devices.size),
         "batch_size": batch_size,
         "seeds": seeds,
         "steps": steps,

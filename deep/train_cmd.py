@@ -8,6 +8,8 @@ Examples::
     python -m deep.train --arch resnet18 --seeds 4 --dtype bfloat16 --out runs/r18x4   # 4 seeds, vmapped
     python -m deep.train --out runs/relu --resume          # continue after an interruption
     python -m deep.train --dataset cifar10 --data-dir ~/data --R 100 --out runs/c10
+    python -m deep.train --arch resnet18 --devices 4 --out runs/dp4      # data-parallel on 4 devices
+    python -m deep.train --devices all --coordinator host0:1234 --num-processes 2 --process-id 0 ...
 
 Outputs (``deep.rundir``): ``config.json``, ``metrics.jsonl`` (one line per epoch) and an
 atomic ``checkpoint.npz`` in RUN_DIR (with ``--seeds S > 1``: metrics in RUN_DIR/seed_<s>).
@@ -35,7 +37,8 @@ __all__ = ["main", "build_parser"]
 
 ARCH_CHOICES = ARCHITECTURES  # the registries: deep.models.ARCHS, theory_checks.schedules
 SCHEDULE_CHOICES = SCHEDULES
-RUN_FLAGS = ("out", "resume", "stop_after", "checkpoint_every", "quiet")  # not part of the configuration
+RUN_FLAGS = ("out", "resume", "stop_after", "checkpoint_every", "quiet",  # not part of the configuration
+             "devices", "seed_shards", "coordinator", "num_processes", "process_id")
 
 _EPILOG = """\
 data sets (--dataset):
@@ -125,7 +128,31 @@ def build_parser() -> Parser:
                    help="checkpoint every N epochs and at the end (default 1; an interrupt "
                         "loses at most N-1 epochs)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    x = p.add_argument_group("several devices or hosts (deep.distributed; not part of the "
+                             "configuration: a run resumes on any device count)")
+    x.add_argument("--devices", type=_devices, metavar="N|all",
+                   help="train data-parallel on N devices (all: every device of every process): "
+                        "each global batch is split over them, the SC loss and BatchNorm use the "
+                        "whole batch (default 1; all with --num-processes > 1)")
+    x.add_argument("--seed-shards", type=ranged(int, 1, None), default=1, metavar="K",
+                   help="mesh K x N/K: the --seeds split over K device groups, each batch over "
+                        "N/K devices (K divides N and --seeds; default 1: seeds replicated)")
+    x.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="jax.distributed coordinator (process 0's address); default "
+                        "$JAX_COORDINATOR_ADDRESS, else one process")
+    x.add_argument("--num-processes", type=ranged(int, 1, None), metavar="P",
+                   help="processes of the job (default $JAX_NUM_PROCESSES)")
+    x.add_argument("--process-id", type=ranged(int, 0, None), metavar="I",
+                   help="this process's index, 0..P-1 (default $JAX_PROCESS_ID); only process 0 "
+                        "writes files")
     return p
+
+
+def _devices(text: str) -> int | None:
+    """``--devices``: an integer >= 1, or ``all`` (None)."""
+    if text == "all":
+        return None
+    return ranged(int, 1, None)(text)
 
 
 def _given_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -255,19 +282,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"note: {out} holds no run: --resume starts a NEW run there with this command "
               f"line's flags (defaults for the rest): {_describe(cfg)}", file=sys.stderr)
 
+    from deep import distributed
+
+    try:  # before JAX touches a device
+        several = distributed.initialize(getattr(args, "coordinator", None),
+                                         getattr(args, "num_processes", None),
+                                         getattr(args, "process_id", None))
+    except distributed.MeshError as err:
+        parser.error(f"argument {err.argument}: {err}")
+    devices = getattr(args, "devices", None if several else 1)
+    main_process = distributed.is_main()
+
     from ufm.cli.args import enable_compilation_cache
 
     enable_compilation_cache()
     from deep.training import StartError, TrainingDiverged, train_and_evaluate
 
     stop = min(cfg.epochs, getattr(args, "stop_after", cfg.epochs))
-    progress = _Progress(out, cfg, quiet=getattr(args, "quiet", False))
+    progress = _Progress(out, cfg, quiet=getattr(args, "quiet", False) or not main_process)
     # under python -m, SIGINT / SIGTERM end the process with this line (ufm.cli.signals); called
     # in-process, they raise KeyboardInterrupt as usual (the except below)
     on_interrupt_say(f"interrupted; continue with: python -m deep.train --out {out} --resume")
     try:
         result = train_and_evaluate(cfg, out, resume=resume, stop_after=stop,
-                                    checkpoint_every=args.checkpoint_every, callbacks=progress)
+                                    checkpoint_every=args.checkpoint_every, callbacks=progress,
+                                    devices=devices, seed_shards=args.seed_shards)
     except StartError as err:
         progress.close()
         parser.error(f"argument {err.argument}: {err}" if err.argument else str(err))
@@ -287,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"it and continue with: python -m deep.train --out {out} --resume", file=sys.stderr)
         return 1
     progress.close()
+    if not main_process:
+        return 0
     if result.start >= cfg.epochs:
         print(f"{out}: all {cfg.epochs} epochs done", file=sys.stderr)
         return 0

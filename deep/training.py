@@ -57,6 +57,7 @@ import numpy as np
 import optax
 
 import ufm.core.loss as ufm_loss
+from deep import distributed
 from deep.augment import augment, standardize, two_views
 from deep.checkpoint import CheckpointError, checkpoint_due, load_checkpoint, save_checkpoint
 from deep.configs import TrainConfig, resolve
@@ -91,7 +92,7 @@ __all__ = [
     "train_epoch",
     "features",
     "evaluate",
-    "test_set",
+    "evaluation_test_set",
     "unstack",
 ]
 
@@ -150,6 +151,14 @@ class Run:
     n_majority: int
     step: Callable
     feature_fn: Callable
+    mesh: Any = None            # jax.sharding.Mesh ("seeds", "data") or None: one device
+
+    def put(self, x: Any, *spec: str | None) -> Any:
+        """Host value ``x`` on the run's devices: ``jnp.asarray`` without a mesh, else the global
+        array laid out as ``PartitionSpec(*spec)`` (replicated when no spec)."""
+        if self.mesh is None:
+            return jax.tree_util.tree_map(jnp.asarray, x)
+        return distributed.put(x, self.mesh, *spec)
 
     @property
     def eval_chunk(self) -> int:
@@ -163,7 +172,15 @@ class Run:
 
     def aug_keys(self) -> jax.Array:
         """(S, 2) base augmentation keys ``fold_in(PRNGKey(s), 1)``."""
-        return jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), _AUG_TAG) for s in self.seeds])
+        keys = jnp.stack([jax.random.fold_in(jax.random.PRNGKey(s), _AUG_TAG) for s in self.seeds])
+        return keys if self.mesh is None else self.put(jax.device_get(keys), distributed.SEEDS)
+
+    def place(self, state: Any) -> Any:
+        """A (host or device) state on the run's devices: as is without a mesh, else sharded
+        over the mesh's ``seeds`` axis on its leading (seed) axis."""
+        if self.mesh is None:
+            return state
+        return self.put(distributed.to_host(state), distributed.SEEDS)
 
 
 def lr_schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[jax.Array], jax.Array]:
@@ -198,19 +215,34 @@ def batch_loss(cfg: TrainConfig, h: jax.Array, logits: jax.Array | None, y: jax.
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), y))
 
 
+def _batch_sharded(x: jax.Array, mesh) -> jax.Array:
+    """``x`` split over the mesh's ``data`` axis on its leading (batch) axis (no-op without a
+    mesh; under ``vmap(spmd_axis_name="seeds")`` the seed axis is sharded over ``seeds``)."""
+    if mesh is None:
+        return x
+    return jax.lax.with_sharding_constraint(x, distributed.sharding(mesh, distributed.DATA))
+
+
 def make_train_step(cfg: TrainConfig, model: FeatureNet, tx: optax.GradientTransformation, *,
-                    donate: bool = False) -> Callable:
-    """``step(state, data, idx (S,B), aug_keys (S,2), epoch, t) -> (state, loss (S,))``, jitted."""
+                    donate: bool = False, mesh=None) -> Callable:
+    """``step(state, data, idx (S,B), aug_keys (S,2), epoch, t) -> (state, loss (S,))``, jitted.
+
+    With a ``mesh`` (``deep.distributed.make_mesh``) the jitted step takes and returns the
+    state sharded over ``seeds``, the data, indices and step replicated, and splits the
+    GLOBAL batch over ``data`` inside: the loss and BatchNorm's statistics are those of the
+    global batch (XLA all-gathers the features), as on one device.
+    """
     dtype = jnp.dtype(cfg.dtype)
 
     def one(state: TrainState, data: DeviceData, idx: jax.Array, key: jax.Array,
             epoch: jax.Array, t: jax.Array):
         key = jax.random.fold_in(jax.random.fold_in(key, epoch), t)
-        x, y = data.images[idx], data.labels[idx]
+        x, y = _batch_sharded(data.images[idx], mesh), data.labels[idx]
         if cfg.loss == "scl":
             v = two_views(key, x, data.mean, data.std, pad=cfg.crop_pad, flip=cfg.flip, dtype=dtype)
         else:
             v = augment(key, x, data.mean, data.std, pad=cfg.crop_pad, flip=cfg.flip, dtype=dtype)
+        v = _batch_sharded(v, mesh)
 
         def loss_fn(params):
             (h, logits), new = model.apply({"params": params, "batch_stats": state.batch_stats},
@@ -222,21 +254,31 @@ def make_train_step(cfg: TrainConfig, model: FeatureNet, tx: optax.GradientTrans
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, stats, opt_state), loss
 
-    step = jax.vmap(one, in_axes=(0, None, 0, 0, None, None))
-    return jax.jit(step, donate_argnums=(0,) if donate else ())
+    if mesh is None:
+        step = jax.vmap(one, in_axes=(0, None, 0, 0, None, None))
+        return jax.jit(step, donate_argnums=(0,) if donate else ())
+    step = jax.vmap(one, in_axes=(0, None, 0, 0, None, None), spmd_axis_name=distributed.SEEDS)
+    seeds, rep = distributed.sharding(mesh, distributed.SEEDS), distributed.sharding(mesh)
+    return jax.jit(step, in_shardings=(seeds, rep, rep, seeds, rep, rep), out_shardings=(seeds, rep),
+                   donate_argnums=(0,) if donate else ())
 
 
-def _make_feature_fn(model: FeatureNet, dtype) -> Callable:
+def _make_feature_fn(model: FeatureNet, dtype, mesh=None) -> Callable:
     def one(params, batch_stats, images, mean, std, idx):
-        x = standardize(images[idx], mean, std, dtype)
+        x = _batch_sharded(standardize(images[idx], mean, std, dtype), mesh)
         h, _ = model.apply({"params": params, "batch_stats": batch_stats}, x, train=False)
         return h
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, 0)))
+    if mesh is None:
+        return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, 0)))
+    seeds, rep = distributed.sharding(mesh, distributed.SEEDS), distributed.sharding(mesh)
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, 0), spmd_axis_name=distributed.SEEDS),
+                   in_shardings=(seeds, seeds, rep, rep, rep, rep), out_shardings=rep)
 
 
-def setup(cfg: TrainConfig, data: ImageData, *, donate: bool | None = None) -> Run:
-    """Resolve defaults, draw each seed's STEP subset, build the model, optimizer and step.
+def setup(cfg: TrainConfig, data: ImageData, *, donate: bool | None = None, mesh=None) -> Run:
+    """Resolve defaults, draw each seed's STEP subset, build the model, optimizer and step
+    (data-parallel on ``mesh``, ``deep.distributed.make_mesh``, when given).
 
     Raises ``ValueError`` when the imbalance or batch size cannot be met by the data.
     """
@@ -257,15 +299,19 @@ def setup(cfg: TrainConfig, data: ImageData, *, donate: bool | None = None) -> R
     tx = make_optimizer(cfg, steps)
     if donate is None:
         donate = jax.default_backend() != "cpu"
+    device_data = DeviceData.from_numpy(data)
+    if mesh is not None:
+        device_data = distributed.put(jax.device_get(device_data), mesh)
     return Run(
-        cfg=cfg, seeds=seeds, model=model, tx=tx, data=DeviceData.from_numpy(data),
+        cfg=cfg, seeds=seeds, model=model, tx=tx, data=device_data,
         counts=counts, labels=labels, subsets=subsets, y_test=np.asarray(data.y_test),
         test_idx=data.x_train.shape[0] + np.arange(data.y_test.size),
         test_subset=np.sort(np.random.default_rng(_TEST_SUBSET_SEED).permutation(data.y_test.size)
                             [:min(cfg.test_subset, data.y_test.size)]),
         steps_per_epoch=steps, n_majority=k - int(np.floor(cfg.rho * k + 0.5)),
-        step=make_train_step(cfg, model, tx, donate=donate),
-        feature_fn=_make_feature_fn(model, jnp.dtype(cfg.dtype)),
+        step=make_train_step(cfg, model, tx, donate=donate, mesh=mesh),
+        feature_fn=_make_feature_fn(model, jnp.dtype(cfg.dtype), mesh),
+        mesh=mesh,
     )
 
 
@@ -295,7 +341,8 @@ def init_states(model: FeatureNet, tx: optax.GradientTransformation,
 
 
 def init_state(run: Run) -> TrainState:
-    """``init_states`` for the run's model, optimizer, image shape and seeds."""
+    """``init_states`` for the run's model, optimizer, image shape and seeds (on one device;
+    ``Run.place`` puts it on the run's mesh)."""
     return init_states(run.model, run.tx, tuple(run.data.images.shape[1:]), run.seeds)
 
 
@@ -313,7 +360,7 @@ def train_epoch(run: Run, state: TrainState, epoch: int,
     keys = run.aug_keys()
     losses = []
     for t, idx in enumerate(epoch_indices(run, epoch)):
-        state, loss = run.step(state, run.data, jnp.asarray(idx), keys, epoch, t)
+        state, loss = run.step(state, run.data, run.put(idx), keys, epoch, t)
         losses.append(loss)
         if on_step is not None:
             on_step(t, loss)
@@ -334,19 +381,19 @@ def features(run: Run, state: TrainState, idx: np.ndarray) -> np.ndarray:
         pad = size - chunk.shape[1]
         chunk = np.pad(chunk, ((0, 0), (0, pad)))
         h = run.feature_fn(state.params, state.batch_stats, run.data.images, run.data.mean, run.data.std,
-                           jnp.asarray(chunk, jnp.int32))
+                           run.put(chunk.astype(np.int32)))
         out.append(np.asarray(jax.device_get(h))[:, : chunk.shape[1] - pad])
     return np.concatenate(out, axis=1)
 
 
-def test_set(cfg: TrainConfig, epoch: int) -> str:
+def evaluation_test_set(cfg: TrainConfig, epoch: int) -> str:
     """Which test images epoch ``epoch`` (1-based) is evaluated on (``TrainConfig``'s doc):
     ``"full"`` every ``test_every`` epochs and at the last, else ``"subset"`` (``test_subset``
     > 0) or ``"none"``.
 
     >>> from deep.configs import TrainConfig
     >>> cfg = TrainConfig(epochs=7, test_every=3, test_subset=100)
-    >>> [test_set(cfg, e) for e in range(1, 8)]
+    >>> [evaluation_test_set(cfg, e) for e in range(1, 8)]
     ['subset', 'subset', 'full', 'subset', 'subset', 'full', 'full']
     """
     if epoch % cfg.test_every == 0 or epoch >= cfg.epochs:
@@ -356,7 +403,7 @@ def test_set(cfg: TrainConfig, epoch: int) -> str:
 
 def evaluate(run: Run, state: TrainState, test: str = "full") -> list[dict[str, Any]]:
     """``deep.metrics.epoch_metrics`` of every seed: the geometry on the training subset, the
-    NCM accuracy on the ``test`` images (``test_set``; on the whole test set also a linear
+    NCM accuracy on the ``test`` images (``evaluation_test_set``; on the whole test set also a linear
     probe's); each record says which (``test_set``, ``test_images``)."""
     s = len(run.seeds)
     pick = {"full": slice(None), "subset": run.test_subset, "none": slice(0, 0)}[test]
@@ -525,8 +572,35 @@ def _check_memory(run: Run) -> None:
         raise StartError(reason, "--seeds" if len(run.seeds) > 1 else "--arch")
 
 
+def _build(cfg: TrainConfig, data: ImageData | None, mesh) -> Run:
+    """Load the data (unless given) and ``setup`` the run; ``StartError`` when it cannot."""
+    if data is None:
+        try:
+            data = load_dataset(cfg.dataset, cfg.data_dir, test_fraction=cfg.test_fraction,
+                                split_seed=cfg.split_seed)
+        except DataError as err:
+            raise StartError(str(err), "--data-dir") from err
+    try:
+        run = setup(cfg, data, mesh=mesh)
+    except ImbalanceError as err:
+        raise StartError(str(err), err.argument) from err
+    except ValueError as err:
+        raise StartError(str(err)) from err
+    _check_memory(run)
+    return run
+
+
+def _mesh_record(run: Run) -> dict[str, Any]:
+    """``config.json``'s note of the devices of a sharded run (nothing for one device)."""
+    if run.mesh is None:
+        return {}
+    shape = distributed.mesh_shape(run.mesh)
+    return {"devices": int(run.mesh.devices.size), "processes": jax.process_count(),
+            "mesh": shape, "batchnorm": "global batch (sync)"}
+
+
 def _start(cfg: TrainConfig, workdir: Path, resume: bool,
-           data: ImageData | None) -> tuple[Run, TrainState, int, list[Path]]:
+           data: ImageData | None, mesh=None) -> tuple[Run, TrainState, int, list[Path]]:
     """Load the data, build the run, restore or initialize the state, write config.json (fresh
     runs) and drop metrics lines past the checkpoint; ``StartError`` when it cannot.
 
@@ -534,6 +608,7 @@ def _start(cfg: TrainConfig, workdir: Path, resume: bool,
     files of an earlier run), the data and sizes, the checkpoint (readable, same structure and
     seeds, its epoch within 1..epochs) and the metrics files (a line for every epoch up to the
     checkpoint's: lost lines cannot be recomputed, so resuming without them is refused).
+    The state returned is on one device (or host arrays); ``Run.place`` shards it.
     """
     has_config = (workdir / CONFIG).is_file()
     if not resume and has_config:
@@ -542,19 +617,7 @@ def _start(cfg: TrainConfig, workdir: Path, resume: bool,
     if leftovers:
         raise StartError(f"{workdir} holds {', '.join(leftovers)} of an earlier run but no {CONFIG}; "
                          "move them away or choose another folder", "--out")
-    if data is None:
-        try:
-            data = load_dataset(cfg.dataset, cfg.data_dir, test_fraction=cfg.test_fraction,
-                                split_seed=cfg.split_seed)
-        except DataError as err:
-            raise StartError(str(err), "--data-dir") from err
-    try:
-        run = setup(cfg, data)
-    except ImbalanceError as err:
-        raise StartError(str(err), err.argument) from err
-    except ValueError as err:
-        raise StartError(str(err)) from err
-    _check_memory(run)
+    run = _build(cfg, data, mesh)
     state, start = init_state(run), 0
     ckpt = checkpoint_path(workdir)
     if resume and ckpt.is_file():
@@ -577,10 +640,12 @@ def _start(cfg: TrainConfig, workdir: Path, resume: bool,
                              f"checkpoint is at epoch {start}; they cannot be recomputed: restore "
                              "the file, or start a new run in another folder", "--resume")
     if start == 0:
-        write_config(workdir, config_record(run, cfg, {}))
+        extra = _mesh_record(run)
+        write_config(workdir, config_record(run, cfg, extra))
         if len(dirs) > 1:
             for s, d in zip(run.seeds, dirs):
-                write_config(d, config_record(run, cfg.for_seed(s), {"vmapped_with": list(run.seeds)}))
+                write_config(d, config_record(run, cfg.for_seed(s),
+                                              {"vmapped_with": list(run.seeds), **extra}))
     for d in dirs:
         truncate_metrics(d, start)
     return run, state, start, dirs
@@ -589,7 +654,8 @@ def _start(cfg: TrainConfig, workdir: Path, resume: bool,
 def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike, *, resume: bool = False,
                        stop_after: int | None = None, checkpoint_every: int = 1,
                        callbacks: TrainCallbacks | None = None,
-                       data: ImageData | None = None) -> TrainResult:
+                       data: ImageData | None = None, devices: int | None = 1,
+                       seed_shards: int = 1) -> TrainResult:
     """Train ``config`` (all its seeds, vmapped) in ``workdir``, evaluating after every epoch.
 
     Each epoch appends one ``metrics.jsonl`` line per seed (``epoch_record``), then writes the
@@ -599,6 +665,13 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike, *, resum
     caller passes as ``config``; later metrics lines are dropped. ``stop_after``: end this call
     after that epoch (resume later). ``data``: the loaded data set (default: loaded from
     ``config``). ``callbacks`` hear of the progress (``TrainCallbacks``).
+
+    ``devices`` (None: all, of every process) and ``seed_shards``: train data-parallel on
+    ``deep.distributed.make_mesh(devices, seed_shards)``; 1 and 1 (the default) in one process
+    is the unsharded step. A checkpoint holds the unsharded state, so a run resumes on any
+    device count. With several processes (``deep.distributed.initialize``) every process calls
+    this; only process 0 takes the lock, reads the checkpoint and writes files (it broadcasts
+    the state), the others write nothing.
 
     The call holds ``workdir``'s lock (``deep.rundir.run_lock``) throughout: a second call on
     the same folder, from any process, gets ``StartError`` at once instead of training beside it.
@@ -610,28 +683,48 @@ def train_and_evaluate(config: TrainConfig, workdir: str | os.PathLike, *, resum
     """
     cfg = resolve(config)
     workdir = Path(workdir)
-    created = [p for p in (workdir, *workdir.parents) if not p.exists()]  # deepest first
+    try:
+        mesh = distributed.make_mesh(devices, seed_shards, cfg.seeds)
+    except distributed.MeshError as err:
+        raise StartError(str(err), err.argument) from err
+    main = distributed.is_main()
+    created = [p for p in (workdir, *workdir.parents) if not p.exists()] if main else []
     with contextlib.ExitStack() as stack:
+        failure: StartError | None = None
         try:
-            stack.enter_context(run_lock(workdir))
-        except RunLocked as err:
-            raise StartError(str(err), "--out") from err
-        try:
-            run, state, start, dirs = _start(cfg, workdir, resume, data)
-        except StartError:
+            if main:
+                try:
+                    stack.enter_context(run_lock(workdir))
+                except RunLocked as err:
+                    raise StartError(str(err), "--out") from err
+                run, state, start, dirs = _start(cfg, workdir, resume, data, mesh)
+            else:  # builds the same run; process 0's checks, checkpoint and epoch are broadcast
+                run = _build(cfg, data, mesh)
+                state, start, dirs = init_state(run), 0, seed_dirs(workdir, run.seeds)
+        except StartError as err:
+            failure = err
+        if not distributed.all_ok(failure is None):
+            failure = failure or StartError("another process of the job could not start the run "
+                                            "(process 0's error says why)")
+        if failure is not None:
             if created:  # leave no folder behind a run that could not start
                 (workdir / LOCK).unlink(missing_ok=True)
                 with contextlib.suppress(OSError):
                     for folder in created:
                         folder.rmdir()
-            raise
-        return _train(run, state, start, dirs, workdir, stop_after, checkpoint_every,
-                      callbacks if callbacks is not None else TrainCallbacks())
+            raise failure
+        if distributed.process_count() > 1:
+            start = int(distributed.broadcast(np.int64(start)))
+            state = distributed.broadcast(distributed.to_host(state))
+        return _train(run, run.place(state), start, dirs, workdir, stop_after, checkpoint_every,
+                      callbacks if callbacks is not None else TrainCallbacks(), main)
 
 
 def _train(run: Run, state: TrainState, start: int, dirs: list[Path], workdir: Path,
-           stop_after: int | None, checkpoint_every: int, callbacks: TrainCallbacks) -> TrainResult:
-    """The epochs of ``train_and_evaluate`` (the run folder locked and checked)."""
+           stop_after: int | None, checkpoint_every: int, callbacks: TrainCallbacks,
+           main: bool = True) -> TrainResult:
+    """The epochs of ``train_and_evaluate`` (the run folder locked and checked); only ``main``
+    (process 0) writes."""
     cfg = run.cfg
     stop = cfg.epochs if stop_after is None else min(cfg.epochs, stop_after)
     if stop <= start:
@@ -644,15 +737,17 @@ def _train(run: Run, state: TrainState, start: int, dirs: list[Path], workdir: P
         callbacks.on_epoch_start(epoch + 1)
         state, losses = train_epoch(run, state, epoch, callbacks.on_step)
         train_seconds = time.perf_counter() - t0
-        metrics = evaluate(run, state, test_set(cfg, epoch + 1))
+        metrics = evaluate(run, state, evaluation_test_set(cfg, epoch + 1))
         _check_finite(run.seeds, losses, metrics, epoch + 1)
         seconds = time.perf_counter() - t0
         lr = lr_at_epoch(cfg, epoch)
         records = [epoch_record(epoch + 1, losses[i], metrics[i], lr, seconds, train_seconds)
                    for i in range(len(dirs))]
-        for d, r in zip(dirs, records):
+        for d, r in zip(dirs, records) if main else ():
             append_metrics(d, r)
         if checkpoint_due(epoch + 1, checkpoint_every, stop):
-            save_checkpoint(ckpt, state, epoch=epoch + 1, seeds=run.seeds)
+            host = state if run.mesh is None else distributed.to_host(state)  # every process
+            if main:
+                save_checkpoint(ckpt, host, epoch=epoch + 1, seeds=run.seeds)
         callbacks.on_epoch_end(records)
     return TrainResult(run, state, start, stop, records, dirs)

@@ -7,7 +7,9 @@
 #      The six runs train at once on the one GPU (batch 50 leaves it mostly idle); each gets
 #      SIGTERM after $TRAIN_TIMEOUT s, which deep.train ends like Ctrl-C, keeping every finished epoch.
 #   2. deep.report for each R (plots + final-epoch table with mean +- sd over the seeds).
-#   3. deep.bench (JAX vs PyTorch when importable), alone on the GPU, rows printed as they finish.
+#   3. deep.bench (JAX vs PyTorch when importable), alone on the GPU, rows printed as they finish;
+#      on a machine with several GPUs then the data-parallel step on all of them
+#      (deep.bench --devices all: each global batch split over the GPUs), appended to bench.txt.
 #   4. The dual certificate of the UFM+ optimum at N = 10,010 (k = 10, STEP R = 10).
 #
 # Everything it keeps lands in OUT_DIR as at most 8 files: log.txt, bench.txt, cert.json,
@@ -34,7 +36,9 @@ R100_ARGS=${R100_ARGS:-"--test-fraction 0.1 --n-maj 150"}
 TRAIN_ARGS=${TRAIN_ARGS:-""}
 TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-270}
 BENCH_ARGS=${BENCH_ARGS:-""}
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-200}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-150}
+DP_BENCH_ARGS=${DP_BENCH_ARGS:-""}          # set: run the data-parallel bench even on one device
+DP_BENCH_TIMEOUT=${DP_BENCH_TIMEOUT:-50}    # 270 + 150 + 50 + 70 s: inside the 600 s call
 CERT_ARGS=${CERT_ARGS:-"--k 10 --R 10 --n-min 182"}
 CERT_TIMEOUT=${CERT_TIMEOUT:-70}
 
@@ -87,6 +91,19 @@ log "bench (at most ${BENCH_TIMEOUT}s)"
 # shellcheck disable=SC2086
 timeout -k 20 "$BENCH_TIMEOUT" $PY -m deep.bench $BENCH_ARGS 2>&1 | tee "$OUT_DIR/bench.txt"
 log "bench rc=$?"
+
+# 3b. The data-parallel step on every GPU of the machine (only where there are several).
+n_gpu=0
+command -v nvidia-smi >/dev/null && n_gpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+if [ "$n_gpu" -gt 1 ] || [ -n "$DP_BENCH_ARGS" ]; then
+    log "data-parallel bench on all devices (at most ${DP_BENCH_TIMEOUT}s)"
+    # shellcheck disable=SC2086
+    timeout -k 10 "$DP_BENCH_TIMEOUT" $PY -m deep.bench --devices all --no-torch \
+        ${DP_BENCH_ARGS:---batch-sizes 512,2048 --seeds 2 --steps 20} 2>&1 | tee -a "$OUT_DIR/bench.txt"
+    log "data-parallel bench rc=$?"
+else
+    log "data-parallel bench skipped: $n_gpu GPUs (it needs several)"
+fi
 
 # 4. The dual certificate at N = 10,010.
 log "certificate (at most ${CERT_TIMEOUT}s): ufm.solve $CERT_ARGS --nonneg --certify --cert-method dual"

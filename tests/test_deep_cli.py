@@ -116,7 +116,9 @@ def _flat(rows: list[list[float]]) -> list[float]:
 
 
 def _scalars(rec: dict) -> dict:
-    return {k: v for k, v in rec.items() if k not in VOLATILE and k != "class_mean_gram"}
+    """The numeric fields (the text ones, ``test_set`` and the packed hits, are not for approx)."""
+    return {k: v for k, v in rec.items() if k not in VOLATILE and k != "class_mean_gram"
+            and not isinstance(v, str)}
 
 
 def test_two_epoch_run_writes_finite_metrics_and_config(cli):
@@ -197,7 +199,10 @@ def test_vmapped_seeds_match_single_seed_runs(cli):
     assert len(vmapped) == 2
     for a, b in zip(single, vmapped):
         for key, value in _scalars(a).items():
-            if key.startswith("ncm_"):  # one sample may flip between float roundings
+            if key.endswith(("_maj", "_min")) and key.startswith(("ncm_", "probe_")):
+                # per-class means over ~36 test images a class: a few flips move them by 0.006 each
+                assert abs(b[key] - value) <= 0.03, key
+            elif key.startswith(("ncm_", "probe_")):  # one sample may flip between float roundings
                 assert abs(b[key] - value) <= 1.5 / 150, key
             elif key == "nc1":  # tr(Sigma_W Sigma_B^+) with nearly parallel class means: ill-conditioned
                 assert b[key] == pytest.approx(value, rel=5e-2), key

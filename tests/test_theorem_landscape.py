@@ -20,7 +20,6 @@ Results validated:
    whose ends are saddles.
 """
 
-import math
 
 import jax
 import jax.numpy as jnp

@@ -38,7 +38,8 @@ run_one() {
     echo "$(date +%T) start $name ($left s left)"
     timeout -s TERM "$left" python -m deep.train "${COMMON[@]}" "$@" --out "$OUT/$name" --resume \
         > "$OUT/$name.log" 2>&1
-    echo "$(date +%T) end $name: exit $? ($(tail -n 1 "$OUT/$name.log"))"
+    local rc=$?  # 124: the time box ended it (cleanly: the last whole epoch is checkpointed)
+    echo "$(date +%T) end $name: exit $rc ($(tail -n 1 "$OUT/$name.log"))"
 }
 
 mkdir -p "$OUT"

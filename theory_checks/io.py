@@ -27,13 +27,12 @@ import io
 import itertools
 import json
 import os
-import stat
 from typing import Any, Sequence
 
 import numpy as np
 
 from ufm.core.batching import Batching
-from ufm.cli.io import atomic_write, to_jsonable
+from ufm.cli.io import InputFileError, atomic_write, read_bounded, to_jsonable
 from ufm.cli.limits import ENV, format_bytes, memory_budget, too_big
 
 __all__ = ["BatchesFileError", "read_batches_json", "read_json_file", "write_batches_json",
@@ -50,7 +49,6 @@ _PER_TEXT_BYTE, _PER_CONTAINER, _PER_ITEM, _PER_MEMBER = 2, 100, 50, 100
 #: A file larger than ``budget / MAX_FILE_FACTOR`` is refused before it is read (any JSON text
 #: costs at least 2 x its size to parse: the bytes and the decoded str).
 MAX_FILE_FACTOR = 3
-_CHUNK = 1 << 24
 
 
 class BatchesFileError(ValueError):
@@ -81,35 +79,11 @@ def _budget(budget: int | None) -> int:
 
 def _read_bounded(path: str | os.PathLike, budget: int) -> bytes:
     """The bytes of the regular file ``path``, at most ``budget // MAX_FILE_FACTOR`` of them
-    (``BatchesFileError`` otherwise, before reading when the size says so)."""
-    limit = budget // MAX_FILE_FACTOR
-    how = (f"at most {format_bytes(limit)} with {format_bytes(budget)} of memory available "
-           f"(1/{MAX_FILE_FACTOR}; set {ENV} to change)")
+    (``ufm.cli.io.read_bounded``; ``BatchesFileError`` otherwise)."""
     try:
-        st = os.stat(path)
-        if stat.S_ISDIR(st.st_mode):
-            raise BatchesFileError("is a folder, not a file")
-        if not stat.S_ISREG(st.st_mode):  # /dev/zero, a FIFO (open would block), a socket
-            raise BatchesFileError("is not a regular file (a device, FIFO or socket): give the "
-                                   "path of a JSON file")
-        if st.st_size > limit:
-            raise BatchesFileError(f"is {format_bytes(st.st_size)}, too big to read: a file may be "
-                                   f"{how}")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        with os.fdopen(fd, "rb", buffering=0) as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced since the stat
-                raise BatchesFileError("is not a regular file: give the path of a JSON file")
-            parts = [fh.read(min(st.st_size, limit) + 1)]  # the whole file, in the usual case
-            total = len(parts[0])
-            while parts[-1] and total <= limit:  # a file that grows, or /proc's size 0
-                parts.append(fh.read(min(_CHUNK, limit + 1 - total)))
-                total += len(parts[-1])
-    except OSError as err:
-        raise BatchesFileError(f"cannot read the file ({err.strerror or type(err).__name__})") from None
-    if total > limit:
-        raise BatchesFileError(f"holds more than {format_bytes(limit)} (it grew while read, or "
-                               f"reports a wrong size), too big to read: a file may be {how}")
-    return parts[0] if len(parts) <= 2 and not parts[-1] else b"".join(parts)
+        return read_bounded(path, budget // MAX_FILE_FACTOR, budget)
+    except InputFileError as err:
+        raise BatchesFileError(str(err)) from None
 
 
 def read_json_file(path: str | os.PathLike, budget: int | None = None) -> Any:

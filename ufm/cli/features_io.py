@@ -25,14 +25,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ufm.cli.limits import ENV, format_bytes, memory_budget, too_big
+from ufm.cli.io import InputFileError, input_size, read_bounded
+from ufm.cli.limits import format_bytes, memory_budget, too_big
 
 __all__ = ["FeaturesFileError", "read_features", "read_labels", "read_safetensors",
            "FEATURE_KEYS", "MAX_FILE_FACTOR", "FEATURE_SUFFIXES", "LABEL_SUFFIXES"]
@@ -65,21 +65,12 @@ def _budget() -> int:
 
 
 def _regular_size(path: str | os.PathLike, budget: int) -> int:
-    """The size of the regular file ``path`` (checked against the budget before reading)."""
+    """The size of the regular file ``path`` (``ufm.cli.io.input_size``: checked against
+    ``budget / MAX_FILE_FACTOR`` before reading)."""
     try:
-        st = os.stat(path)
-    except OSError as err:
-        raise FeaturesFileError(f"cannot read the file ({err.strerror or type(err).__name__})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise FeaturesFileError("is a folder, not a file")
-    if not stat.S_ISREG(st.st_mode):
-        raise FeaturesFileError("is not a regular file (a device, FIFO or socket)")
-    limit = budget // MAX_FILE_FACTOR
-    if st.st_size > limit:
-        raise FeaturesFileError(f"is {format_bytes(st.st_size)}, too big to analyze: a file may be at "
-                                f"most {format_bytes(limit)} with {format_bytes(budget)} of memory "
-                                f"available (1/{MAX_FILE_FACTOR}; set {ENV} to change)")
-    return st.st_size
+        return input_size(path, budget // MAX_FILE_FACTOR, budget)
+    except InputFileError as err:
+        raise FeaturesFileError(str(err)) from None
 
 
 def _check_shape(shape: tuple[int, ...], budget: int, what: str) -> None:
@@ -300,8 +291,10 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     reason = too_big(size * 40, f"parsing {format_bytes(size)} of label text", budget)
     if reason is not None:
         raise FeaturesFileError(reason)
-    with open(path, "rb") as fh:
-        text = fh.read(size + 1)
+    try:
+        text = read_bounded(path, budget // MAX_FILE_FACTOR, budget)
+    except InputFileError as err:
+        raise FeaturesFileError(str(err)) from None
     values: list[int] = []
     for number, line in enumerate(text.splitlines(), 1):
         for token in line.split(b"#", 1)[0].replace(b",", b" ").split():

@@ -16,7 +16,7 @@ What is computed (``summarize``), every number from the FINAL epoch of the finis
   certified no-ReLU UFM optimum at the run's counts and temperature (``ufm_optimum``: the
   collapsed solve, ``ufm.solve(..., method="classes")``, and the proven lower bound of the
   symmetry-reduced relaxation, ``ufm.certify(..., method="reduced")``; the relative gap
-  ``(loss - bound) / |bound|`` says how close to optimal the solve is proven to be);
+  ``(loss - bound) / |loss|`` says how close to optimal the solve is proven to be);
 - epochs to ``Delta_GM_OF <= t`` for t = 0.5, 0.2: the first epoch whose value is ``<= t``,
   or ``None`` ("never");
 - accuracies on the full test set: nearest class mean and linear probe, overall and averaged
@@ -258,20 +258,17 @@ def _delta(gram: Any, target: str | np.ndarray) -> float | None:
 
 
 def ufm_optimum(counts: Sequence[int], tau: float) -> dict[str, Any]:
-    """The certified no-ReLU UFM optimum at ``counts`` and ``tau``: the collapsed solve's class-
-    mean Gram (``gram``), its loss, the proven lower bound of the reduced relaxation, the
-    relative gap ``(loss - bound) / |bound|``, and the optimum's Delta_GM to the OF and ETF."""
-    import ufm
+    """The certified no-ReLU UFM optimum at ``counts`` and ``tau``
+    (``ufm.analysis.optimum.ufm_optimum``: the collapsed solve, certified by the reduced
+    relaxation; cached) as a table row: its class-mean Gram (``gram``), loss, proven lower
+    bound, relative gap ``(loss - bound) / |loss|``, and Delta_GM to the OF and ETF."""
+    from ufm.analysis.optimum import ufm_optimum as certified_optimum
 
-    res = ufm.solve(list(counts), tau=float(tau), nonneg=False, method="classes")
-    cert = ufm.certify(list(counts), float(tau), nonneg=False, method="reduced")
-    gram = np.asarray(res.metrics["class_mean_gram"], dtype=float)
-    bound = float(cert.lower_bound)
-    gap = (res.loss - bound) / abs(bound) if math.isfinite(bound) and bound != 0 else None
-    return {"counts": list(counts), "tau": float(tau), "status": res.status,
-            "loss": float(res.loss), "lower_bound": bound, "rel_gap": gap,
-            "certified": bool(cert.ok), "delta_gm_of": _delta(gram, "of"),
-            "delta_gm_etf": _delta(gram, "etf"), "gram": gram.tolist()}
+    opt = certified_optimum(counts, tau, relu=False)
+    return {"counts": list(counts), "tau": float(tau), "status": opt.status,
+            "loss": opt.loss, "lower_bound": opt.lower_bound, "rel_gap": opt.rel_gap,
+            "certified": opt.certified, "delta_gm_of": _delta(opt.cosines, "of"),
+            "delta_gm_etf": _delta(opt.cosines, "etf"), "gram": opt.cosines.tolist()}
 
 
 # ---------------------------------------------------------------------------------------------

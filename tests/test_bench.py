@@ -42,6 +42,16 @@ def test_bench_quick_json():
     z = rng.normal(size=(n, d))
     z /= np.linalg.norm(z, axis=1, keepdims=True)
     assert np.isclose(chunked["loss"], float(ufm.scl_loss(z, y, 0.1)), rtol=1e-5)
+    first = res["firstrun"]  # a fresh process: the CLI's own report, certified
+    assert first["status"] == "optimal" and first["certified"] is True
+    assert first["evaluations"] >= 1 and first["floor_seconds"] > 0
+    assert first["wall_seconds"] > first["compile_plus_solve_seconds"] > 0
+    cert = res["cert10k"]
+    assert cert["certified"] and cert["bound_rel_to_of"] <= 1e-15  # never above L*_OF
+    assert cert["tried"] == ["dual"] and abs(cert["bound_rel_to_of"]) <= 1e-9
+    methods = res["methods"]["cases"]
+    assert methods[0]["over_default"] == 1.0 and all(c["status"] in ("optimal", "converged") for c in methods)
+    assert [c["method"] for c in methods] == ["classes", "samples"]  # d = 2 < k - 1: samples
     assert "jax" in res["versions"]
     assert res["config"]["quick"] is True and res["config"]["chunk_n"] == n
 

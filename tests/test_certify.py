@@ -150,7 +150,8 @@ def test_certify_cli_bad_input(argv):
 @pytest.mark.slow  # ~2 min; `python -m ufm.bench` reports seeds_certified for the same 20 seeds
 def test_default_problem_certified_for_20_seeds():
     """Issue 4: ``solve --certify`` on the default problem (k=10, R=100, n_min=5, ReLU) is
-    certified for 20 seeds by the reduced SDP (what ``auto`` picks), and for the first three also
+    certified for 20 seeds (sample-space solves) by the reduced SDP (what ``auto`` picks without a
+    point), and for the first three also
     by the dual bound at the solver's own point; both bounds sit within 1e-6 of the closed form
     L*_OF (an independent reference)."""
     counts = ufm.step_counts(10, 100, n_min=5)
@@ -160,7 +161,7 @@ def test_default_problem_certified_for_20_seeds():
     assert abs(reduced.lower_bound - of) / of <= 1e-6
     failures = []
     for seed in range(20):
-        res = ufm.solve(counts, nonneg=True, seed=seed)
+        res = ufm.solve(counts, nonneg=True, seed=seed, method="samples")
         bounds = [reduced]
         if seed < 3:
             bounds.append(ufm.certify(counts, 0.1, nonneg=True, method="dual", z=res.z))
@@ -215,3 +216,45 @@ def test_full_and_dual_agree_small_batched():
         dual = ufm.certify(counts, 0.1, nonneg=nonneg, method="dual", batches=batches, z=res.z)
         assert full.ok and dual.ok
         assert abs(full.lower_bound - dual.lower_bound) / abs(res.loss) <= 1e-6
+
+
+# ----------------------------------------------------------------------------- method="auto"
+
+
+def test_auto_takes_the_dual_bound_at_a_good_point_and_nothing_else():
+    """At the exact OF point the dual bound is tight, so auto runs it alone (no conic solve);
+    the bound is within rounding below the closed form L*_OF."""
+    counts = [int(c) for c in ufm.step_counts(10, 10, n_min=182)]  # N = 10,010
+    b = ufm.certify(counts, 0.1, nonneg=True, z=_of_point(counts))
+    of = ufm.of_loss(counts, 0.1)
+    assert b.method == "dual" and b.tried == ("dual",)
+    assert b.lower_bound <= of <= b.lower_bound * (1 + 1e-12)
+    assert b.to_dict()["tried"] == ["dual"]
+
+
+def test_auto_runs_the_relaxation_when_the_dual_bound_is_loose():
+    """At a random point the dual bound is loose: auto also solves the reduced SDP and keeps the
+    larger proven bound, which still sits below L*_OF (weak duality) and certifies the OF."""
+    counts = [6, 4, 3]
+    z = np.abs(np.random.default_rng(0).normal(size=(13, 3)))
+    b = ufm.certify(counts, 0.1, nonneg=True, z=z)
+    of = ufm.of_loss(counts, 0.1)
+    assert b.tried == ("dual", "reduced") and b.method == "reduced"
+    assert b.lower_bound <= of and ufm.certificate(of, b)["certified"]
+    alone = ufm.certify(counts, 0.1, nonneg=True, z=z, method="dual")
+    assert alone.lower_bound < b.lower_bound and alone.tried == ("dual",)
+
+
+def test_auto_batched_takes_the_dual_bound_first():
+    """Batch-binding at N = 66 (the README's batched example): the dual bound at the solver's
+    point certifies the per-batch OF sum without the N x N relaxation."""
+    from theory_checks.schedules import schedule_batches
+
+    counts = [int(c) for c in ufm.step_counts(4, 10, n_min=3)]
+    labels = ufm.labels_from_counts(counts)
+    batches = schedule_batches(labels, schedule="binding", batch_size=10, epochs=1, seed=0)
+    res = ufm.solve(counts, nonneg=True, batches=batches, seed=0)
+    b = ufm.certify(counts, 0.1, nonneg=True, batches=batches, z=res.z)
+    ref = batched_of_value(labels, batches, 0.1)
+    assert b.tried == ("dual",) and b.lower_bound <= ref * (1 + 1e-15)
+    assert ufm.certificate(res.loss, b)["certified"]

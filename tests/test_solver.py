@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import ufm
+from ufm.solvers.config import SolverConfig
 from reference import brute_scl_loss, numpy_full_batch_loss
 
 
@@ -77,7 +78,7 @@ def test_nonneg_reaches_orthogonal_frame(name, counts, extra_d):
     tau = 0.1
     k = len(counts)
     d = k + extra_d
-    res = ufm.solve(counts, d=d, tau=tau, nonneg=True, seed=0)
+    res = ufm.solve(counts, d=d, tau=tau, nonneg=True, seed=0, method="samples")  # every sample free
     z, labels, loss = _check_result_consistency(res, counts, tau, d)
     assert res.status == "optimal"
     assert z.min() >= 0.0
@@ -99,8 +100,8 @@ def test_default_problem():
     counts = [int(c) for c in ufm.step_counts(10, 100)]
     assert counts == [500] * 5 + [5] * 5
     of = ufm.of_loss(counts, 0.1)
-    for seed in (0,):
-        res = ufm.solve(counts, nonneg=True, seed=seed)
+    for method in ("auto", "samples"):  # auto: the class vectors, certified in sample space
+        res = ufm.solve(counts, nonneg=True, seed=0, method=method)
         z, labels, loss = _check_result_consistency(res, counts, 0.1, 10)
         assert z.min() >= 0.0
         gap = (loss - of) / abs(of)
@@ -145,7 +146,7 @@ def test_one_compilation_serves_problems_of_the_same_shapes():
 def test_balanced_no_relu_reaches_simplex_etf(k):
     tau = 0.1
     counts = [4] * k
-    res = ufm.solve(counts, tau=tau, seed=0)
+    res = ufm.solve(counts, tau=tau, seed=0, method="samples")
     z, labels, loss = _check_result_consistency(res, counts, tau, k)
     etf = ufm.etf_loss(counts, tau)
     assert (loss - etf) / etf <= 1e-6
@@ -162,7 +163,7 @@ def test_balanced_no_relu_reaches_simplex_etf(k):
 def test_imbalanced_no_relu_beats_orthogonal_frame(counts):
     tau = 0.1
     k = len(counts)
-    res = ufm.solve(counts, tau=tau, seed=0)
+    res = ufm.solve(counts, tau=tau, seed=0, method="samples")
     z, labels, loss = _check_result_consistency(res, counts, tau, k)
     of = ufm.of_loss(counts, tau)
     # the OF is feasible but not optimal without ReLU: strictly lower, by a clear margin
@@ -199,3 +200,43 @@ def test_imbalanced_no_relu_beats_orthogonal_frame(counts):
 def test_solve_invalid_inputs(counts, kwargs):
     with pytest.raises(ValueError):
         ufm.solve(counts, **kwargs)
+
+
+# ----------------------------------------------------------------------------- method="auto"
+
+
+def test_auto_solves_over_classes_and_certifies_in_sample_space():
+    """Full batch, d >= k: auto takes the class vectors and keeps them only with a proven
+    sample-space bound; the bound sits below the closed form L*_OF by at most rounding."""
+    counts = [int(c) for c in ufm.step_counts(10, 100)]
+    res = ufm.solve(counts, nonneg=True, seed=3)
+    choice = res.method_choice
+    assert res.config["method"] == "classes" and choice["used"] == "classes"
+    cert = choice["collapse_certificate"]
+    of = ufm.of_loss(counts, 0.1)
+    assert cert["certified"] and cert["lower_bound"] <= of <= cert["lower_bound"] * (1 + 1e-12)
+    assert res.status == "optimal" and abs(res.loss - of) <= 1e-9 * of
+    assert res.metrics["delta_gm_of"] <= 1e-3
+    assert res.to_dict()["method_choice"]["used"] == "classes"
+
+
+def test_auto_falls_back_to_the_samples_when_collapse_is_not_certified():
+    """With accept_tol = 0 no rounded bound can certify the collapsed answer: auto solves the
+    samples too, says so, and the samples answer still reaches L*_OF."""
+    counts = [6, 4, 3]
+    res = ufm.solve(counts, nonneg=True, seed=0, config=SolverConfig(accept_tol=0.0, restarts=0))
+    choice = res.method_choice
+    assert choice["tried"] == ["classes", "samples"] and choice["used"] == "samples"
+    assert res.config["method"] == "samples"
+    assert not choice["collapse_certificate"]["certified"]
+    assert abs(res.loss - ufm.of_loss(counts, 0.1)) <= 1e-8 * ufm.of_loss(counts, 0.1)
+
+
+@pytest.mark.parametrize("counts, kwargs, used", [
+    ([4, 3, 3, 3], {"d": 2}, "samples"),  # d < k - 1: no relaxation bound is tight here
+    ([4, 3, 3], {"batches": [[0, 1, 4, 5], [2, 3, 6, 7], [0, 8, 9, 2]]}, "samples"),
+])
+def test_auto_keeps_the_samples_where_no_certificate_applies(counts, kwargs, used):
+    res = ufm.solve(counts, nonneg=False, seed=0, **kwargs)
+    assert res.method_choice["used"] == used == res.config["method"]
+    assert "collapse_certificate" not in res.method_choice

@@ -47,7 +47,7 @@ def test_relu_optimum_is_collapsed_orthogonal_frame(name):
     assert math.isclose(brute_scl_loss(np.eye(k)[labels], labels, tau), of, rel_tol=1e-10)
     bound = ufm.certify(counts, tau, nonneg=True)  # reduced relaxation: global lower bound
     assert bound.ok and abs(bound.lower_bound - of) <= 1e-6 * of
-    res = ufm.solve(counts, tau=tau, nonneg=True, seed=0)
+    res = ufm.solve(counts, tau=tau, nonneg=True, seed=0, method="samples")  # no collapse assumed
     assert res.z.min() >= 0 and abs(res.loss - of) <= 1e-7 * of
     assert ufm.certificate(res.loss, bound)["certified"]
     assert res.metrics["delta_gm_of"] < 1e-3 and res.metrics["nc1"] < 1e-4
@@ -62,7 +62,7 @@ def test_no_relu_imbalanced_optimum_is_neither_of_nor_etf(counts):
     bound = ufm.certify(counts, tau, nonneg=False)
     of, etf = ufm.of_loss(counts, tau), ufm.etf_loss(counts, tau)
     assert bound.ok and bound.lower_bound < min(of, etf) * (1 - 1e-3)
-    res = ufm.solve(counts, tau=tau, nonneg=False, seed=0)
+    res = ufm.solve(counts, tau=tau, nonneg=False, seed=0, method="samples")
     assert ufm.certificate(res.loss, bound)["certified"]  # the solver's point is optimal
     assert res.metrics["delta_gm_of"] > 0.05 and res.metrics["delta_gm_etf"] > 0.01
 

@@ -45,6 +45,8 @@ class Bound:
       gram: ``N x N`` point (full method only).
       loss: the loss at that point (float64), for comparison; NaN if not computed.
       lambda_min: the proven lower bound on ``lambda_min(C)`` the bound used.
+      tried: the methods run, in order (``method="auto"`` may run a second one when the first
+        bound is loose; the larger proven bound is kept and ``method`` names its method).
     """
 
     lower_bound: float
@@ -59,6 +61,7 @@ class Bound:
     gram: np.ndarray | None = field(default=None, repr=False)
     loss: float = float("nan")
     lambda_min: float = float("nan")
+    tried: tuple[str, ...] = ()
 
     @property
     def rigorous_bound(self) -> float:
@@ -87,4 +90,5 @@ class Bound:
             "gram": None if self.gram is None else np.asarray(self.gram),
             "loss": float(self.loss),
             "lambda_min": float(self.lambda_min),
+            "tried": list(self.tried or (self.method,)),
         })

@@ -10,10 +10,14 @@ accuracy. The methods sit in one registry, ``METHODS`` (the CLIs take their choi
   (``ufm.certificates.relaxation.full_relaxation``).
 - ``dual``: the certificate at a given point ``z`` (any batching, any N; ``ufm.certificates.dual``).
 
-The automatic choice lives in ``choose_method`` alone: ``reduced`` for the full batch (it takes
-milliseconds); with batches, ``full`` up to ``AUTO_FULL_MAX_N`` samples, else ``dual`` at the
-given point. Given a point, the full-batch ``reduced`` bound is also computed at the point and
-the larger kept (both are proven).
+The automatic choice lives in ``choose_methods`` alone, fastest first: given a point, ``dual``
+(``O(N d + k^3)`` for the full batch, one ``N x N`` Cholesky with batches: milliseconds where a
+conic solve takes seconds), then, only when its bound is loose (relative distance to the loss
+at its point above ``AUTO_LOOSE``), the conic method that applies (``reduced`` for the full
+batch; ``full`` with batches up to ``AUTO_FULL_MAX_N`` samples), keeping the larger proven
+bound. Without a point: ``reduced`` for the full batch, ``full`` with batches. ``Bound.tried``
+lists what ran. Given a point, the full-batch ``reduced`` bound is also computed at the point
+and the larger kept (both are proven).
 ``certificate(loss, bound)`` turns a bound into the report: certified iff the bound is finite
 and ``(loss - bound) / |loss| <= tol`` (the proven gap alone decides; the conic status is
 reported beside it).
@@ -34,13 +38,17 @@ import numpy as np
 from ufm.certificates.bound import Bound
 from ufm.core.problem import Problem, as_problem
 
-__all__ = ["certify", "certificate", "check_samples", "CLASS_MAX_N", "choose_method", "check_method", "CertificateMethod",
-           "METHODS", "METHOD_NAMES", "FULL_MAX_N", "AUTO_FULL_MAX_N"]
+__all__ = ["certify", "certificate", "check_samples", "CLASS_MAX_N", "choose_method", "choose_methods",
+           "check_method", "CertificateMethod", "METHODS", "METHOD_NAMES", "FULL_MAX_N", "AUTO_FULL_MAX_N",
+           "AUTO_LOOSE"]
 
 #: The full relaxation's N x N PSD variable: practical up to this many samples.
 FULL_MAX_N = 400
-#: ``choose_method`` takes the full relaxation for batched problems up to this N.
+#: ``choose_methods`` falls back to the full relaxation for batched problems up to this N.
 AUTO_FULL_MAX_N = 120
+#: ``method="auto"``: a first bound further than this (relative) below the loss at its own point
+#: is loose, and the next method runs.
+AUTO_LOOSE = 1e-9
 #: Full batch: every method ends in the class-level certificate
 #: (``ufm.certificates.dual.class_dual_bound``), whose float64 rounding analysis needs N below this.
 CLASS_MAX_N = 2 ** 26
@@ -125,11 +133,13 @@ METHODS: dict[str, CertificateMethod] = {
 METHOD_NAMES = ("auto", *METHODS)
 
 
-def choose_method(*, batched: bool, n_samples: int, has_point: bool) -> str:
-    """The automatic choice of a certificate method (the only one in the project).
+def choose_methods(*, batched: bool, n_samples: int, has_point: bool) -> tuple[str, ...]:
+    """What ``method="auto"`` runs, fastest first (the only automatic choice in the project).
 
-    ``reduced`` for the full batch; with batches, ``full`` up to ``AUTO_FULL_MAX_N`` samples,
-    else ``dual`` when a point is given, else ``full``.
+    Given a point: ``dual`` (milliseconds: ``O(N d + k^3)`` for the full batch, one ``N x N``
+    Cholesky with batches), then, if its bound is loose (``AUTO_LOOSE``), ``reduced`` (full
+    batch) or ``full`` (batches, up to ``AUTO_FULL_MAX_N`` samples). Without a point:
+    ``reduced`` (full batch) or ``full`` (batches).
 
     Args:
       batched: whether the problem has batches.
@@ -137,20 +147,44 @@ def choose_method(*, batched: bool, n_samples: int, has_point: bool) -> str:
       has_point: whether a point ``z`` is given.
 
     Returns:
-      A key of ``METHODS``: ``"reduced"``, ``"full"`` or ``"dual"``.
+      Keys of ``METHODS``, in the order they are tried.
+
+    >>> choose_methods(batched=False, n_samples=2525, has_point=True)
+    ('dual', 'reduced')
+    >>> choose_methods(batched=True, n_samples=66, has_point=True)
+    ('dual', 'full')
+    >>> choose_methods(batched=True, n_samples=500, has_point=True)
+    ('dual',)
+    >>> choose_methods(batched=False, n_samples=2525, has_point=False)
+    ('reduced',)
+    """
+    conic = "full" if batched else "reduced"
+    if not has_point:
+        return (conic,)
+    if batched and n_samples > AUTO_FULL_MAX_N:
+        return ("dual",)
+    return ("dual", conic)
+
+
+def choose_method(*, batched: bool, n_samples: int, has_point: bool) -> str:
+    """The first method ``method="auto"`` runs (``choose_methods``).
 
     >>> choose_method(batched=False, n_samples=2525, has_point=True)
-    'reduced'
-    >>> choose_method(batched=True, n_samples=66, has_point=True)
-    'full'
-    >>> choose_method(batched=True, n_samples=500, has_point=True)
     'dual'
+    >>> choose_method(batched=True, n_samples=66, has_point=False)
+    'full'
     """
-    if not batched:
-        return "reduced"
-    if n_samples <= AUTO_FULL_MAX_N or not has_point:
-        return "full"
-    return "dual"
+    return choose_methods(batched=batched, n_samples=n_samples, has_point=has_point)[0]
+
+
+def _loose(bound: Bound) -> bool:
+    """Whether a bound is further than ``AUTO_LOOSE`` (relative) below the loss at its point."""
+    lb, loss = float(bound.lower_bound), float(bound.loss)
+    if not np.isfinite(lb):
+        return True
+    if not np.isfinite(loss):
+        return False
+    return (loss - lb) > AUTO_LOOSE * max(abs(loss), 1e-300)
 
 
 def certify(
@@ -173,7 +207,8 @@ def certify(
         ``batches`` come from it).
       tau: temperature > 0.
       nonneg: UFM+ (ReLU).
-      method: ``"auto"`` or a key of ``METHODS``.
+      method: ``"auto"`` (``choose_methods``: the fastest that applies, a second one only when
+        the first bound is loose) or a key of ``METHODS``.
       batches: list of index lists; ``None`` = the full batch.
       z: a point (``N x d``), needed by ``dual``; used by ``reduced`` too when given.
       solver: conic solver of ``reduced`` / ``full`` (``"CLARABEL"`` or ``"SCS"``).
@@ -196,6 +231,7 @@ def certify(
       sections 3.3 and 5.2 (log-sum-exp conjugate, weak duality); DESIGN.md section 5.
     """
     problem = as_problem(counts, tau=tau, nonneg=nonneg, batches=batches)
+    auto = method == "auto"
     method = check_method(method, batched=problem.batched, n_samples=problem.n_samples,
                           has_point=z is not None)
     check_samples(problem.n_samples, batched=problem.batched)
@@ -204,7 +240,29 @@ def certify(
     check_fits(*certify_bytes(problem.n_samples, problem.k, problem.d, "reduced" if method ==
                               "reduced" else "full" if method == "full" else "dual-point"),
                problem.n_samples)
-    return METHODS[method].run(problem, z, solver)
+    if not auto:
+        bound = METHODS[method].run(problem, z, solver)
+        bound.tried = (method,)
+        return bound
+    tried: list[str] = []
+    best: Bound | None = None
+    seconds = 0.0
+    for name in choose_methods(batched=problem.batched, n_samples=problem.n_samples,
+                               has_point=z is not None):
+        if best is not None and not _loose(best):
+            break
+        entry = METHODS[name]
+        if entry.max_samples is not None and problem.n_samples > entry.max_samples:
+            break
+        bound = entry.run(problem, z, solver)
+        tried.append(name)
+        seconds += bound.seconds
+        better = np.isfinite(bound.lower_bound) and (
+            best is None or not np.isfinite(best.lower_bound) or bound.lower_bound > best.lower_bound)
+        if best is None or better:
+            best = bound
+    best.tried, best.seconds = tuple(tried), seconds
+    return best
 
 
 def check_method(method: str, *, batched: bool, n_samples: int, has_point: bool) -> str:
@@ -242,8 +300,8 @@ def certificate(loss: float, bound: Bound, tol: float = 1e-6) -> dict[str, Any]:
       tol: relative gap tolerance (``>= 0``).
 
     Returns:
-      ``{"lower_bound", "gap", "rel_gap", "tolerance", "certified", "method", "solver",
-      "status", "solver_objective", "seconds"}`` and a ``note`` when not certified.
+      ``{"lower_bound", "gap", "rel_gap", "tolerance", "certified", "method", "tried",
+      "solver", "status", "solver_objective", "seconds"}`` and a ``note`` when not certified.
     """
     lb = float(bound.lower_bound)
     gap = loss - lb
@@ -256,6 +314,7 @@ def certificate(loss: float, bound: Bound, tol: float = 1e-6) -> dict[str, Any]:
         "tolerance": tol,
         "certified": certified,
         "method": bound.method,
+        "tried": list(bound.tried or (bound.method,)),
         "solver": bound.solver,
         "status": bound.status,
         "solver_objective": float(bound.solver_objective),

@@ -27,6 +27,21 @@ same child process), so the numbers mean the same on any machine:
    against one float32 matmul of the same size (the features times a 512 x 512 matrix: one
    linear layer on them).
 
+7. ``firstrun``: the default solve as a new user meets it: ``python -m ufm.solve --k 10 --R 100
+   --nonneg --certify`` in a fresh process with the compilation cache off
+   (``SCL_GEOMETRY_CACHE=off``): wall clock, import, compile, solve and certificate seconds
+   (target: compile + solve <= 3 s); against the floor of the same number of loss+gradient
+   evaluations (``ufm.solvers.solver.count_evaluations``) of the objective the solve ran,
+   timed here.
+
+8. ``cert10k``: the certificate ``solve --certify`` computes at N = 10,010 (k = 10, STEP R =
+   10, ReLU) at the solver's point: seconds and peak NumPy memory (``tracemalloc``; target
+   <= 10 s), against the floor of one pass over the N x d point.
+
+9. ``methods``: no cliff between methods: first runs (fresh processes, cache off) of problems
+   up to N = 10^5 and beyond (the issue's N = 16,381 EXP and N = 250,250 cases, d < k, no
+   ReLU, batches), compile + solve seconds over the default problem's.
+
 ``--quick`` shrinks every size (for the tests); ``--json`` prints one JSON object.
 """
 
@@ -42,7 +57,10 @@ from typing import Any, Callable
 import numpy as np
 from ufm.core.jsonable import to_json
 
-__all__ = ["main"]
+__all__ = ["main", "PARTS"]
+
+#: The benchmark's parts, in the order they run (``--only``).
+PARTS = ("firstrun", "solve", "gram", "chunked", "certify", "cert10k", "methods", "graph", "analyze")
 
 
 def _best_of(fn: Callable[[], Any], repeat: int) -> float:
@@ -204,6 +222,137 @@ def bench_chunked(n: int, d: int, chunk: int) -> dict[str, Any]:
     return res
 
 
+def _first_run(argv: list[str]) -> dict[str, Any]:
+    """``python -m ufm.solve ARGV --json --quiet`` in a fresh process, compilation cache off:
+    wall seconds and the report's timings."""
+    import os
+
+    env = {**os.environ, "SCL_GEOMETRY_CACHE": "off"}
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "ufm.solve", *argv, "--json", "--quiet"],
+                         capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if out.returncode not in (0, 1):
+        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SystemExit(f"python -m ufm.bench: error: ufm.solve {' '.join(argv)} failed with "
+                         f"status {out.returncode}: {last}")
+    rep = json.loads(out.stdout)
+    t = rep["timing"]
+    cert = rep.get("certificate") or {}
+    work = t["compile_seconds"] + t["solve_seconds"] + t.get("collapse_certificate_seconds", 0.0)
+    return {"argv": argv, "n_samples": rep["config"]["n_samples"], "k": rep["config"]["k"],
+            "d": rep["config"]["d"], "method": rep["config"]["method"],
+            "method_choice": rep.get("method_choice"), "status": rep["status"],
+            "rel_gap": rep["rel_gap"], "delta_gm_of": rep["metrics"]["delta_gm_of"],
+            "wall_seconds": wall, "compile_seconds": t["compile_seconds"],
+            "solve_seconds": t["solve_seconds"],
+            "collapse_certificate_seconds": t.get("collapse_certificate_seconds", 0.0),
+            "certificate_seconds": cert.get("seconds"), "certified": cert.get("certified"),
+            "certificate_method": cert.get("method"),
+            "compile_plus_solve_seconds": work,
+            "startup_seconds": wall - work - (cert.get("seconds") or 0.0)}
+
+
+def bench_first_run(quick: bool) -> dict[str, Any]:
+    """The default solve's first run (``_first_run``), and its floor: the same number of
+    loss+gradient evaluations of the objective it ran, timed in this process."""
+    import jax
+    import jax.numpy as jnp
+
+    from ufm.core.labels import step_counts
+    from ufm.core.loss import collapsed_scl_loss
+    from ufm.solvers.solver import count_evaluations, solve
+
+    argv = ["--k", "4", "--R", "10", "--n-min", "3", "--nonneg", "--certify"] if quick else \
+        ["--k", "10", "--R", "100", "--nonneg", "--certify"]
+    run = _first_run(argv)
+    counts = step_counts(4, 10, n_min=3) if quick else step_counts(10, 100, n_min=5)
+    res, evaluations = count_evaluations(lambda: solve(counts, nonneg=True, seed=0, method=run["method"]))
+    with jax.enable_x64(True):
+        if run["method"] == "classes":
+            vg = jax.jit(jax.value_and_grad(collapsed_scl_loss))
+            v = jnp.asarray(np.eye(len(counts)))
+            args = (v, jnp.asarray(counts), jnp.asarray(0.1))
+        else:
+            from ufm.core.gram_grad import value_and_grad
+
+            z = jnp.asarray(res.z)
+            vg = jax.jit(lambda a, y, c, t: value_and_grad(a, y, c, t))
+            args = (z, jnp.asarray(res.labels), jnp.asarray(counts), jnp.asarray(0.1))
+        one = _best_of(lambda: vg(*args), 50)
+    run.update(evaluations=evaluations, evaluation_seconds=one, floor_seconds=evaluations * one,
+               solve_over_floor=run["solve_seconds"] / (evaluations * one))
+    return run
+
+
+def bench_cert10k(quick: bool) -> dict[str, Any]:
+    """``certify`` (auto) at the solver's point of N = 10,010 (k = 10, STEP R = 10, ReLU):
+    seconds and peak NumPy memory, against one pass over the N x d point."""
+    import tracemalloc
+
+    from ufm.certificates.certification import certificate, certify
+    from ufm.core.closed_forms import of_loss
+    from ufm.core.labels import step_counts
+    from ufm.solvers.solver import solve
+
+    counts = step_counts(4, 10, n_min=3) if quick else step_counts(10, 10, n_min=182)
+    res = solve(counts, nonneg=True, seed=0)
+    certify(counts, 0.1, nonneg=True, z=res.z)  # imports and first-call costs out of the timing
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    bound = certify(counts, 0.1, nonneg=True, z=res.z)
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    z = np.asarray(res.z)
+    floor = min(_timed(lambda: z.sum(axis=0)) for _ in range(20))
+    cert = certificate(res.loss, bound)
+    of = of_loss(counts, 0.1)
+    return {"n_samples": int(sum(counts)), "k": len(counts), "seconds": seconds,
+            "peak_mib": peak / 2**20, "method": bound.method, "tried": list(bound.tried),
+            "certified": cert["certified"], "rel_gap": cert["rel_gap"],
+            "bound_rel_to_of": (bound.lower_bound - of) / of,
+            "floor_seconds": floor, "over_floor": seconds / floor,
+            "point_mib": z.nbytes / 2**20}
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+#: ``methods``: (name, argv) of the first runs compared with the default's.
+METHOD_CASES = [
+    ("default k=10 R=100 ReLU (N=2,525)", ["--k", "10", "--R", "100", "--nonneg"]),
+    ("k=20 R=1000 EXP ReLU (N=16,381)", ["--k", "20", "--R", "1000", "--imbalance", "exp", "--nonneg"]),
+    ("k=10 R=10 n_min=1000 ReLU (N=55,000)", ["--k", "10", "--R", "10", "--n-min", "1000", "--nonneg"]),
+    ("k=10 R=100 n_min=20 ReLU (N=101,000)", ["--k", "10", "--R", "100", "--n-min", "20", "--nonneg"]),
+    ("k=100 R=1000 ReLU (N=250,250)", ["--k", "100", "--R", "1000", "--nonneg"]),
+    ("k=10 R=100 no ReLU (N=2,525)", ["--k", "10", "--R", "100"]),
+    ("k=10 R=100 ReLU d=5 < k (N=2,525, samples)", ["--k", "10", "--R", "100", "--nonneg", "--d", "5"]),
+    ("k=4 R=10 binding batches ReLU (N=66)", ["--k", "4", "--R", "10", "--n-min", "3", "--nonneg",
+                                              "--batch-size", "10", "--schedule", "binding", "--epochs", "3"]),
+    ("k=10 R=10 shuffled batches of 50 ReLU (N=1,100)", ["--k", "10", "--R", "10", "--n-min", "20",
+                                                         "--nonneg", "--batch-size", "50", "--epochs", "2"]),
+]
+QUICK_METHOD_CASES = [METHOD_CASES[0][:1] + (["--k", "4", "--R", "10", "--n-min", "3", "--nonneg"],),
+                      ("k=4 no ReLU d=2", ["--k", "4", "--R", "10", "--n-min", "3", "--d", "2"])]
+
+
+def bench_methods(quick: bool) -> dict[str, Any]:
+    """First runs of ``METHOD_CASES`` (``_first_run``), each over the first (the default)."""
+    cases = []
+    for name, argv in (QUICK_METHOD_CASES if quick else METHOD_CASES):
+        run = _first_run(argv)
+        run["case"] = name
+        cases.append(run)
+    base = cases[0]["compile_plus_solve_seconds"]
+    for c in cases:
+        c["over_default"] = c["compile_plus_solve_seconds"] / base
+    return {"cases": cases}
+
+
 def bench_analyze(n: int, d: int, k: int = 10, repeat: int = 7) -> dict[str, Any]:
     """Best-of-``repeat`` seconds of ``ufm.analyze`` (optimum cached) and of the reference matmul."""
     from ufm.analysis.report import analyze
@@ -239,14 +388,14 @@ def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python -m ufm.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds), for tests")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--only", choices=("solve", "gram", "chunked", "certify", "graph", "analyze"), action="append",
+    p.add_argument("--only", choices=PARTS, action="append",
                    help="run only these parts (repeatable)")
     p.add_argument("--seeds", type=ranged(int, 1, 1000), default=20,
                    help="seeds of the default solve (default 20)")
     p.add_argument("--chunk-n", type=ranged(int, 2048, 10_000_000), default=None,
                    help="N of the chunked run, in [2048, 1e7] (default 100000; 4000 with --quick)")
     args = p.parse_args(argv)
-    parts = args.only or ["solve", "gram", "chunked", "certify", "graph", "analyze"]
+    parts = args.only or list(PARTS)
     if "chunked" in parts:  # the child's N x d float64 rows (~8 copies) and 1024 x N blocks
         from ufm.cli.args import check_size
 
@@ -259,6 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     config = {"quick": args.quick, "parts": parts, "seeds": 2 if args.quick else args.seeds,
               "chunk_n": args.chunk_n or (4000 if args.quick else 100_000)}
     out: dict[str, Any] = {"config": config, "machine": machine_info(), "versions": library_versions()}
+    if "firstrun" in parts:
+        fr = out["firstrun"] = bench_first_run(args.quick)
+        _say(args, f"first run of `ufm.solve {' '.join(fr['argv'])}` (fresh process, no compilation "
+                   f"cache): {fr['wall_seconds']:.2f} s wall = {fr['startup_seconds']:.2f} s start-up "
+                   f"+ {fr['compile_seconds']:.2f} s compile + {fr['solve_seconds']:.3f} s solve "
+                   f"+ {fr['collapse_certificate_seconds'] * 1e3:.1f} ms collapse certificate + "
+                   f"{(fr['certificate_seconds'] or 0) * 1e3:.1f} ms --certify ({fr['certificate_method']}); "
+                   f"method {fr['method']}, {fr['status']}, certified {fr['certified']}")
+        _say(args, f"  solve = {fr['solve_over_floor']:.1f}x its floor: {fr['evaluations']} loss+grad "
+                   f"evaluations x {fr['evaluation_seconds'] * 1e6:.1f} us = {fr['floor_seconds'] * 1e3:.2f} ms")
     if "solve" in parts:
         sv = out["solve"] = bench_solve(args.quick, config["seeds"])
         _say(args, f"solve (default problem N={sv['n_samples']}), seed 0: {sv['solve_seconds']:.2f} s "
@@ -286,6 +445,19 @@ def main(argv: list[str] | None = None) -> int:
                        f"{c['status']:<10} bound - L*_OF = {c['rel_to_of']:+.1e} (relative)"
                        + ("" if c["valid"] else "  ABOVE THE OPTIMUM")
                        + ("" if conic != conic else f"; solver objective {conic:+.1e}"))
+    if "cert10k" in parts:
+        c = out["cert10k"] = bench_cert10k(args.quick)
+        _say(args, f"certificate at the solver's point, N={c['n_samples']} k={c['k']} ReLU: "
+                   f"{c['seconds'] * 1e3:.1f} ms ({c['method']}; tried {', '.join(c['tried'])}), peak "
+                   f"{c['peak_mib']:.1f} MiB (the point itself {c['point_mib']:.1f} MiB), certified "
+                   f"{c['certified']} (rel. gap {c['rel_gap']:.1e}); {c['over_floor']:.0f}x one pass "
+                   f"over the point ({c['floor_seconds'] * 1e3:.3f} ms)")
+    if "methods" in parts:
+        out["methods"] = bench_methods(args.quick)
+        for c in out["methods"]["cases"]:
+            _say(args, f"first run {c['case']:<48} {c['compile_plus_solve_seconds']:6.2f} s compile+solve "
+                       f"({c['over_default']:4.1f}x default; wall {c['wall_seconds']:5.1f} s) "
+                       f"{c['method']:<8} {c['status']}")
     if "graph" in parts:
         from theory_checks.benchmark import bench_graph_check
 

@@ -72,7 +72,10 @@ def build_parser() -> Parser:
     dflt = SolverConfig()
     s.add_argument("--method", choices=("auto", "samples", "classes"), default="auto",
                    help="optimize all N embeddings (samples) or one vector per class (classes, "
-                   "exact among collapsed solutions); auto = samples up to N = 20000 (default auto)")
+                   "exact among collapsed solutions); auto = by cost: for the full batch with d >= k "
+                   "the class vectors, kept only when the dual bound certifies them in sample space "
+                   "(else the samples); the samples with batches, --devices > 1 or a smaller d "
+                   "(default auto)")
     s.add_argument("--sphere-steps", type=ranged(int, 1, None), default=dflt.sphere_steps,
                    help=f"max L-BFGS steps on the sphere (default {dflt.sphere_steps})")
     s.add_argument("--polish-steps", type=ranged(int, 1, None), default=dflt.polish_steps,
@@ -101,8 +104,9 @@ def build_parser() -> Parser:
     c.add_argument("--certify", action="store_true",
                    help="add a certificate: the relaxation's lower bound and the gap to it")
     c.add_argument("--cert-method", choices=CERT_METHODS, default="auto",
-                   help="auto = reduced for the full batch; with batches: full up to N = "
-                   f"{AUTO_FULL_MAX_N} samples, else dual (default auto)")
+                   help="auto = the fastest that applies: dual at the solution (milliseconds), "
+                   "then, only if its bound is loose, reduced (full batch) or full (batches, N <= "
+                   f"{AUTO_FULL_MAX_N}); the report names the method used (default auto)")
     c.add_argument("--cert-tol", type=ranged(float, 0, 1, lo_open=True), default=1e-6,
                    help="certified when (loss - bound)/|loss| <= this (default 1e-6)")
     o = p.add_argument_group("output")
@@ -157,7 +161,8 @@ def format_report(res: SolveResult) -> str:
     lines = [
         f"problem   {relu}: k={c['k']}, N={c['n_samples']}, d={c['d']}, tau={c['tau']:g}"
         + {"samples": "", "signs": "  [d = 1: embeddings +-1, solved by a sign search]"}.get(
-            c["method"], "  [solved over class vectors: --method classes]"),
+            c["method"], "" if res.method_choice else "  [solved over class vectors: --method classes]"),
+        *_method_lines(res.method_choice),
         f"counts    {format_counts(res.counts)}",
         f"loss      {res.loss:.10f}",
     ]
@@ -207,6 +212,22 @@ _STATUS_ADVICE = {
     "max_steps": "the step limit ended a run that is not stationary; raise --sphere-steps/"
                  "--polish-steps",
 }
+
+
+def _method_lines(choice: dict | None) -> list[str]:
+    """What ``--method auto`` did (``SolveResult.method_choice``), one line."""
+    if not choice:
+        return []
+    cert = choice.get("collapse_certificate")
+    if cert is None:
+        return [f"method    {choice['used']} (auto: {choice['why']})"]
+    verdict = (f"collapse certified in sample space: proven bound {cert['lower_bound']:.10f}, "
+               f"rel. gap {cert['rel_gap']:.1e}, {cert['seconds'] * 1e3:.1f} ms"
+               if cert["certified"] else
+               f"collapse NOT certified (rel. gap {cert['rel_gap']:.1e} > {cert['tolerance']:g})")
+    if choice["used"] == "classes":
+        return [f"method    classes (auto: one vector per class; {verdict})"]
+    return [f"method    samples (auto: the class vectors first, {verdict}; then all N samples)"]
 
 
 def _grad(m: dict) -> str:

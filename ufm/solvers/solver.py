@@ -69,7 +69,7 @@ from ufm.core.problem import Problem, as_problem
 from ufm.solvers.rotation import rotate_to_orthant
 from ufm.core.versions import library_versions
 
-__all__ = ["solve", "SolveResult", "SolverConfig", "reference_value"]
+__all__ = ["solve", "SolveResult", "SolverConfig", "reference_value", "auto_method", "count_evaluations"]
 
 Progress = Callable[[str, int, float], None]
 
@@ -99,6 +99,9 @@ class SolveResult:
       versions: library versions, for the report.
       certificate: the ``certificate`` report when one was asked for, else ``None``.
       warnings: human-readable warnings (e.g. the loss does not pin the geometry).
+      method_choice: with ``method="auto"``: the method used and why (``auto_method``), and
+        for a collapsed answer its sample-space certificate (``"collapse_certificate"``:
+        proven lower bound, relative gap, certified, seconds); ``None`` otherwise.
     """
 
     config: dict[str, Any]
@@ -116,6 +119,7 @@ class SolveResult:
     versions: dict[str, str] = field(default_factory=library_versions)
     certificate: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    method_choice: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report: every field but ``z`` and ``labels`` (``certificate`` if set).
@@ -139,6 +143,8 @@ class SolveResult:
         }
         if self.certificate is not None:
             out["certificate"] = self.certificate
+        if self.method_choice is not None:
+            out["method_choice"] = self.method_choice
         return out
 
 
@@ -195,6 +201,53 @@ def _rel_gap(loss: float, ref: float | None) -> float | None:
     if ref is None:
         return None
     return (loss - ref) / abs(ref) if ref != 0 else loss - ref
+
+
+#: While ``count_evaluations`` runs: a one-element host counter that every loss+gradient
+#: evaluation of a solve increments (``None`` otherwise: no callback is compiled in).
+_EVALUATIONS: list[int] | None = None
+
+
+def _tick() -> None:
+    if _EVALUATIONS is not None:
+        _EVALUATIONS[0] += 1
+
+
+def count_evaluations(fn: Callable[[], Any]) -> tuple[Any, int]:
+    """``(fn(), evaluations)``: run ``fn`` (e.g. a ``solve``) with every loss+gradient
+    evaluation of the solver counted (each line-search trial, backtracking trial and
+    extrapolation), excluding the compilation's warm-up calls.
+
+    For benchmarks (``python -m ufm.bench``: the floor of a solve is that many evaluations of
+    the objective). It compiles its own solver pieces, with a host callback in the objective,
+    so it is slower than ``solve`` alone.
+
+    Args:
+      fn: a callable running one or more solves.
+
+    Returns:
+      ``(result of fn, number of evaluations)``.
+
+    >>> from ufm.core.labels import step_counts
+    >>> res, n = count_evaluations(lambda: solve([4, 3], nonneg=True, method="classes"))
+    >>> n >= res.timing["steps"] >= 1
+    True
+    """
+    global _EVALUATIONS
+    _EVALUATIONS = [0]
+    try:
+        return fn(), _EVALUATIONS[0]
+    finally:
+        _EVALUATIONS = None
+
+
+def _counted(vg):
+    """``vg`` with a host callback counting its evaluations (``count_evaluations``)."""
+    def counted(z, data):
+        jax.debug.callback(_tick)
+        return vg(z, data)
+
+    return jax.jit(counted)
 
 
 def _make_objective(matmul_dtype, shared_shift, method, batched, chunked, sharded=None):
@@ -273,7 +326,7 @@ class _Phase:
     resets: bool  # on a stall away from stationarity, restart from the point with no memory
 
 
-def _sphere_pieces(vg, memory: int) -> _Phase:
+def _sphere_pieces(vg, memory: int, jit=jax.jit) -> _Phase:
     """L-BFGS on ``h`` for ``f(h) = L(normalize(h))`` (``optim.lbfgs_step``). The state is
     ``(LBFGSState, f at the previous iterate)``: the stopping rule sees the loss the step
     started from (as ``optax.value_and_grad_from_state`` gives it) and the phase returns the
@@ -287,12 +340,12 @@ def _sphere_pieces(vg, memory: int) -> _Phase:
         s = optim.lbfgs_init(opt, f(data), h)
         return s, optim.lbfgs_value(s)
 
-    step = jax.jit(lambda s, data: (optim.lbfgs_step(opt, f(data), s[0]), optim.lbfgs_value(s[0])))
+    step = jit(lambda s, data: (optim.lbfgs_step(opt, f(data), s[0]), optim.lbfgs_value(s[0])))
     return _Phase(
         name="sphere",
-        init=jax.jit(init),
+        init=jit(init),
         step=lambda s, data: (step(s, data), optim.ACCEPT),
-        residual=jax.jit(lambda s: optim.sphere_residual_norm(s[0].params, optim.lbfgs_grad(s[0]))),
+        residual=jit(lambda s: optim.sphere_residual_norm(s[0].params, optim.lbfgs_grad(s[0]))),
         value=lambda s: s[1],
         point=lambda s: _unit_rows(s[0].params),
         resets=True,
@@ -302,13 +355,13 @@ def _sphere_pieces(vg, memory: int) -> _Phase:
 _A0 = 1e-2  # first projected-gradient step
 
 
-def _polish_pieces(vg) -> _Phase:
+def _polish_pieces(vg, jit=jax.jit) -> _Phase:
     """Accelerated projected gradient on {Z >= 0, unit rows} (``optim.pg_step``)."""
     return _Phase(
         name="polish",
-        init=jax.jit(lambda z, data: optim.pg_init(lambda x: vg(x, data), z, _A0)),
-        step=jax.jit(lambda s, data: optim.pg_step(lambda x: vg(x, data), s)),
-        residual=jax.jit(lambda s: optim.residual_norm(s.x, s.gx, True)),
+        init=jit(lambda z, data: optim.pg_init(lambda x: vg(x, data), z, _A0)),
+        step=jit(lambda s, data: optim.pg_step(lambda x: vg(x, data), s)),
+        residual=jit(lambda s: optim.residual_norm(s.x, s.gx, True)),
         value=lambda s: s.fx,
         point=lambda s: s.x,
         resets=False,
@@ -404,7 +457,12 @@ def solve(
       method: ``"samples"`` optimizes all N embeddings; ``"classes"`` optimizes one vector per
         class (``Z = V[labels]``, exact among collapsed configurations; its loss is the true
         loss of that Z; whether collapse is optimal is what ``ufm.certify`` or the closed form
-        decide); ``"auto"`` = samples up to N = 20,000, classes above (full batch only).
+        decide); ``"auto"`` chooses by cost (``auto_method``): for the full batch with
+        ``d >= k`` the class vectors, whose answer is then certified in SAMPLE space by the
+        dual bound (``ufm.certificates.dual``) and solved again over the samples when the
+        bound does not prove it within ``config.accept_tol``; the samples with batches, with
+        ``devices > 1`` or with a smaller ``d`` (classes above N = 20,000 there). The report's
+        ``method_choice`` says which ran and why.
       config: solver knobs (``SolverConfig``; ``grad_tol`` is the stationarity test that
         ``"optimal"`` and ``"converged"`` need, see the module docstring). ``config.devices > 1``
         shards the full-batch loss of ``method="samples"`` by anchor rows over that many of
@@ -478,13 +536,109 @@ def solve(
                             nonneg=nonneg, lbfgs_memory=config.lbfgs_memory,
                             batch_shape=None if padded is None else padded.shape,
                             devices=devices), n)
-    labels = problem.labels
-    if method == "auto":
-        method = "classes" if batches is None and n > CLASSES_ABOVE else "samples"
-    if method not in ("samples", "classes"):
+    if method not in ("auto", "samples", "classes"):
         raise ValueError(f"method must be 'auto', 'samples' or 'classes', got {method!r}")
     if method == "classes" and batches is not None:
         raise ValueError("method='classes' needs the full batch (batches=None)")
+    if method == "auto":
+        return _solve_auto(problem, seed, config, progress, init)
+    return _solve_method(problem, method, seed, config, progress, init)
+
+
+def auto_method(problem: Problem, devices: int = 1) -> tuple[str, str]:
+    """The method ``solve(method="auto")`` runs first, and why (the choice is by cost).
+
+    - batches: ``"samples"`` (the loss is a sum over batches; no class-level form);
+    - ``devices > 1``: ``"samples"`` (sharding is asked for, and only that path shards);
+    - the full batch with ``d >= k`` (or ``d >= k - 1`` without ReLU): ``"classes"``, ``k x d``
+      unknowns whatever ``N``; its answer is then certified in sample space
+      (``_solve_auto``), since collapse is what the certificate proves, not what it assumes;
+    - otherwise (``d`` below that, where no relaxation bound can be tight): ``"samples"`` up to
+      ``CLASSES_ABOVE`` samples, ``"classes"`` above (uncertified, with a warning).
+
+    Args:
+      problem: a validated ``Problem``.
+      devices: ``SolverConfig.devices``.
+
+    Returns:
+      ``(method, reason)``.
+
+    >>> from ufm.core.problem import Problem
+    >>> auto_method(Problem.create([500, 5], nonneg=True))[0]
+    'classes'
+    """
+    k, d, n = problem.k, problem.d, problem.n_samples
+    if problem.batched:
+        return "samples", "batches: the loss is a sum over batches, solved over all samples"
+    if devices > 1:
+        return "samples", f"devices = {devices}: the samples loss sharded by anchor rows"
+    if d >= k or (not problem.nonneg and d >= k - 1):
+        return "classes", ("full batch: one vector per class (k x d unknowns for any N), the "
+                           "answer certified in sample space by the dual bound")
+    if n > CLASSES_ABOVE:
+        return "classes", (f"d = {d} < k = {k} and N = {n} > {CLASSES_ABOVE}: one vector per "
+                           "class; collapse is assumed, no certificate can prove it here")
+    return "samples", f"d = {d} < k = {k}: no relaxation bound is tight, so all N samples are solved"
+
+
+def _collapse_certificate(res: "SolveResult", problem: Problem, tol: float) -> dict[str, Any]:
+    """The dual certificate (``ufm.certificates.dual.dual_bound``, a proven bound on the
+    SAMPLE-space problem, valid whatever the point) at the collapsed answer ``res.z``."""
+    from ufm.certificates.dual import dual_bound
+
+    t0 = time.perf_counter()
+    bound = dual_bound(res.z, problem)
+    lb = float(bound.lower_bound)
+    rel = (res.loss - lb) / abs(res.loss) if res.loss != 0 else res.loss - lb
+    return {"lower_bound": lb, "rel_gap": rel, "tolerance": tol,
+            "certified": bool(np.isfinite(lb) and rel <= tol),
+            "seconds": time.perf_counter() - t0}
+
+
+def _solve_auto(problem: Problem, seed: int, config: SolverConfig, progress, init) -> "SolveResult":
+    """``method="auto"``: ``auto_method``'s choice; a collapsed (``"classes"``) answer is kept
+    when the dual bound proves it within ``config.accept_tol`` of the sample-space optimum
+    (relative), else (up to ``CLASSES_ABOVE`` samples) the samples method solves it again."""
+    if init is not None:  # checked as the samples method would (a zero row is an error)
+        _start_point(init, problem.labels, problem.k, problem.d, "samples")
+    first, why = auto_method(problem, config.devices)
+    res = _solve_method(problem, first, seed, config, progress, init)
+    choice: dict[str, Any] = {"requested": "auto", "used": first, "why": why}
+    res.method_choice = choice
+    if first == "samples":
+        return res
+    cert = _collapse_certificate(res, problem, config.accept_tol)
+    choice["collapse_certificate"] = cert
+    res.timing["collapse_certificate_seconds"] = cert["seconds"]
+    if cert["certified"]:
+        return res
+    k, d = problem.k, problem.d
+    if problem.n_samples > CLASSES_ABOVE or not (d >= k or (not problem.nonneg and d >= k - 1)):
+        res.warnings.append(
+            "the collapsed solution (--method classes) is not certified in sample space: "
+            f"relative gap to the proven bound {cert['rel_gap']:.1e} > {config.accept_tol:g}; "
+            "another, uncollapsed point may be lower" + (
+                f" (--method samples solves all N = {problem.n_samples} samples)"
+                if problem.n_samples > CLASSES_ABOVE else ""))
+        return res
+    out = _solve_method(problem, "samples", seed, config, progress, init)
+    out.method_choice = {"requested": "auto", "used": "samples",
+                         "why": (f"the collapsed solve was not certified in sample space (relative "
+                                 f"gap to the proven bound {cert['rel_gap']:.1e} > "
+                                 f"{config.accept_tol:g}), so all N samples were solved"),
+                         "collapse_certificate": cert, "tried": ["classes", "samples"]}
+    out.timing["compile_seconds"] += res.timing["compile_seconds"]
+    out.timing["solve_seconds"] += res.timing["solve_seconds"] + cert["seconds"]
+    return out
+
+
+def _solve_method(problem: Problem, method: str, seed: int, config: SolverConfig, progress,
+                  init) -> "SolveResult":
+    """``solve`` with ``method`` ``"samples"`` or ``"classes"`` (arguments validated)."""
+    counts, k, d, tau, nonneg = problem.counts, problem.k, problem.d, problem.tau, problem.nonneg
+    batches = problem.batching
+    padded = None if batches is None else batches.padded()
+    devices, n, labels = config.devices, problem.n_samples, problem.labels
     rows = labels if method == "samples" else np.arange(k, dtype=np.int32)
     t0 = time.perf_counter()
     if batches is None:
@@ -512,9 +666,11 @@ def solve(
         shifts = tuple((dt, shared_shift_fits(tau, dt)) for dt in sorted({*stages, "float64"})
                        if method == "samples" and padded is None)
         key = (n, k, d, nonneg, method, stages, shifts, config.lbfgs_memory,
-               None if padded is None else padded.shape, devices)
+               None if padded is None else padded.shape, devices, _EVALUATIONS is not None)
         vg_exact, machinery = _machinery(key, data, rows.size)
         compile_seconds = time.perf_counter() - t0
+        if _EVALUATIONS is not None:
+            _EVALUATIONS[0] = 0  # the warm-up's calls are not the solve's
         # A float32 stage cannot resolve gaps below its ~1e-8 loss noise, nor stationarity: it
         # hands over to the float64 one there.
         gap_tols = [max(config.gap_tol, _F32_GAP) if dt == "float32" else config.gap_tol for dt in stages]
@@ -631,22 +787,29 @@ def _flat_loss_warning(sensitivity: float | None, tau: float, gap_tol: float) ->
 
 _MACHINERY_CACHE: dict = {}
 
+# The class-vector method's arrays are k x d: XLA's backend optimizations cost more compile time
+# (~30% of the L-BFGS step's second) than they save at run time (145 vs 170 us a step, k = d = 10).
+_jit_small = partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+
 
 def _machinery(key, data, n_rows):
     """Jitted objective and, per stage, the sphere and polish phases, compiled once per problem
     shape ``key`` (the labels, counts, batches and tau are arguments, ``data``)."""
     if key in _MACHINERY_CACHE:
         return _MACHINERY_CACHE[key]
-    n, _, d, nonneg, method, stages, shifts, memory, batch_shape, devices = key
+    n, _, d, nonneg, method, stages, shifts, memory, batch_shape, devices, counting = key
     objective = partial(_make_objective, method=method, batched=batch_shape is not None,
                         chunked=n > CHUNK_ABOVE,
                         sharded=None if devices == 1 else (devices, sharded_chunk_rows(n, devices)))
     shift = dict(shifts)  # {matmul dtype: one shared exp shift?}; empty off the Gram path
+    if counting:
+        objective = lambda *a, make=objective: _counted(make(*a))  # noqa: E731
     vg_exact = objective("float64", shift.get("float64"))
+    jit = _jit_small if method == "classes" else jax.jit
     machinery = []
     for dtype in stages:
         vg = vg_exact if dtype == "float64" else objective(dtype, shift.get(dtype))
-        machinery.append((vg, _sphere_pieces(vg, memory), _polish_pieces(vg) if nonneg else None))
+        machinery.append((vg, _sphere_pieces(vg, memory, jit), _polish_pieces(vg, jit) if nonneg else None))
     _warm_up(vg_exact, machinery, stages, n_rows, d, nonneg, data)
     if len(_MACHINERY_CACHE) >= 8:
         _MACHINERY_CACHE.pop(next(iter(_MACHINERY_CACHE)))

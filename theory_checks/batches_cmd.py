@@ -1,8 +1,17 @@
-"""``python -m theory_checks.batches``: write a batches.json from a batch schedule.
+"""``python -m theory_checks.batches``: write a batches.json from a batch schedule, or, with
+``--advise``, say how many shuffled epochs satisfy the batch conditions (a*) and (b).
 
 Labels come from ``--labels FILE`` (a JSON list of integers, or an object with a "labels" key
 such as another batches.json) or from the problem flags (STEP/EXP imbalance or ``--counts``,
 laid out class by class as in ``ufm.core.labels.labels_from_counts``).
+
+``--advise`` (``theory_checks.coverage``) writes no file: from STEP counts (or ``--counts``
+with at most 4 distinct class sizes) and ``--batch-size`` it prints the smallest number of
+shuffled epochs that guarantees the conditions with probability >= ``--p``, the bounds on the
+probability per epoch count, and the batch-binding alternative; ``--json`` prints the same as
+JSON. The generation flags (``--schedule --epochs``, ``--drop-last --labels --out --quiet``)
+are refused with it, except ``--epochs`` (adds that epoch count to the table and is where
+``--mc-trials`` simulates) and ``--seed`` (the Monte Carlo seed).
 """
 
 from __future__ import annotations
@@ -26,6 +35,12 @@ schedules:
   binding  one fixed sample per class added to EVERY batch (batch-binding); the others are
            shuffled per epoch into batches of --batch-size
 
+advise (no file written):
+  python -m theory_checks.batches --advise --k 10 --R 100 --batch-size 50 [--n-min 5] [--p 0.99] [--json]
+  epochs of the shuffle schedule needed for P(conditions hold) >= p (a guarantee from a union
+  lower bound, with the range the exact number lies in), the probability per epoch count, and
+  batch-binding (all k binding samples: one epoch, probability 1)
+
 examples:
   python -m theory_checks.batches --schedule binding --batch-size 50 --epochs 10 --out b.json
   python -m theory_checks.batches --schedule sorted --counts 20,20,5,5 --batch-size 8 --out s.json
@@ -41,6 +56,16 @@ memory available can parse.
 # (the permutation the batches view) and 110-170 B per batch (the array objects and the list).
 _PER_INDEX, _PER_SAMPLE, _PER_BATCH = 8, 8, 160
 _LABELS_WRITE = 64  # per label, once: the list and the text of "labels" while it is written
+
+# --advise: limits of the analysis (theory_checks.coverage) and of its Monte Carlo check
+_ADVISE_MAX_CLASS = 100_000  # samples in the largest class
+_ADVISE_MAX_N_MIN = 64  # samples in the smallest class (the exact DP grows as n_min^4)
+_ADVISE_MAX_SIZES = 4  # distinct class sizes with --counts
+_MC_TRIALS_MAX = 100_000
+_MC_MAX_ENTRIES = 20_000_000  # epochs x N per trial
+_GENERATION_ONLY = {"schedule": "--schedule", "drop_last": "--drop-last", "labels": "--labels",
+                    "out": "--out", "quiet": "--quiet"}
+_ADVISE_ONLY = {"p": "--p", "json": "--json", "mc_trials": "--mc-trials"}
 
 
 def _parser():
@@ -69,9 +94,20 @@ def _parser():
                         "key (overrides the problem flags)")
     add_counts_args(g)
     o = p.add_argument_group("output")
-    o.add_argument("--out", required=True, metavar="FILE", type=output_file,
-                   help="batches.json to write (atomically)")
+    o.add_argument("--out", default=None, metavar="FILE", type=output_file,
+                   help="batches.json to write (atomically); required unless --advise")
     o.add_argument("--quiet", action="store_true", help="print nothing on success")
+    a = p.add_argument_group("advise (how many shuffled epochs are enough; writes no file)")
+    a.add_argument("--advise", action="store_true",
+                   help="print the epochs of the shuffle schedule needed for the conditions (a*) "
+                        "and (b) with probability >= --p, and the binding alternative")
+    a.add_argument("--p", type=ranged(float, 0, 1, lo_open=True, hi_open=True), default=None,
+                   help="target probability in (0, 1) (default 0.99; with --advise)")
+    a.add_argument("--json", action="store_true", help="print the advice as JSON (with --advise)")
+    a.add_argument("--mc-trials", type=ranged(int, 1, _MC_TRIALS_MAX), default=None,
+                   help=f"also estimate the probability at the guaranteed number of epochs (or "
+                        f"--epochs) by Monte Carlo with check_batches, 1 to {_MC_TRIALS_MAX} trials "
+                        f"(with --advise)")
     return p
 
 
@@ -140,8 +176,190 @@ def _check_size(parser, args, labels: np.ndarray) -> None:
                      f"{max(0, (free - (digits + 2) * n) // per_epoch_text)} epochs")
 
 
+def _given(argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the flags given on the command line (a parse with every default None)."""
+    probe = _parser()
+    probe.set_defaults(**{a.dest: None for a in probe._actions if a.dest != "help"})
+    for a in probe._actions:
+        if isinstance(a, argparse._StoreTrueAction):
+            a.default = None
+    return {k for k, v in vars(probe.parse_args(argv)).items() if v is not None}
+
+
+def _advise_counts(parser, args) -> np.ndarray:
+    from ufm.cli.args import counts_from_args
+
+    if args.counts is None and args.imbalance != "step":
+        parser.error("argument --imbalance: --advise supports step (two class sizes) or --counts")
+    counts = counts_from_args(parser, args)
+    flag = "--counts" if args.counts is not None else "--R"
+    if args.counts is not None and np.unique(counts).size > _ADVISE_MAX_SIZES:
+        parser.error(f"argument --counts: --advise supports at most {_ADVISE_MAX_SIZES} distinct class "
+                     f"sizes, got {np.unique(counts).size}")
+    if int(counts.max()) > _ADVISE_MAX_CLASS:
+        parser.error(f"argument {flag}: --advise supports classes of at most {_ADVISE_MAX_CLASS} "
+                     f"samples, the largest has {int(counts.max())}")
+    if int(counts.min()) > _ADVISE_MAX_N_MIN:
+        name = "--counts" if args.counts is not None else "--n-min"
+        parser.error(f"argument {name}: --advise supports a smallest class of 2 to {_ADVISE_MAX_N_MIN} "
+                     f"samples, got {int(counts.min())}")
+    return counts
+
+
+def _fmt_p(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x == 0 or x == 1:
+        return f"{x:.0f}"
+    if x > 0.999:
+        return f"1 - {1 - x:.2e}"
+    return f"{x:.4f}" if x >= 1e-4 else f"{x:.2e}"
+
+
+def _advice(counts: np.ndarray, batch_size: int, p: float, epochs: int | None,
+            mc_trials: int | None, seed: int) -> dict:
+    from theory_checks import coverage as cov
+
+    n = int(counts.sum())
+    k = int(counts.size)
+    sizes = cov.shuffle_batch_sizes(n, batch_size)
+    summary = cov.epochs_summary(counts, batch_size, p)
+    e_star = summary["guaranteed"]
+    marks = {1}
+    for key in ("guaranteed", "at_least", "approx"):
+        if summary[key] is not None:
+            marks.add(summary[key])
+    if e_star is not None and e_star > 1:
+        marks |= {max(1, int(round(e_star * f))) for f in (0.25, 0.5, 0.75, 1.5, 2.0)}
+    elif e_star is None:
+        marks |= {2, 10, 100, 1000}
+    if epochs is not None:
+        marks.add(epochs)
+    rows = []
+    for e in sorted(marks):
+        b = cov.coverage_bounds(counts, batch_size, e)
+        rows.append({"epochs": e, "lower": b.lower, "upper": b.upper, "approx": b.approx,
+                     "exact": b.exact, "bottleneck": b.bottleneck})
+    at_star = cov.coverage_bounds(counts, batch_size, e_star) if e_star else None
+    small = [i for i in range(k) if counts[i] == counts.min()]
+    full = cov.binding_guarantee(counts, batch_size)
+    binding = {
+        "all_k": {"binding_samples": k, "epochs": 1 if full.guaranteed else None,
+                  "probability": 1.0 if full.guaranteed else None, "guaranteed": full.guaranteed,
+                  "batch_size_with_binding": batch_size + k,
+                  "condition": "k >= 2, every class has >= 2 samples (one besides its binding "
+                               "sample) and no sample is dropped (drop_last off); fixed or "
+                               "redrawn each epoch", "reason": full.reason},
+    }
+    if 2 <= len(small) < k:
+        part = cov.epochs_summary(counts, batch_size, p, binding_classes=small)
+        verdict = cov.binding_guarantee(counts, batch_size, small)
+        binding["minority_only"] = {"binding_classes": small, "binding_samples": len(small),
+                                    "guaranteed_every_shuffle": verdict.guaranteed,
+                                    "epochs_needed": part["guaranteed"], "at_least": part["at_least"],
+                                    "approx": part["approx"], "reason": verdict.reason}
+    out = {
+        "counts": counts.tolist(), "k": k, "n_samples": n, "batch_size": batch_size, "p": p,
+        "batches_per_epoch": int(sizes.size), "last_batch": int(sizes[-1]),
+        "shuffle": {"epochs_needed": e_star, "guarantee": "union lower bound L_E >= p",
+                    "at_least": summary["at_least"], "approx": summary["approx"],
+                    "one_epoch_probability": cov.one_epoch_probability(counts, batch_size),
+                    "bottleneck": at_star.bottleneck if at_star else rows[-1]["bottleneck"],
+                    "by_epochs": rows},
+        "binding": binding,
+    }
+    if mc_trials:
+        e_mc = epochs if epochs is not None else e_star
+        if e_mc is not None:
+            mc = cov.monte_carlo_probability(counts, batch_size, e_mc, mc_trials, seed)
+            b = cov.coverage_bounds(counts, batch_size, e_mc)
+            out["monte_carlo"] = {"epochs": e_mc, "trials": mc.trials, "seed": seed,
+                                  "estimate": mc.estimate, "ci99": [mc.ci_low, mc.ci_high],
+                                  "lower": b.lower, "upper": b.upper,
+                                  "agrees": bool(mc.ci_high >= b.lower and mc.ci_low <= b.upper)}
+    return out
+
+
+def _advice_text(a: dict) -> str:
+    sh, n, bsz = a["shuffle"], a["n_samples"], a["batch_size"]
+    from ufm.cli.args import format_counts
+
+    lines = [f"shuffle schedule (drop_last off): counts {format_counts(a['counts'])} (k = {a['k']}, "
+             f"N = {n}); batch size {bsz}: {a['batches_per_epoch']} batches per epoch"
+             + (f", the last of {a['last_batch']}" if a["last_batch"] != bsz else "")]
+    e = sh["epochs_needed"]
+    if e is None and sh["one_epoch_probability"] == 0 and bsz == 2:
+        lines.append("no number of epochs: with batches of 2 condition (a*) never holds (a mixed "
+                     "batch of 2 holds one sample per class, a pure one pins nothing)")
+    elif e is None:
+        lines.append(f"no number of epochs up to 10^15 is certified for p = {a['p']:g}")
+    else:
+        lines.append(f"epochs needed for P(conditions (a*) and (b) hold) >= {a['p']:g}: {e} "
+                     f"(guaranteed by the union lower bound); the exact smallest number lies in "
+                     f"[{sh['at_least']}, {e}]; approximation {sh['approx']}")
+    one = sh["one_epoch_probability"]
+    lines.append(f"one epoch: probability {one:.0f} exactly (one epoch satisfies the conditions "
+                 f"only when B >= N = {n})")
+    lines.append(f"bottleneck: {sh['bottleneck']}")
+    lines.append("probability by number of epochs (lower <= P <= upper, rigorous; approx):")
+    lines.append(f"  {'epochs':>14}  {'lower':>12}  {'upper':>12}  {'approx':>12}")
+    for r in sh["by_epochs"]:
+        tag = "  exact" if r["exact"] is not None else ""
+        lines.append(f"  {r['epochs']:>14}  {_fmt_p(r['lower']):>12}  {_fmt_p(r['upper']):>12}  "
+                     f"{_fmt_p(r['approx']):>12}{tag}")
+    full = a["binding"]["all_k"]
+    if full["guaranteed"]:
+        lines.append(f"binding alternative: all k = {a['k']} binding samples (one sample per class "
+                     f"added to every batch: batches of {bsz} + {a['k']}) satisfy (a*) and (b) in ONE "
+                     f"epoch with probability 1, because {full['condition']}")
+    else:
+        lines.append(f"binding alternative: {full['reason']}")
+    mo = a["binding"].get("minority_only")
+    if mo:
+        head = (f"fewer binding samples: binding only the {mo['binding_samples']} smallest classes "
+                f"is not guaranteed for every shuffle ({mo['reason']}); ")
+        if mo["epochs_needed"] is None:
+            lines.append(head + f"no number of epochs up to 10^15 is certified for p = {a['p']:g}")
+        else:
+            lines.append(head + f"{mo['epochs_needed']} epochs guarantee p >= {a['p']:g} (the exact "
+                         f"number lies in [{mo['at_least']}, {mo['epochs_needed']}], approximation "
+                         f"{mo['approx']})")
+    mc = a.get("monte_carlo")
+    if mc:
+        lines.append(f"Monte Carlo at {mc['epochs']} epochs ({mc['trials']} trials, seed {mc['seed']}, "
+                     f"check_batches): {mc['estimate']:.4f}, 99% interval [{mc['ci99'][0]:.4f}, "
+                     f"{mc['ci99'][1]:.4f}]; bounds [{_fmt_p(mc['lower'])}, {_fmt_p(mc['upper'])}]"
+                     f" ({'agree' if mc['agrees'] else 'DISAGREE'})")
+    return "\n".join(lines)
+
+
+def _advise(parser, args, given: set[str]) -> int:
+    import json
+
+    for dest, flag in _GENERATION_ONLY.items():
+        if dest in given:
+            parser.error(f"argument {flag}: not used with --advise (it writes no batches)")
+    counts = _advise_counts(parser, args)
+    p = 0.99 if args.p is None else args.p
+    epochs = args.epochs if "epochs" in given else None
+    if args.mc_trials:
+        from theory_checks.coverage import epochs_needed_for_counts
+
+        e_mc = epochs if epochs is not None else epochs_needed_for_counts(counts, args.batch_size, p)
+        if e_mc is not None and e_mc * int(counts.sum()) > _MC_MAX_ENTRIES:
+            parser.error(f"argument --mc-trials: {e_mc} epochs of N = {int(counts.sum())} samples per "
+                         f"trial is too large to simulate (at most {_MC_MAX_ENTRIES} entries; give a "
+                         f"smaller --epochs)")
+    advice = _advice(counts, args.batch_size, p, epochs, args.mc_trials, args.seed)
+    if args.json:
+        print(json.dumps(advice, indent=1))
+    else:
+        print(_advice_text(advice))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 written, 2 usage error)."""
+    """Run the CLI; returns the exit status (0 written / advised, 2 usage error)."""
     from ufm.cli.args import counts_from_args, write_failed
     from ufm.core.labels import labels_from_counts
     from ufm.core.versions import library_versions
@@ -151,6 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = _parser()
     args = parser.parse_args(argv)
+    given = _given(argv)
+    if args.advise:
+        return _advise(parser, args, given)
+    for dest, flag in _ADVISE_ONLY.items():
+        if dest in given:
+            parser.error(f"argument {flag}: only with --advise")
+    if args.out is None:
+        parser.error("argument --out: required (the batches.json to write), unless --advise")
     if args.labels is not None:
         labels = _labels_file(parser, args.labels)
         source = {"labels_file": args.labels}

@@ -34,12 +34,14 @@ import numpy as np
 
 from ufm.core.checks import check_int, check_nonneg_ints
 
-__all__ = ["SCHEDULES", "epoch_batches", "schedule_batches", "binding_samples", "check_labels"]
+__all__ = ["SCHEDULES", "epoch_batches", "schedule_batches", "binding_samples", "check_labels",
+           "binding_variant_epoch", "binding_variant_batches"]
 
 SCHEDULES = ("shuffle", "fixed", "sorted", "binding")
 
 # spawn-key tags: one independent random stream per purpose
 _SHUFFLE, _FIXED_PARTITION, _FIXED_ORDER, _SORTED, _BINDING_PICK, _BINDING_SHUFFLE = range(6)
+_BINDING_EPOCH_PICK = 6  # binding_variant_epoch(per_epoch=True): the binding samples of an epoch
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -137,4 +139,94 @@ def schedule_batches(labels: Sequence[int], *, schedule: str, batch_size: int, e
     for e in range(epochs):
         out.extend(epoch_batches(labels, schedule=schedule, batch_size=batch_size, epoch=e,
                                  seed=seed, drop_last=drop_last))
+    return out
+
+
+# ----------------------------------------------------------------------------- binding variants
+# (issue 38: fewer binding classes than k, binding samples that change per epoch; not in
+# SCHEDULES, so the ``binding`` schedule and the command line are unchanged)
+
+
+def _one_per_class(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One sample per class (classes in increasing label order), uniformly, from ``rng``."""
+    perm = rng.permutation(y.size)
+    order = perm[np.argsort(y[perm], kind="stable")]
+    ys = y[order]
+    return order[np.r_[True, ys[1:] != ys[:-1]]].astype(np.int64)
+
+
+def _binding_class_set(y: np.ndarray, binding_classes) -> np.ndarray:
+    classes = np.unique(y)
+    if binding_classes is None:
+        return classes
+    values = list(binding_classes)
+    chosen = (np.unique(check_nonneg_ints("binding_classes", values)) if values
+              else np.zeros(0, dtype=np.int64))
+    missing = np.setdiff1d(chosen, classes)
+    if missing.size:
+        raise ValueError(f"binding_classes must be labels that occur; {missing.tolist()} do not")
+    return chosen
+
+
+def binding_variant_epoch(labels: Sequence[int], *, batch_size: int, epoch: int, seed: int,
+                          binding_classes: Sequence[int] | None = None, per_epoch: bool = False,
+                          drop_last: bool = False) -> tuple[list[np.ndarray], np.ndarray]:
+    """One epoch of a batch-binding VARIANT: ``(batches, binding)``.
+
+    The binding samples are one per class of ``binding_classes`` (label values; None: every
+    class): the ``binding`` schedule's (``binding_samples(labels, seed)``), or, with
+    ``per_epoch``, new ones drawn for each epoch. They are added to EVERY batch; the other
+    samples (the unbound classes' included) are shuffled into batches of ``batch_size`` exactly
+    as in the ``binding`` schedule. With ``binding_classes=None`` and ``per_epoch=False`` the
+    batches are those of ``epoch_batches(schedule="binding")``.
+
+    Raises ``ValueError`` for bad labels, ``batch_size < 1``, ``epoch < 0``, ``seed < 0``, a
+    binding class that does not occur, or ``drop_last`` leaving no batch.
+
+    >>> y = [0, 0, 0, 1, 1, 1, 2, 2]
+    >>> b, bind = binding_variant_epoch(y, batch_size=2, epoch=0, seed=0, binding_classes=[2])
+    >>> len(bind), all(bind[0] in x for x in b)
+    (1, True)
+    """
+    y = check_labels(labels)
+    batch_size = check_int("batch_size", batch_size, 1)
+    epoch = check_int("epoch", epoch, 0)
+    seed = check_int("seed", seed, 0)
+    chosen = _binding_class_set(y, binding_classes)
+    if per_epoch:
+        every = _one_per_class(y, _rng(seed, _BINDING_EPOCH_PICK, epoch))
+    else:
+        every = binding_samples(y, seed)
+    bind = every[np.isin(y[every], chosen)]
+    keep = np.ones(y.size, dtype=bool)
+    keep[bind] = False
+    rest = np.flatnonzero(keep)
+    if rest.size == 0:
+        out = [bind.copy()]
+    else:
+        rest = rest[_rng(seed, _BINDING_SHUFFLE, epoch).permutation(rest.size)]
+        out = [np.concatenate([b, bind]) for b in _cut(rest, batch_size, drop_last)]
+    if not out:
+        raise ValueError(f"batch_size ({batch_size}) exceeds the {rest.size} samples to shuffle "
+                         f"with drop_last=True: no batch left")
+    return [b.astype(np.int64, copy=False) for b in out], bind
+
+
+def binding_variant_batches(labels: Sequence[int], *, batch_size: int, epochs: int, seed: int,
+                            binding_classes: Sequence[int] | None = None, per_epoch: bool = False,
+                            drop_last: bool = False) -> list[np.ndarray]:
+    """All batches of epochs ``0..epochs-1`` of ``binding_variant_epoch``, concatenated.
+
+    >>> y = [0, 0, 1, 1, 2, 2]
+    >>> a = binding_variant_batches(y, batch_size=2, epochs=2, seed=1)
+    >>> b = schedule_batches(y, schedule="binding", batch_size=2, epochs=2, seed=1)
+    >>> all(np.array_equal(u, v) for u, v in zip(a, b)) and len(a) == len(b)
+    True
+    """
+    epochs = check_int("epochs", epochs, 1)
+    out: list[np.ndarray] = []
+    for e in range(epochs):
+        out.extend(binding_variant_epoch(labels, batch_size=batch_size, epoch=e, seed=seed,
+                                         binding_classes=binding_classes, per_epoch=per_epoch,
+                                         drop_last=drop_last)[0])
     return out

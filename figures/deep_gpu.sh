@@ -11,6 +11,12 @@
 #      on a machine with several GPUs then the data-parallel step on all of them
 #      (deep.bench --devices all: each global batch split over the GPUs), appended to bench.txt.
 #   4. The dual certificate of the UFM+ optimum at N = 10,010 (k = 10, STEP R = 10).
+#   5. (Issue 35, beside step 1) FashionMNIST at R = 10 with ReLU, DenseNet-40 (growth 12)
+#      against resnet-small ($FMNIST_ARCHS), one seed each, the CPU runs' protocol (n_maj 500,
+#      batch 50, 100 epochs); the time box keeps every finished epoch. DenseNet-40 finished no
+#      epoch in 25 minutes on the project's 2-core CPU. Needs the Debian files (FMNIST_DIR,
+#      default /usr/share/datasets/fashion-mnist, else ./data/fashion-mnist: carry them);
+#      skipped with a log line when absent or FMNIST_ARCHS is empty.
 #
 # Everything it keeps lands in OUT_DIR as at most 8 files: log.txt, bench.txt, cert.json,
 # report_r<R>.txt, deep_gpu.tar.gz (the runs' config.json + metrics.jsonl and the PNGs; no
@@ -41,6 +47,13 @@ DP_BENCH_ARGS=${DP_BENCH_ARGS:-""}          # set: run the data-parallel bench e
 DP_BENCH_TIMEOUT=${DP_BENCH_TIMEOUT:-50}    # 270 + 150 + 50 + 70 s: inside the 600 s call
 CERT_ARGS=${CERT_ARGS:-"--k 10 --R 10 --n-min 182"}
 CERT_TIMEOUT=${CERT_TIMEOUT:-70}
+FMNIST_ARCHS=${FMNIST_ARCHS-"densenet40 resnet-small"}
+FMNIST_DIR=${FMNIST_DIR:-}
+if [ -z "$FMNIST_DIR" ]; then
+    for d in /usr/share/datasets/fashion-mnist data/fashion-mnist; do
+        [ -e "$d/train-images-idx3-ubyte.gz" ] && FMNIST_DIR=$d && break
+    done
+fi
 
 export PYTHONUNBUFFERED=1 SCL_GEOMETRY_CACHE=off
 mkdir -p "$OUT_DIR" "$WORK/results/deep_gpu/runs"
@@ -52,7 +65,7 @@ $PY -c 'import jax, flax, optax; print("jax", jax.__version__, "flax", flax.__ve
 command -v nvidia-smi >/dev/null && nvidia-smi -L 2>&1 | tee -a "$OUT_DIR/log.txt"
 
 # 1. Training: every run at once, each with a slice of the GPU memory.
-n_runs=$(( $(wc -w <<<"$RS") * 3 ))
+n_runs=$(( $(wc -w <<<"$RS") * 3 + $(wc -w <<<"$FMNIST_ARCHS") ))
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-$(awk "BEGIN{print 0.9/$n_runs}")}
 pids=()
 for R in $RS; do
@@ -72,9 +85,22 @@ for R in $RS; do
         pids+=($!)
     done
 done
+if [ -n "$FMNIST_ARCHS" ] && [ -n "$FMNIST_DIR" ]; then
+    for arch in $FMNIST_ARCHS; do
+        timeout -k 30 "$TRAIN_TIMEOUT" $PY -m deep.train --arch "$arch" --dataset fashionmnist \
+            --data-dir "$FMNIST_DIR" --R 10 --n-maj 500 --batch-size 50 --epochs 100 --seed 0 \
+            --test-every 10 --test-subset 1000 --quiet \
+            --out "$WORK/results/deep_gpu/fashionmnist/r10_${arch}_s0" >"$WORK/fm_$arch.log" 2>&1 &
+        pids+=($!)
+    done
+else
+    log "FashionMNIST runs skipped (FMNIST_ARCHS='$FMNIST_ARCHS', FMNIST_DIR='$FMNIST_DIR')"
+fi
 log "training ${#pids[@]} runs (at most ${TRAIN_TIMEOUT}s)"
 for pid in "${pids[@]}"; do wait "$pid"; done
-for f in "$WORK"/r*.log; do log "$(basename "$f" .log): $(tail -n 1 "$f")"; done
+for f in "$WORK"/r*.log "$WORK"/fm_*.log; do
+    [ -e "$f" ] && log "$(basename "$f" .log): $(tail -n 1 "$f")"
+done
 unset XLA_PYTHON_CLIENT_MEM_FRACTION
 
 # 2. Reports: one per R, over every seed of the three variants.

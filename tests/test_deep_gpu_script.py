@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "figures" / "deep_gpu.sh"
 TINY = {"ARCH": "resnet-tiny", "EPOCHS": "2", "SEEDS": "2", "RS": "2", "TRAIN_TIMEOUT": "400",
         "TRAIN_ARGS": "--n-maj 20", "BENCH_ARGS": "--quick --batch-sizes 8 --no-torch",
-        "CERT_ARGS": "--k 4 --R 10 --n-min 5"}
+        "CERT_ARGS": "--k 4 --R 10 --n-min 5", "FMNIST_ARCHS": ""}
 
 
 def test_gpu_script_at_tiny_size(tmp_path):

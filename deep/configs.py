@@ -60,6 +60,10 @@ class TrainConfig:
     rho: float = 0.5
     n_maj: int | None = None
     relu: bool = True
+    # the final features' activation (ufm.core.activations.ACTIVATIONS); None: relu / none by
+    # ``relu``. Set, it decides, and ``relu`` is made to agree (True only for "relu").
+    activation: str | None = None
+    slope: float | None = None  # leaky_relu's alpha (default 0.01)
     loss: str = "scl"
     schedule: str = "shuffle"
     batch_size: int = 50
@@ -117,4 +121,20 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     dflt = DATASET_DEFAULTS[cfg.dataset]
     changes = {name: dflt[name] for name in ("n_maj", "epochs", "flip")
                if getattr(cfg, name) is None}
+    if cfg.activation is not None or cfg.slope is not None:
+        from ufm.core.activations import check_activation
+
+        name, slope = check_activation("relu" if cfg.activation is None else cfg.activation, cfg.slope)
+        changes.update(activation=name, slope=slope, relu=name == "relu")
     return dataclasses.replace(cfg, **changes)
+
+
+def feature_activation(cfg: TrainConfig) -> tuple[str, float | None]:
+    """``(name, slope)`` of the activation on the final features (``ufm.core.activations``).
+
+    >>> feature_activation(TrainConfig(relu=False))
+    ('none', None)
+    """
+    if cfg.activation is None:
+        return ("relu" if cfg.relu else "none"), None
+    return cfg.activation, cfg.slope

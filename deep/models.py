@@ -205,12 +205,19 @@ class FeatureNet(nn.Module):
     num_classes: int | None = None
     dtype: Dtype = jnp.float32
     conv: str = "xla"
+    activation: str | None = None  # ufm.core.activations name; None: relu / none by ``relu``
+    slope: float | None = None  # leaky_relu's alpha
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> tuple[jax.Array, jax.Array | None]:
         h = ARCHS[self.arch](dtype=self.dtype, conv=self.conv, name="backbone")(x.astype(self.dtype), train)
-        if self.relu:
+        name = self.activation if self.activation is not None else ("relu" if self.relu else "none")
+        if name == "relu":
             h = nn.relu(h)
+        elif name != "none":
+            from ufm.core.activations import activation_fn
+
+            h = activation_fn(name, self.slope)(h)
         h = h.astype(jnp.float32)
         logits = None
         if self.num_classes is not None:
@@ -219,13 +226,20 @@ class FeatureNet(nn.Module):
 
 
 def make_model(arch: str, *, relu: bool = True, num_classes: int | None = None,
-               dtype: str | Dtype = "float32", conv: str = "xla") -> FeatureNet:
-    """The feature network of a preset ``arch`` (a key of ``ARCHS``)."""
+               dtype: str | Dtype = "float32", conv: str = "xla", activation: str | None = None,
+               slope: float | None = None) -> FeatureNet:
+    """The feature network of a preset ``arch`` (a key of ``ARCHS``); ``activation`` (a name of
+    ``ufm.core.activations``, with ``slope`` for leaky_relu) replaces the ``relu`` switch."""
+    if activation is not None:
+        from ufm.core.activations import check_activation
+
+        activation, slope = check_activation(activation, slope)
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
     if conv not in ("xla", "matmul"):
         raise ValueError(f"conv must be 'xla' or 'matmul'; got {conv!r}")
-    return FeatureNet(arch=arch, relu=relu, num_classes=num_classes, dtype=jnp.dtype(dtype), conv=conv)
+    return FeatureNet(arch=arch, relu=relu, num_classes=num_classes, dtype=jnp.dtype(dtype), conv=conv,
+                      activation=activation, slope=slope)
 
 
 def _abstract_variables(model: nn.Module, image_shape: Sequence[int]):

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 from deep.configs import ARCHITECTURES, CONVS, DATASET_DEFAULTS, DATASETS, DTYPES, LOSSES, TrainConfig
 from theory_checks.schedules import SCHEDULES
-from ufm.cli.args import Parser, ranged, unwritable_reason
+from ufm.cli.args import ACTIVATION_NAMES, Parser, ranged, unwritable_reason
 from ufm.cli.signals import on_interrupt_say
 from ufm.core.checks import TAU_MAX, TAU_MIN
 
@@ -73,6 +73,11 @@ def build_parser() -> Parser:
                    help=f"network (tiny variants: CPU smoke tests) (default {d.arch})")
     m.add_argument("--relu", action=argparse.BooleanOptionalAction,
                    help="ReLU on the final features before normalization (default on)")
+    m.add_argument("--activation", choices=ACTIVATION_NAMES,
+                   help="activation on the final features instead of the --relu switch "
+                        "(ufm.core.activations; relu = --relu, none = --no-relu)")
+    m.add_argument("--slope", type=ranged(float, 0, 1, lo_open=True, hi_open=True),
+                   help="leaky_relu's negative slope, in (0, 1) (default 0.01)")
     m.add_argument("--loss", choices=LOSSES, help=f"scl, or ce with a linear head (default {d.loss})")
     m.add_argument("--tau", type=ranged(float, TAU_MIN, TAU_MAX),
                    help=f"SCL temperature in [{TAU_MIN:g}, {TAU_MAX:g}] (ufm.core.checks; default {d.tau:g})")
@@ -160,7 +165,8 @@ def _given_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _default_out(cfg: TrainConfig) -> Path:
-    relu = "relu" if cfg.relu else "norelu"
+    relu = cfg.activation if cfg.activation not in (None, "relu", "none") else \
+        "relu" if cfg.relu else "norelu"
     return Path("runs") / (f"{cfg.dataset}_{cfg.arch}_R{cfg.R:g}_{relu}_{cfg.schedule}_{cfg.loss}"
                            f"_seed{cfg.seed}" + (f"x{cfg.seeds}" if cfg.seeds > 1 else ""))
 
@@ -171,6 +177,11 @@ def _config_for_run(parser: Parser, args: argparse.Namespace) -> tuple[TrainConf
     from deep.rundir import CONFIG, read_config
 
     given = _given_config(args)
+    if "activation" in given and "relu" in given:
+        parser.error("argument --activation: not with --relu/--no-relu (--activation relu is "
+                     "--relu, --activation none is --no-relu)")
+    if "slope" in given and given.get("activation") != "leaky_relu":
+        parser.error("argument --slope: applies to --activation leaky_relu only")
     cfg = resolve(TrainConfig(**given))
     out = Path(getattr(args, "out", None) or _default_out(cfg))
     resume = getattr(args, "resume", False)
@@ -198,7 +209,7 @@ def _config_for_run(parser: Parser, args: argparse.Namespace) -> tuple[TrainConf
 
 def _describe(cfg: TrainConfig) -> str:
     """The flags that define a run, as one line (``--resume``'s note on a new folder)."""
-    keys = ("dataset", "arch", "loss", "relu", "R", "n_maj", "epochs", "batch_size", "schedule",
+    keys = ("dataset", "arch", "loss", "relu", "activation", "R", "n_maj", "epochs", "batch_size", "schedule",
             "lr", "tau", "seed", "seeds")
     return " ".join(f"{k}={getattr(cfg, k)}" for k in keys)
 

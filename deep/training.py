@@ -294,7 +294,7 @@ def setup(cfg: TrainConfig, data: ImageData, *, donate: bool | None = None, mesh
         raise ImbalanceError(f"{cfg.epochs} epochs of {steps} steps exceed the {MAX_STEPS} steps "
                              f"the optimizer counts; at most {MAX_STEPS // steps} epochs",
                              "--epochs")
-    model = make_model(cfg.arch, relu=cfg.relu, num_classes=k if cfg.loss == "ce" else None,
+    model = make_model(cfg.arch, relu=cfg.relu, activation=cfg.activation, slope=cfg.slope, num_classes=k if cfg.loss == "ce" else None,
                        dtype=cfg.dtype, conv=cfg.conv)
     tx = make_optimizer(cfg, steps)
     if donate is None:

@@ -33,10 +33,15 @@ done
 # DenseNet-40 (issue 35, model complexity) is not in this CPU queue: it finished no epoch in 25
 # minutes here beside one other training; figures/deep_gpu.sh runs it beside resnet-small.
 # Issue 38, temperature on networks: tau 0.05 and 0.5 at R = 10 with ReLU (tau 0.1 is r10_relu).
+# Issue 38, activations on networks: Leaky ReLU (0.01, 0.1) and GELU at R = 10 (ReLU and none
+# are r10_relu and r10_norelu).
 for s in 0 1 2; do
     for t in 0.05 0.5; do
         JOBS+=("r10_tau${t}_s$s --arch resnet-small --R 10 --seed $s --tau $t")
     done
+    JOBS+=("r10_leaky0.01_s$s --arch resnet-small --R 10 --seed $s --activation leaky_relu --slope 0.01")
+    JOBS+=("r10_leaky0.1_s$s --arch resnet-small --R 10 --seed $s --activation leaky_relu --slope 0.1")
+    JOBS+=("r10_gelu_s$s --arch resnet-small --R 10 --seed $s --activation gelu")
 done
 
 run_one() {

@@ -21,6 +21,7 @@ from ufm.core.checks import TAU_MAX, TAU_MIN
 from ufm.core.labels import check_counts, exp_counts, step_counts
 
 __all__ = [
+    "ACTIVATION_NAMES",
     "Parser",
     "add_problem_args",
     "counts_from_args",
@@ -38,6 +39,10 @@ __all__ = [
     "format_matrix",
     "enable_compilation_cache",
 ]
+
+#: ``ufm.core.activations.ACTIVATIONS`` spelled out, so that ``--help`` and argument errors load
+#: no JAX (``tests/test_activations.py`` checks the two agree).
+ACTIVATION_NAMES = ("relu", "softplus", "leaky_relu", "gelu", "elu", "none")
 
 K_MAX, R_MAX, D_MAX = 1000, 1_000_000, 100_000
 

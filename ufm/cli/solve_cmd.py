@@ -20,7 +20,7 @@ import numpy as np
 
 import argparse
 
-from ufm.cli.args import (Parser, add_problem_args, check_size, counts_from_args,
+from ufm.cli.args import (ACTIVATION_NAMES, Parser, add_problem_args, check_size, counts_from_args,
                           enable_compilation_cache, format_counts, format_matrix, int_list,
                           output_file, ranged, write_outputs)
 from ufm.cli.io import save_npz_atomic, to_jsonable, write_json_atomic
@@ -36,7 +36,7 @@ from theory_checks.schedules import SCHEDULES
 if TYPE_CHECKING:
     from ufm.solvers.solver import SolveResult
 
-__all__ = ["main", "build_parser", "format_report"]
+__all__ = ["main", "build_parser", "format_report", "format_activation_report"]
 
 
 def _tau_list(text: str) -> list[float]:
@@ -109,6 +109,7 @@ def build_parser() -> Parser:
                    f"{AUTO_FULL_MAX_N}); the report names the method used (default auto)")
     c.add_argument("--cert-tol", type=ranged(float, 0, 1, lo_open=True), default=1e-6,
                    help="certified when (loss - bound)/|loss| <= this (default 1e-6)")
+    _add_activation_args(p)
     o = p.add_argument_group("output")
     o.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     o.add_argument("--out", metavar="FILE", type=output_file,
@@ -303,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out and args.save_embeddings and Path(args.out).resolve() == Path(args.save_embeddings).resolve():
         parser.error(f"argument --save-embeddings: {args.save_embeddings} is also the --out file "
                      "(the JSON report would be overwritten); give two paths")
+    if args.activation is not None or args.slope is not None or args.radius is not None:
+        return _main_activation(parser, args, counts)  # issue 38; absent: today's path below
     counts, rows, batches, batching = _batching(parser, args, counts)
     if args.certify:  # a method that cannot apply fails now, not after the solve
         try:
@@ -399,3 +402,123 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(format_path(report["path"]))
         print(format_report(res))
     return 0 if res.status in ("optimal", "converged") else 1
+
+
+# ----------------------------------------------------------------------------- --activation (issue 38)
+
+
+
+def _add_activation_args(p: Parser) -> None:
+    """``--activation``, ``--slope``, ``--radius``: the UFM with features ``a(h)/||a(h)||``."""
+    a = p.add_argument_group("activation (default: none given, today's problem; --nonneg is the ReLU)")
+    a.add_argument("--activation", choices=ACTIVATION_NAMES, default=None,
+                   help="features z = a(h)/||a(h)|| with the pre-activation h free on the sphere "
+                   "||h|| = --radius (ufm.solvers.activation); relu is --nonneg; the report says "
+                   "which directions a reaches, what is proved, and the certificate where one applies")
+    a.add_argument("--slope", type=ranged(float, 0, 1, lo_open=True, hi_open=True), default=None,
+                   help="negative slope of --activation leaky_relu, in (0, 1) (default 0.01)")
+    a.add_argument("--radius", type=ranged(float, 1e-3, 1e3), default=None,
+                   help="norm r of every pre-activation h, in [0.001, 1000] (default 1.0)")
+
+
+def _main_activation(parser: Parser, args, counts) -> int:
+    """``--activation``: ``ufm.solvers.activation.solve_activation``, a short report, ``--json``."""
+    if args.activation is None:
+        flag = "--slope" if args.slope is not None else "--radius"
+        parser.error(f"argument {flag}: needs --activation")
+    if args.slope is not None and args.activation != "leaky_relu":
+        parser.error(f"argument --slope: applies to --activation leaky_relu only, not {args.activation}")
+    if args.nonneg and args.activation != "relu":
+        parser.error(f"argument --activation: {args.activation} contradicts --nonneg (the ReLU; "
+                     "--activation relu is --nonneg)")
+    if args.batches is not None or args.batch_size is not None:
+        parser.error("argument --activation: solves the full batch only (drop --batch-size/--batches)")
+    if args.tau_path:
+        parser.error("argument --activation: not with --tau-path (one temperature)")
+    if args.devices > 1:
+        parser.error("argument --activation: runs on one device (drop --devices)")
+    k, n = len(counts), int(np.sum(counts))
+    d = k if args.d is None else args.d
+    if d < 2:
+        parser.error("argument --d: --activation needs d >= 2")
+    if args.method == "samples" and args.activation not in ("relu", "none"):
+        from ufm.solvers.activation import SAMPLES_MAX  # JAX loads here, the arguments being valid
+
+        if n > SAMPLES_MAX:
+            parser.error(f"argument --method: samples with --activation needs N <= {SAMPLES_MAX} (got "
+                         f"N = {n}); use auto or classes")
+    try:
+        check_method(args.cert_method, batched=False, n_samples=n, has_point=True)
+        check_samples(n, batched=False)
+    except ValueError as err:
+        parser.error(f"argument --cert-method: {err}")
+    enable_compilation_cache()
+    from ufm.solvers.activation import solve_activation
+
+    config = SolverConfig(sphere_steps=args.sphere_steps, polish_steps=args.polish_steps,
+                          gap_tol=args.gap_tol, restarts=args.restarts, grad_tol=args.grad_tol,
+                          matmul_dtype=args.matmul_dtype)
+    try:
+        res = solve_activation(counts, args.activation, radius=1.0 if args.radius is None else args.radius,
+                               slope=args.slope, tau=args.tau, d=d, seed=args.seed, method=args.method,
+                               config=config, cert_method=args.cert_method, cert_tol=args.cert_tol)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    report = to_jsonable(res.to_dict())
+    report["config"]["problem"] = {"imbalance": "counts" if args.counts is not None else args.imbalance,
+                                   "R": args.R, "rho": args.rho, "n_min": args.n_min}
+    write_outputs(parser, [
+        ("--out", args.out, lambda path: write_json_atomic(path, report)),
+        ("--save-embeddings", args.save_embeddings,
+         lambda path: save_npz_atomic(path, z=res.z, h=res.h, labels=res.labels, counts=res.counts)),
+    ])
+    print(to_json(report, indent=2) if args.json else format_activation_report(res))
+    return 0 if res.status in ("optimal", "converged") else 1
+
+
+def format_activation_report(res) -> str:
+    """Readable report of an ``ufm.solvers.activation.ActivationResult``."""
+    c, m, a = res.config, res.metrics, res.activation
+    slope = f", slope {a['slope']:g}" if a["slope"] is not None else ""
+    lines = [
+        f"problem   UFM with activation {a['name']}{slope}: z = a(h)/||a(h)||, ||h|| = r = "
+        f"{a['radius']:g}; k={c['k']}, N={c['n_samples']}, d={c['d']}, tau={c['tau']:g}",
+        f"reachable {a['reachable']}",
+        f"predicted {a['prediction']} [{a['prediction_status']}]",
+        f"counts    {format_counts(res.counts)}",
+        f"loss      {res.loss:.10f}",
+    ]
+    if res.optimum is not None:
+        lines += [f"optimum   {res.optimum:.10f}  ({res.optimum_kind})", f"rel. gap  {res.rel_gap:.3e}"]
+    else:
+        lines.append(f"optimum   unknown; proven bracket [{a['lower_bound']:.10f}, {a['upper_bound']:.10f}]")
+    bounds = f"bounds    no-ReLU (sphere) lower bound {a['sphere_lower_bound']:.10f} (proven, any activation)"
+    if a.get("of_loss") is not None:
+        bounds += f"; L*_OF {a['of_loss']:.10f}"
+    lines.append(bounds)
+    if a.get("closed_form_upper_bound") is not None:
+        lines.append(f"          softplus: L*_OF < {a['closed_form_lower_bound']:.10f} <= optimum <= "
+                     f"{a['closed_form_upper_bound']:.10f} (the point h_c = r e_c); every entry >= "
+                     f"{a['entry_bound']:.3e}")
+    lines += [
+        f"status    {res.status} ({res.attempts} start(s)); gradient {_grad(m)}",
+        f"Delta_GM  to OF {_e(m['delta_gm_of'])}   to ETF {_e(m['delta_gm_etf'])}",
+    ]
+    if res.certificate is not None:
+        cert = res.certificate
+        verdict = "CERTIFIED" if cert["certified"] else "NOT certified"
+        lines.append(f"certificate {verdict}: bound {cert['lower_bound']:.10f}, rel. gap "
+                     f"{cert['rel_gap']:.2e} ({cert['method']}); {a['certificate_note']}")
+    else:
+        lines.append(f"certificate {a['certificate_note']}")
+    ls = a.get("local_search")
+    if ls:
+        lines.append(f"local     best of {len(ls['starts'])} L-BFGS starts: {ls['best_start']}; best random "
+                     f"start loss {ls['best_random_loss']:.10f}, Delta_GM_OF {_e(ls['best_random_delta_gm_of'])}")
+    if a.get("realization_error") is not None:
+        lines.append(f"realized  max |a(h)/||a(h)|| - target| = {a['realization_error']:.1e}")
+    lines += [*(f"warning   {w}" for w in res.warnings), "class-mean cosines:",
+              format_matrix(m["class_mean_gram"]),
+              f"time      {res.timing['solve_seconds']:.2f} s"]
+    return "\n".join(lines)

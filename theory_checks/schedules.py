@@ -72,6 +72,20 @@ def _cut(order: np.ndarray, batch_size: int, drop_last: bool) -> list[np.ndarray
     return out
 
 
+def _with_binding(n: int, bind: np.ndarray, batch_size: int, drop_last: bool, seed: int,
+                  epoch: int) -> list[np.ndarray]:
+    """One epoch of batch-binding: the samples outside ``bind`` shuffled (seeded by ``seed`` and
+    ``epoch``) and cut into batches of ``batch_size``, each with every sample of ``bind`` added
+    (one batch of ``bind`` alone when nothing else is left)."""
+    keep = np.ones(n, dtype=bool)
+    keep[bind] = False
+    rest = np.flatnonzero(keep)
+    if rest.size == 0:
+        return [bind.copy()]
+    rest = rest[_rng(seed, _BINDING_SHUFFLE, epoch).permutation(rest.size)]
+    return [np.concatenate([b, bind]) for b in _cut(rest, batch_size, drop_last)]
+
+
 def binding_samples(labels: Sequence[int], seed: int) -> np.ndarray:
     """One sample per class (classes in increasing label order), drawn uniformly, seeded.
 
@@ -111,15 +125,7 @@ def epoch_batches(labels: Sequence[int], *, schedule: str, batch_size: int, epoc
         perm = _rng(seed, _SORTED, epoch).permutation(n)
         out = _cut(perm[np.argsort(y[perm], kind="stable")], batch_size, drop_last)
     else:  # binding
-        bind = binding_samples(y, seed)
-        keep = np.ones(n, dtype=bool)
-        keep[bind] = False
-        rest = np.flatnonzero(keep)
-        if rest.size == 0:
-            out = [bind.copy()]
-        else:
-            rest = rest[_rng(seed, _BINDING_SHUFFLE, epoch).permutation(rest.size)]
-            out = [np.concatenate([b, bind]) for b in _cut(rest, batch_size, drop_last)]
+        out = _with_binding(n, binding_samples(y, seed), batch_size, drop_last, seed, epoch)
     if not out:
         raise ValueError(f"batch_size ({batch_size}) exceeds the {n} samples to batch with "
                          f"drop_last=True: no batch left")
@@ -198,16 +204,9 @@ def binding_variant_epoch(labels: Sequence[int], *, batch_size: int, epoch: int,
     else:
         every = binding_samples(y, seed)
     bind = every[np.isin(y[every], chosen)]
-    keep = np.ones(y.size, dtype=bool)
-    keep[bind] = False
-    rest = np.flatnonzero(keep)
-    if rest.size == 0:
-        out = [bind.copy()]
-    else:
-        rest = rest[_rng(seed, _BINDING_SHUFFLE, epoch).permutation(rest.size)]
-        out = [np.concatenate([b, bind]) for b in _cut(rest, batch_size, drop_last)]
+    out = _with_binding(y.size, bind, batch_size, drop_last, seed, epoch)
     if not out:
-        raise ValueError(f"batch_size ({batch_size}) exceeds the {rest.size} samples to shuffle "
+        raise ValueError(f"batch_size ({batch_size}) exceeds the {y.size - bind.size} samples to shuffle "
                          f"with drop_last=True: no batch left")
     return [b.astype(np.int64, copy=False) for b in out], bind
 

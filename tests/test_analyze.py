@@ -257,6 +257,8 @@ def files(tmp_path_factory):
     np.savez(d / "c.npz", z=h, labels=y)
     _safetensors(d / "f.safetensors", {"features": ("F32", h), "labels": ("I64", y)},
                  {"__metadata__": {"format": "pt"}})
+    np.savetxt(d / "f.txt", h, fmt="%.9g", header="features, one sample a line")  # float32 exact
+    np.savetxt(d / "f.csv", h, fmt="%.9g", delimiter=",")
     return d, h, y
 
 
@@ -280,6 +282,21 @@ def test_every_format_gives_the_same_report(files, capsys):
         assert _json_report(argv, capsys) == want, argv
     direct = ufm.analyze(h, y, optimum=False).to_dict()
     assert json.loads(json.dumps(direct)) == want
+    # text: 9 significant digits of the float32 values, read as float64 (each within 3e-8)
+    for argv in ([d / "f.txt", "--labels", d / "labels.txt"], [d / "f.csv", "--labels", d / "labels.npy"]):
+        got = _json_report(argv, capsys)
+        assert _close(got, want), argv
+
+
+def _close(a, b) -> bool:
+    """Nested JSON values equal up to 1e-6 (relative or absolute) in every number."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_close(x, z) for x, z in zip(a, b))
+    if isinstance(a, float) and isinstance(b, (int, float)):
+        return abs(a - b) <= 1e-6 * max(1.0, abs(b))
+    return a == b
 
 
 def test_safetensors_reader_against_hand_written_files(tmp_path):
@@ -350,6 +367,11 @@ def test_bad_inputs_one_line_exit_2(files, capsys, monkeypatch):
         err = capsys.readouterr().err
         assert exc.value.code == 2, argv
         assert err.count("\n") == 1 and where in err and needle in err, (argv, err)
+    (d / "ragged.txt").write_text("1 2 3\n4 5\n")
+    with pytest.raises(SystemExit) as exc:
+        main([str(d / "ragged.txt"), "--labels", str(d / "labels.txt")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "row 2" in err, err
     monkeypatch.setitem(sys.modules, "torch", None)  # as without torch, also where it is installed
     with pytest.raises(SystemExit) as exc:
         main([str(d / "t.pt")])

@@ -2,8 +2,9 @@
 
 Features: ``.npy`` (one N x d array), ``.npz`` (a key pair of ``FEATURE_KEYS``), a PyTorch
 ``.pt`` / ``.pth`` file (a tensor or a dict of tensors; read with ``torch.load(...,
-weights_only=True)`` when torch is installed: torch is not a dependency) or ``.safetensors``
-(a strict reader below, no dependency). Labels: in the same file (the pair's second key) or a
+weights_only=True)`` when torch is installed: torch is not a dependency), ``.safetensors``
+(a strict reader below, no dependency) or text, ``.txt`` / ``.csv`` (one sample a line, its d
+numbers separated by white space or commas, ``#`` comments; ``numpy.loadtxt``). Labels: in the same file (the pair's second key) or a
 separate ``.npy`` (1-D integers) or ``.txt`` / ``.csv`` (integers separated by white space or
 commas) file.
 
@@ -43,7 +44,7 @@ FEATURE_KEYS = (("features", "labels"), ("h", "y"), ("z", "labels"))
 #: A file larger than ``budget / MAX_FILE_FACTOR`` is refused before it is read (the analysis
 #: holds the data, a float64 copy and temporaries: about 3 x the float64 size).
 MAX_FILE_FACTOR = 4
-FEATURE_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".safetensors")
+FEATURE_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".safetensors", ".txt", ".csv")
 LABEL_SUFFIXES = (".npy", ".txt", ".csv")
 _ANALYSIS_BYTES_PER_ENTRY = 3 * 8  # float64 copy + row-sized temporaries, per feature entry
 _MAX_HEADER = 100 * 2**20  # the safetensors specification's header bound
@@ -256,7 +257,7 @@ def read_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | Non
     ``FeaturesFileError`` (one line) for an unusable file.
     """
     budget = _budget()
-    _regular_size(path, budget)
+    size = _regular_size(path, budget)
     suffix = Path(path).suffix.lower()
     if suffix not in FEATURE_SUFFIXES:
         raise FeaturesFileError(f"has the suffix {suffix or '(none)'!r}; features files are "
@@ -267,10 +268,36 @@ def read_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | Non
         return _read_npz(path, budget)
     if suffix in (".pt", ".pth"):
         return _read_pt(path)
+    if suffix in (".txt", ".csv"):
+        return _read_text_features(path, size, budget), None
     tensors = read_safetensors(path, budget)
     if len(tensors) == 1 and not any(f in tensors for f, _ in FEATURE_KEYS):
         return next(iter(tensors.values())), None  # one tensor, whatever its name
     return _pick(tensors, ".safetensors file")
+
+
+def _read_text_features(path: str | os.PathLike, size: int, budget: int) -> np.ndarray:
+    """An N x d float64 array from text: one sample a line, numbers separated by white space or
+    commas, ``#`` comments. A text number takes at least 2 bytes and becomes an 8-byte float
+    (plus the analysis' copies), which bounds the memory before parsing."""
+    import io
+
+    reason = too_big(size * (8 + _ANALYSIS_BYTES_PER_ENTRY) // 2,
+                     f"parsing {format_bytes(size)} of feature text", budget)
+    if reason is not None:
+        raise FeaturesFileError(reason)
+    try:
+        text = read_bounded(path, budget // MAX_FILE_FACTOR, budget)
+    except InputFileError as err:
+        raise FeaturesFileError(str(err)) from None
+    try:
+        out = np.loadtxt(io.BytesIO(text.replace(b",", b" ")), dtype=np.float64, comments="#",
+                         ndmin=2)
+    except ValueError as err:
+        raise FeaturesFileError(_first_line(err)) from None
+    if out.size == 0:
+        raise FeaturesFileError("holds no features")
+    return out
 
 
 _INT = re.compile(rb"[+-]?\d+")

@@ -99,6 +99,10 @@ def test_figure_script_quick(tmp_path):
         g = of_kkt_slopes(counts, row["tau"])[~np.eye(10, dtype=bool)].min()
         assert math.isclose(row["scale_epochs"], 1 / (0.05 * g), rel_tol=1e-12)
     assert rows[-1]["tau"] == 0.5 and rows[-1]["epochs_0.01"][0] is not None
+    (tmp_path / "fig9_temperature.png").unlink()
+    again = subprocess.run([sys.executable, "-m", "figures.temperature", "--replot", "--out", str(tmp_path)],
+                           cwd=root, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and (tmp_path / "fig9_temperature.png").stat().st_size > 1000
     bad = subprocess.run([sys.executable, "-m", "figures.temperature", "--seeds", "0"],
                          cwd=root, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--seeds" in bad.stderr.strip().splitlines()[-1]

@@ -15,8 +15,10 @@
 #      against resnet-small ($FMNIST_ARCHS), one seed each, the CPU runs' protocol (n_maj 500,
 #      batch 50, 100 epochs); the time box keeps every finished epoch. DenseNet-40 finished no
 #      epoch in 25 minutes on the project's 2-core CPU. Needs the Debian files (FMNIST_DIR,
-#      default /usr/share/datasets/fashion-mnist, else ./data/fashion-mnist: carry them);
-#      skipped with a log line when absent or FMNIST_ARCHS is empty.
+#      default /usr/share/datasets/fashion-mnist, else ./data/fashion-mnist, gitignored: before
+#      the device call, `mkdir -p data && cp -r /usr/share/datasets/fashion-mnist data/` and pass
+#      carry ["data/fashion-mnist"], 30 MB); skipped with a log line when absent or FMNIST_ARCHS
+#      is empty.
 #
 # Everything it keeps lands in OUT_DIR as at most 8 files: log.txt, bench.txt, cert.json,
 # report_r<R>.txt, deep_gpu.tar.gz (the runs' config.json + metrics.jsonl and the PNGs; no

@@ -276,20 +276,25 @@ def read_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | Non
     return _pick(tensors, ".safetensors file")
 
 
+def _read_text(path: str | os.PathLike, parse_bytes: int, what: str, size: int, budget: int) -> bytes:
+    """The bytes of a text file whose parsing needs about ``parse_bytes`` (checked against the
+    memory ``budget`` first); ``FeaturesFileError`` (one line) otherwise."""
+    reason = too_big(parse_bytes, f"parsing {format_bytes(size)} of {what} text", budget)
+    if reason is not None:
+        raise FeaturesFileError(reason)
+    try:
+        return read_bounded(path, budget // MAX_FILE_FACTOR, budget)
+    except InputFileError as err:
+        raise FeaturesFileError(str(err)) from None
+
+
 def _read_text_features(path: str | os.PathLike, size: int, budget: int) -> np.ndarray:
     """An N x d float64 array from text: one sample a line, numbers separated by white space or
     commas, ``#`` comments. A text number takes at least 2 bytes and becomes an 8-byte float
     (plus the analysis' copies), which bounds the memory before parsing."""
     import io
 
-    reason = too_big(size * (8 + _ANALYSIS_BYTES_PER_ENTRY) // 2,
-                     f"parsing {format_bytes(size)} of feature text", budget)
-    if reason is not None:
-        raise FeaturesFileError(reason)
-    try:
-        text = read_bounded(path, budget // MAX_FILE_FACTOR, budget)
-    except InputFileError as err:
-        raise FeaturesFileError(str(err)) from None
+    text = _read_text(path, size * (8 + _ANALYSIS_BYTES_PER_ENTRY) // 2, "feature", size, budget)
     try:
         out = np.loadtxt(io.BytesIO(text.replace(b",", b" ")), dtype=np.float64, comments="#",
                          ndmin=2)
@@ -315,13 +320,7 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
                                 f"{', '.join(LABEL_SUFFIXES)}")
     if suffix == ".npy":
         return _read_npy(path, budget, "labels")
-    reason = too_big(size * 40, f"parsing {format_bytes(size)} of label text", budget)
-    if reason is not None:
-        raise FeaturesFileError(reason)
-    try:
-        text = read_bounded(path, budget // MAX_FILE_FACTOR, budget)
-    except InputFileError as err:
-        raise FeaturesFileError(str(err)) from None
+    text = _read_text(path, size * 40, "label", size, budget)
     values: list[int] = []
     for number, line in enumerate(text.splitlines(), 1):
         for token in line.split(b"#", 1)[0].replace(b",", b" ").split():

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from deep.configs import ARCHITECTURES, CONVS, DATASET_DEFAULTS, DATASETS, DTYPES, LOSSES, TrainConfig
+from deep.configs import (ARCHITECTURES, CONVS, DATASET_DEFAULTS, DATASETS, DTYPES, LOSSES, TrainConfig,
+                          feature_activation)
 from theory_checks.schedules import SCHEDULES
 from ufm.cli.args import ACTIVATION_NAMES, Parser, ranged, unwritable_reason
 from ufm.cli.signals import on_interrupt_say
@@ -165,8 +166,8 @@ def _given_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _default_out(cfg: TrainConfig) -> Path:
-    relu = cfg.activation if cfg.activation not in (None, "relu", "none") else \
-        "relu" if cfg.relu else "norelu"
+    name = feature_activation(cfg)[0]
+    relu = {"relu": "relu", "none": "norelu"}.get(name, name)
     return Path("runs") / (f"{cfg.dataset}_{cfg.arch}_R{cfg.R:g}_{relu}_{cfg.schedule}_{cfg.loss}"
                            f"_seed{cfg.seed}" + (f"x{cfg.seeds}" if cfg.seeds > 1 else ""))
 

@@ -60,7 +60,7 @@ import ufm.core.loss as ufm_loss
 from deep import distributed
 from deep.augment import augment, standardize, two_views
 from deep.checkpoint import CheckpointError, checkpoint_due, load_checkpoint, save_checkpoint
-from deep.configs import TrainConfig, resolve
+from deep.configs import TrainConfig, feature_activation, resolve
 from deep.data import (DataError, ImageData, ImbalanceError, load_dataset, step_class_counts,
                        step_subset)
 from deep.metrics import epoch_metrics
@@ -294,8 +294,9 @@ def setup(cfg: TrainConfig, data: ImageData, *, donate: bool | None = None, mesh
         raise ImbalanceError(f"{cfg.epochs} epochs of {steps} steps exceed the {MAX_STEPS} steps "
                              f"the optimizer counts; at most {MAX_STEPS // steps} epochs",
                              "--epochs")
-    model = make_model(cfg.arch, relu=cfg.relu, activation=cfg.activation, slope=cfg.slope, num_classes=k if cfg.loss == "ce" else None,
-                       dtype=cfg.dtype, conv=cfg.conv)
+    activation, slope = feature_activation(cfg)
+    model = make_model(cfg.arch, activation=activation, slope=slope,
+                       num_classes=k if cfg.loss == "ce" else None, dtype=cfg.dtype, conv=cfg.conv)
     tx = make_optimizer(cfg, steps)
     if donate is None:
         donate = jax.default_backend() != "cpu"

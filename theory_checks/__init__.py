@@ -16,7 +16,8 @@ Library modules (explicit re-exports below; importing the package loads numpy, n
   ``epochs_range``, ``epochs_summary``; Monte Carlo with the fast checker
   ``monte_carlo_probability`` -> ``MonteCarlo``, ``clopper_pearson``; batch-binding
   ``binding_guarantee`` -> ``BindingVerdict``, ``binding_variants_report``,
-  ``partial_binding_bounds``, ``partial_binding_epochs_needed``
+  ``partial_binding_bounds``, ``partial_binding_epochs_needed``; ``advise`` (what
+  ``python -m theory_checks.batches --advise`` prints, as a dict)
 - ``theory_checks.io``: ``read_batches_json``, ``write_batches_json``
 - ``theory_checks.benchmark``: ``bench_graph_check`` (timing at scale)
 
@@ -40,6 +41,7 @@ from theory_checks.interaction import (
 )
 from theory_checks.coverage import (
     BindingVerdict,
+    advise,
     CoverageBounds,
     MonteCarlo,
     binding_guarantee,
@@ -102,6 +104,7 @@ __all__ = [
     "binding_variants_report",
     "partial_binding_bounds",
     "partial_binding_epochs_needed",
+    "advise",
     "read_batches_json",
     "write_batches_json",
 ]

@@ -216,70 +216,6 @@ def _fmt_p(x: float | None) -> str:
     return f"{x:.4f}" if x >= 1e-4 else f"{x:.2e}"
 
 
-def _advice(counts: np.ndarray, batch_size: int, p: float, epochs: int | None,
-            mc_trials: int | None, seed: int) -> dict:
-    from theory_checks import coverage as cov
-
-    n = int(counts.sum())
-    k = int(counts.size)
-    sizes = cov.shuffle_batch_sizes(n, batch_size)
-    summary = cov.epochs_summary(counts, batch_size, p)
-    e_star = summary["guaranteed"]
-    marks = {1}
-    for key in ("guaranteed", "at_least", "approx"):
-        if summary[key] is not None:
-            marks.add(summary[key])
-    if e_star is not None and e_star > 1:
-        marks |= {max(1, int(round(e_star * f))) for f in (0.25, 0.5, 0.75, 1.5, 2.0)}
-    elif e_star is None:
-        marks |= {2, 10, 100, 1000}
-    if epochs is not None:
-        marks.add(epochs)
-    rows = []
-    for e in sorted(marks):
-        b = cov.coverage_bounds(counts, batch_size, e)
-        rows.append({"epochs": e, "lower": b.lower, "upper": b.upper, "approx": b.approx,
-                     "exact": b.exact, "bottleneck": b.bottleneck})
-    at_star = cov.coverage_bounds(counts, batch_size, e_star) if e_star else None
-    small = [i for i in range(k) if counts[i] == counts.min()]
-    full = cov.binding_guarantee(counts, batch_size)
-    binding = {
-        "all_k": {"binding_samples": k, "epochs": 1 if full.guaranteed else None,
-                  "probability": 1.0 if full.guaranteed else None, "guaranteed": full.guaranteed,
-                  "batch_size_with_binding": batch_size + k,
-                  "condition": "k >= 2, every class has >= 2 samples (one besides its binding "
-                               "sample) and no sample is dropped (drop_last off); fixed or "
-                               "redrawn each epoch", "reason": full.reason},
-    }
-    if 2 <= len(small) < k:
-        part = cov.epochs_summary(counts, batch_size, p, binding_classes=small)
-        verdict = cov.binding_guarantee(counts, batch_size, small)
-        binding["minority_only"] = {"binding_classes": small, "binding_samples": len(small),
-                                    "guaranteed_every_shuffle": verdict.guaranteed,
-                                    "epochs_needed": part["guaranteed"], "at_least": part["at_least"],
-                                    "approx": part["approx"], "reason": verdict.reason}
-    out = {
-        "counts": counts.tolist(), "k": k, "n_samples": n, "batch_size": batch_size, "p": p,
-        "batches_per_epoch": int(sizes.size), "last_batch": int(sizes[-1]),
-        "shuffle": {"epochs_needed": e_star, "guarantee": "union lower bound L_E >= p",
-                    "at_least": summary["at_least"], "approx": summary["approx"],
-                    "one_epoch_probability": cov.one_epoch_probability(counts, batch_size),
-                    "bottleneck": at_star.bottleneck if at_star else rows[-1]["bottleneck"],
-                    "by_epochs": rows},
-        "binding": binding,
-    }
-    if mc_trials:
-        e_mc = epochs if epochs is not None else e_star
-        if e_mc is not None:
-            mc = cov.monte_carlo_probability(counts, batch_size, e_mc, mc_trials, seed)
-            b = cov.coverage_bounds(counts, batch_size, e_mc)
-            out["monte_carlo"] = {"epochs": e_mc, "trials": mc.trials, "seed": seed,
-                                  "estimate": mc.estimate, "ci99": [mc.ci_low, mc.ci_high],
-                                  "lower": b.lower, "upper": b.upper,
-                                  "agrees": bool(mc.ci_high >= b.lower and mc.ci_low <= b.upper)}
-    return out
-
-
 def _advice_text(a: dict) -> str:
     sh, n, bsz = a["shuffle"], a["n_samples"], a["batch_size"]
     from ufm.cli.args import format_counts
@@ -350,7 +286,9 @@ def _advise(parser, args, given: set[str]) -> int:
             parser.error(f"argument --mc-trials: {e_mc} epochs of N = {int(counts.sum())} samples per "
                          f"trial is too large to simulate (at most {_MC_MAX_ENTRIES} entries; give a "
                          f"smaller --epochs)")
-    advice = _advice(counts, args.batch_size, p, epochs, args.mc_trials, args.seed)
+    from theory_checks.coverage import advise
+
+    advice = advise(counts, args.batch_size, p, epochs=epochs, mc_trials=args.mc_trials, seed=args.seed)
     if args.json:
         print(json.dumps(advice, indent=1))
     else:

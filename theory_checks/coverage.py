@@ -135,6 +135,7 @@ __all__ = [
     "partial_binding_epochs_needed",
     "clopper_pearson",
     "E_MAX",
+    "advise",
 ]
 
 _SPECIAL: dict[str, Any] = {}
@@ -1556,4 +1557,91 @@ def binding_variants_report(counts: Sequence[int], batch_size: int, epochs: int,
                     "reason": verdict.reason, "holds": holds, "seeds": len(seeds),
                     "failed_classes": sorted(f_cls), "failed_pairs": sorted(list(p) for p in f_pairs),
                     "consistent": bool(consistent)})
+    return out
+
+
+def advise(counts: np.ndarray, batch_size: int, p: float, *, epochs: int | None = None,
+           mc_trials: int | None = None, seed: int = 0) -> dict:
+    """What ``python -m theory_checks.batches --advise`` prints, as a dict.
+
+    For shuffled batches of ``batch_size`` from ``counts``: the epochs needed for
+    ``P(conditions (a*) and (b) hold) >= p`` (``epochs_summary``: the union-bound guarantee,
+    the range of the exact number, the approximation), the bounds at a few epoch counts around
+    it (and at ``epochs``), the one-epoch probability, the batch-binding alternatives
+    (``binding_guarantee``: all k classes; the smallest classes only, when there are 2 to k - 1
+    of them) and, with ``mc_trials``, a Monte Carlo check (``monte_carlo_probability``, seeded
+    by ``seed``) at ``epochs`` or the guaranteed count.
+
+    Args:
+      counts: samples per class (validated by the functions it calls).
+      batch_size: B >= 2.
+      p: target probability in (0, 1).
+      epochs: an extra epoch count for the table and the Monte Carlo check, or None.
+      mc_trials: Monte Carlo trials, or None for none.
+      seed: the Monte Carlo seed.
+
+    Returns:
+      ``{"counts", "k", "n_samples", "batch_size", "p", "batches_per_epoch", "last_batch",
+      "shuffle": {...}, "binding": {...}}`` and ``"monte_carlo"`` with ``mc_trials``.
+
+    >>> advise(np.array([3, 3, 2]), 4, 0.9)["binding"]["all_k"]["guaranteed"]
+    True
+    """
+    n = int(counts.sum())
+    k = int(counts.size)
+    sizes = shuffle_batch_sizes(n, batch_size)
+    summary = epochs_summary(counts, batch_size, p)
+    e_star = summary["guaranteed"]
+    marks = {1}
+    for key in ("guaranteed", "at_least", "approx"):
+        if summary[key] is not None:
+            marks.add(summary[key])
+    if e_star is not None and e_star > 1:
+        marks |= {max(1, int(round(e_star * f))) for f in (0.25, 0.5, 0.75, 1.5, 2.0)}
+    elif e_star is None:
+        marks |= {2, 10, 100, 1000}
+    if epochs is not None:
+        marks.add(epochs)
+    rows = []
+    for e in sorted(marks):
+        b = coverage_bounds(counts, batch_size, e)
+        rows.append({"epochs": e, "lower": b.lower, "upper": b.upper, "approx": b.approx,
+                     "exact": b.exact, "bottleneck": b.bottleneck})
+    at_star = coverage_bounds(counts, batch_size, e_star) if e_star else None
+    small = [i for i in range(k) if counts[i] == counts.min()]
+    full = binding_guarantee(counts, batch_size)
+    binding = {
+        "all_k": {"binding_samples": k, "epochs": 1 if full.guaranteed else None,
+                  "probability": 1.0 if full.guaranteed else None, "guaranteed": full.guaranteed,
+                  "batch_size_with_binding": batch_size + k,
+                  "condition": "k >= 2, every class has >= 2 samples (one besides its binding "
+                               "sample) and no sample is dropped (drop_last off); fixed or "
+                               "redrawn each epoch", "reason": full.reason},
+    }
+    if 2 <= len(small) < k:
+        part = epochs_summary(counts, batch_size, p, binding_classes=small)
+        verdict = binding_guarantee(counts, batch_size, small)
+        binding["minority_only"] = {"binding_classes": small, "binding_samples": len(small),
+                                    "guaranteed_every_shuffle": verdict.guaranteed,
+                                    "epochs_needed": part["guaranteed"], "at_least": part["at_least"],
+                                    "approx": part["approx"], "reason": verdict.reason}
+    out = {
+        "counts": counts.tolist(), "k": k, "n_samples": n, "batch_size": batch_size, "p": p,
+        "batches_per_epoch": int(sizes.size), "last_batch": int(sizes[-1]),
+        "shuffle": {"epochs_needed": e_star, "guarantee": "union lower bound L_E >= p",
+                    "at_least": summary["at_least"], "approx": summary["approx"],
+                    "one_epoch_probability": one_epoch_probability(counts, batch_size),
+                    "bottleneck": at_star.bottleneck if at_star else rows[-1]["bottleneck"],
+                    "by_epochs": rows},
+        "binding": binding,
+    }
+    if mc_trials:
+        e_mc = epochs if epochs is not None else e_star
+        if e_mc is not None:
+            mc = monte_carlo_probability(counts, batch_size, e_mc, mc_trials, seed)
+            b = coverage_bounds(counts, batch_size, e_mc)
+            out["monte_carlo"] = {"epochs": e_mc, "trials": mc.trials, "seed": seed,
+                                  "estimate": mc.estimate, "ci99": [mc.ci_low, mc.ci_high],
+                                  "lower": b.lower, "upper": b.upper,
+                                  "agrees": bool(mc.ci_high >= b.lower and mc.ci_low <= b.upper)}
     return out

@@ -251,16 +251,11 @@ def certify(
                                has_point=z is not None):
         if best is not None and not _loose(best):
             break
-        entry = METHODS[name]
-        if entry.max_samples is not None and problem.n_samples > entry.max_samples:
-            break
-        bound = entry.run(problem, z, solver)
+        bound = METHODS[name].run(problem, z, solver)  # choose_methods keeps within max_samples
         tried.append(name)
         seconds += bound.seconds
-        better = np.isfinite(bound.lower_bound) and (
-            best is None or not np.isfinite(best.lower_bound) or bound.lower_bound > best.lower_bound)
-        if best is None or better:
-            best = bound
+        if best is None or bound.lower_bound > best.lower_bound or not np.isfinite(best.lower_bound):
+            best = bound  # the larger proven bound (a NaN or -inf one never wins over a finite one)
     best.tried, best.seconds = tuple(tried), seconds
     return best
 

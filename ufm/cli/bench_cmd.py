@@ -208,16 +208,20 @@ print(json.dumps({"loss": float(loss), "finite": bool(np.isfinite(np.asarray(g))
 """
 
 
-def bench_chunked(n: int, d: int, chunk: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(n), str(d), str(chunk)],
-        capture_output=True, text=True,
-    )
-    if out.returncode != 0:  # e.g. killed for memory: say so on one line, no traceback
+def _child(argv: list[str], what: str, ok: tuple[int, ...] = (0,), env: dict | None = None) -> str:
+    """stdout of ``python ARGV`` in a child process; an exit status outside ``ok`` (e.g. killed
+    for memory) ends the bench with one line naming ``what``, no traceback."""
+    out = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env)
+    if out.returncode not in ok:
         last = (out.stderr.strip().splitlines() or ["no message"])[-1]
-        raise SystemExit(f"python -m ufm.bench: error: the chunked run (N = {n}) failed with "
-                         f"status {out.returncode}: {last}")
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+        raise SystemExit(f"python -m ufm.bench: error: {what} failed with status "
+                         f"{out.returncode}: {last}")
+    return out.stdout
+
+
+def bench_chunked(n: int, d: int, chunk: int) -> dict[str, Any]:
+    stdout = _child(["-c", _CHILD, str(n), str(d), str(chunk)], f"the chunked run (N = {n})")
+    res = json.loads(stdout.strip().splitlines()[-1])
     res.update({"n": n, "d": d, "chunk": chunk, "dense_nxn_float32_mib": n * n * 4 / 2**20})
     return res
 
@@ -229,14 +233,10 @@ def _first_run(argv: list[str]) -> dict[str, Any]:
 
     env = {**os.environ, "SCL_GEOMETRY_CACHE": "off"}
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "ufm.solve", *argv, "--json", "--quiet"],
-                         capture_output=True, text=True, env=env)
+    stdout = _child(["-m", "ufm.solve", *argv, "--json", "--quiet"], f"ufm.solve {' '.join(argv)}",
+                    ok=(0, 1), env=env)  # 1: not optimal, still a report
     wall = time.perf_counter() - t0
-    if out.returncode not in (0, 1):
-        last = (out.stderr.strip().splitlines() or ["no message"])[-1]
-        raise SystemExit(f"python -m ufm.bench: error: ufm.solve {' '.join(argv)} failed with "
-                         f"status {out.returncode}: {last}")
-    rep = json.loads(out.stdout)
+    rep = json.loads(stdout)
     t = rep["timing"]
     cert = rep.get("certificate") or {}
     work = t["compile_seconds"] + t["solve_seconds"] + t.get("collapse_certificate_seconds", 0.0)
@@ -305,7 +305,7 @@ def bench_cert10k(quick: bool) -> dict[str, Any]:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     z = np.asarray(res.z)
-    floor = min(_timed(lambda: z.sum(axis=0)) for _ in range(20))
+    floor = _best_of(lambda: z.sum(axis=0), 20)
     cert = certificate(res.loss, bound)
     of = of_loss(counts, 0.1)
     return {"n_samples": int(sum(counts)), "k": len(counts), "seconds": seconds,
@@ -314,12 +314,6 @@ def bench_cert10k(quick: bool) -> dict[str, Any]:
             "bound_rel_to_of": (bound.lower_bound - of) / of,
             "floor_seconds": floor, "over_floor": seconds / floor,
             "point_mib": z.nbytes / 2**20}
-
-
-def _timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 #: ``methods``: (name, argv) of the first runs compared with the default's.

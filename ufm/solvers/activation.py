@@ -74,7 +74,7 @@ from ufm.core.loss import collapsed_scl_loss, scl_loss
 from ufm.core.problem import Problem
 from ufm.solvers import optim
 from ufm.solvers.config import SolverConfig
-from ufm.solvers.solver import SolveResult, point_metrics, solve
+from ufm.solvers.solver import SolveResult, _rel_gap, _status, point_metrics, solve
 
 __all__ = ["solve_activation", "ActivationResult", "preimage", "realized_features",
            "softplus_of_point_loss", "softplus_lower_bound", "local_search", "SAMPLES_MAX",
@@ -557,12 +557,6 @@ def _realize(target: np.ndarray, activation: str, r: float, slope: float | None,
     return best
 
 
-def _rel(loss: float, ref: float | None) -> float | None:
-    if ref is None or not math.isfinite(ref):
-        return None
-    return (loss - ref) / abs(ref) if ref != 0 else loss - ref
-
-
 def solve_activation(
     counts: Sequence[int],
     activation: str = "relu",
@@ -740,19 +734,13 @@ def solve_activation(
             if search_method == "classes":
                 warnings.append("solved over one vector per class (collapse assumed, a conjecture for "
                                 "softplus; --method samples solves every sample)")
-        gap = _rel(loss, ref)
-        stationary_tol = config.grad_tol * n / tau
         if activation in REACHES_SPHERE:
             _, grad_norm = _sample_loss(z, problem)
         else:
             grad_norm = float(local["grad_norm"][best_i])
-        stationary = grad_norm <= stationary_tol
-        if gap is not None and gap > config.accept_tol:
-            status = "not_optimal"
-        elif stationary:
-            status = "optimal" if gap is not None else "converged"
-        else:
-            status = "max_steps" if int(local["steps"][best_i]) >= config.sphere_steps else "stalled"
+        capped = int(local["steps"][best_i]) >= config.sphere_steps
+        status = _status(_rel_gap(loss, ref), grad_norm <= config.grad_tol * n / tau,
+                         "max_steps" if capped else "stalled", config.accept_tol)
     info["upper_bound"] = float(loss)
     metrics = {**point_metrics(z, labels, k, counts, tau, batched=False), "grad_norm": grad_norm,
                "grad_norm_rel": grad_norm * tau / n}
@@ -763,7 +751,7 @@ def solve_activation(
     seconds = time.perf_counter() - t0
     return ActivationResult(
         config=cfg, counts=[int(c) for c in counts], loss=float(loss), optimum=ref,
-        optimum_kind=ref_kind, rel_gap=_rel(loss, ref), status=status, metrics=metrics,
+        optimum_kind=ref_kind, rel_gap=_rel_gap(loss, ref), status=status, metrics=metrics,
         timing={"solve_seconds": seconds, "compile_seconds": 0.0, "reference_seconds": 0.0,
                 "steps": int(sphere.timing["steps"]) + (0 if local is None else int(np.sum(local["steps"])))},
         attempts=attempts, z=np.asarray(z), labels=labels, certificate=cert, warnings=warnings,

@@ -198,7 +198,8 @@ def point_metrics(z: np.ndarray, labels: np.ndarray, k: int, counts, tau: float,
 
 
 def _rel_gap(loss: float, ref: float | None) -> float | None:
-    if ref is None:
+    """``(loss - ref) / |ref|`` (``loss - ref`` at ``ref = 0``); ``None`` without a finite ``ref``."""
+    if ref is None or not np.isfinite(ref):
         return None
     return (loss - ref) / abs(ref) if ref != 0 else loss - ref
 
@@ -572,7 +573,7 @@ def auto_method(problem: Problem, devices: int = 1) -> tuple[str, str]:
         return "samples", "batches: the loss is a sum over batches, solved over all samples"
     if devices > 1:
         return "samples", f"devices = {devices}: the samples loss sharded by anchor rows"
-    if d >= k or (not problem.nonneg and d >= k - 1):
+    if _collapse_certifiable(problem):
         return "classes", ("full batch: one vector per class (k x d unknowns for any N), the "
                            "answer certified in sample space by the dual bound")
     if n > CLASSES_ABOVE:
@@ -581,17 +582,22 @@ def auto_method(problem: Problem, devices: int = 1) -> tuple[str, str]:
     return "samples", f"d = {d} < k = {k}: no relaxation bound is tight, so all N samples are solved"
 
 
+def _collapse_certifiable(problem: Problem) -> bool:
+    """Whether a relaxation bound can be tight at a collapsed optimum (``d >= k``, or ``d >= k -
+    1`` without ReLU), so that the dual certificate can prove a class-vector answer."""
+    return problem.d >= problem.k or (not problem.nonneg and problem.d >= problem.k - 1)
+
+
 def _collapse_certificate(res: "SolveResult", problem: Problem, tol: float) -> dict[str, Any]:
     """The dual certificate (``ufm.certificates.dual.dual_bound``, a proven bound on the
-    SAMPLE-space problem, valid whatever the point) at the collapsed answer ``res.z``."""
+    SAMPLE-space problem, valid whatever the point) at the collapsed answer ``res.z``, judged
+    by ``ufm.certificates.certification.certificate``."""
+    from ufm.certificates.certification import certificate
     from ufm.certificates.dual import dual_bound
 
     t0 = time.perf_counter()
-    bound = dual_bound(res.z, problem)
-    lb = float(bound.lower_bound)
-    rel = (res.loss - lb) / abs(res.loss) if res.loss != 0 else res.loss - lb
-    return {"lower_bound": lb, "rel_gap": rel, "tolerance": tol,
-            "certified": bool(np.isfinite(lb) and rel <= tol),
+    report = certificate(res.loss, dual_bound(res.z, problem), tol)
+    return {**{key: report[key] for key in ("lower_bound", "rel_gap", "tolerance", "certified")},
             "seconds": time.perf_counter() - t0}
 
 
@@ -612,8 +618,7 @@ def _solve_auto(problem: Problem, seed: int, config: SolverConfig, progress, ini
     res.timing["collapse_certificate_seconds"] = cert["seconds"]
     if cert["certified"]:
         return res
-    k, d = problem.k, problem.d
-    if problem.n_samples > CLASSES_ABOVE or not (d >= k or (not problem.nonneg and d >= k - 1)):
+    if problem.n_samples > CLASSES_ABOVE or not _collapse_certifiable(problem):
         res.warnings.append(
             "the collapsed solution (--method classes) is not certified in sample space: "
             f"relative gap to the proven bound {cert['rel_gap']:.1e} > {config.accept_tol:g}; "

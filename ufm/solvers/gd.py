@@ -104,7 +104,8 @@ def of_kkt_slopes(counts: Sequence[int], tau: float) -> np.ndarray:
 @partial(jax.jit, static_argnames=("k", "max_epochs"))
 def _run(z0, labels, counts, tau, step, thresholds, k: int, max_epochs: int):
     """``lax.while_loop`` of projected steps; returns (first epochs per threshold, -1 if not
-    reached; final Delta_GM_OF; final mean loss; epochs run)."""
+    reached; final Delta_GM_OF; final loss; epochs run). ``delta`` is ``geometry.delta_gm(...,
+    "of")`` of the class means, in JAX so that it runs inside the loop."""
     onehot = jax.nn.one_hot(labels, k, dtype=z0.dtype)
     eye = jnp.eye(k, dtype=z0.dtype) / jnp.sqrt(k)
 
@@ -118,18 +119,18 @@ def _run(z0, labels, counts, tau, step, thresholds, k: int, max_epochs: int):
         return jnp.where((hits < 0) & (dz <= thresholds), epoch, hits)
 
     def cond(carry):
-        _, hits, epoch, _ = carry
+        _, hits, epoch = carry
         return (epoch < max_epochs) & jnp.any(hits < 0)
 
     def body(carry):
-        z, hits, epoch, _ = carry
-        loss, g = gram_value_and_grad(z, labels, counts, tau, matmul_dtype=jnp.float64)
+        z, hits, epoch = carry
+        _, g = gram_value_and_grad(z, labels, counts, tau, matmul_dtype=jnp.float64)
         z = project_orthant_sphere(z - step * g)
         epoch = epoch + 1
-        return z, record(hits, epoch, delta(z)), epoch, loss
+        return z, record(hits, epoch, delta(z)), epoch
 
     hits0 = record(-jnp.ones(thresholds.shape, jnp.int32), 0, delta(z0))
-    z, hits, epochs, _ = jax.lax.while_loop(cond, body, (z0, hits0, jnp.asarray(0), jnp.asarray(0.0, z0.dtype)))
+    z, hits, epochs = jax.lax.while_loop(cond, body, (z0, hits0, jnp.asarray(0)))
     loss, _ = gram_value_and_grad(z, labels, counts, tau, matmul_dtype=jnp.float64)
     return hits, delta(z), loss, epochs
 

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from ufm.cli.args import Parser, ranged
 from ufm.core.jsonable import to_json
+from deep.configs import CONVS, resolve_conv
 
 __all__ = ["main", "build_parser", "format_table"]
 
@@ -50,17 +51,60 @@ def build_parser() -> Parser:
                    help="timed steps per row (default 30; 2 with --quick)")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                    help="compute dtype; auto = bfloat16 on a GPU, float32 on the CPU (default auto)")
-    p.add_argument("--conv", choices=("xla", "matmul", "both"), default="xla",
-                   help="convolution implementation (see deep.models); both = a row for each (default xla)")
+    p.add_argument("--conv", choices=CONVS + ("all",), default="auto",
+                   help="convolution implementation (see deep.models; auto: dotgrad on the CPU, xla "
+                        "elsewhere); all = a row for each of xla, dotgrad, matmul (default auto)")
     p.add_argument("--devices", default="1", metavar="N|all",
                    help="data-parallel JAX step on N devices (all: every device), each batch "
                         "split over them (deep.distributed; default 1)")
+    p.add_argument("--layers", action="store_true",
+                   help="instead of the training step: time each distinct convolution of --arch "
+                        "alone (forward, input gradient, weight gradient; float32, 2 x the first "
+                        "batch size images: both views) for each --conv (xla and dotgrad with "
+                        "--conv all) and in PyTorch; the profile behind docs/performance.md")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
-_HEAD = (f"{'batch':>6} {'seeds':>5} {'conv':>6} {'jax img/s':>11} {'ms/step':>9} {'compile s':>9} "
+def _layers(args: Any, arch: str, batch: int, convs: list[str], ok: bool, torch_msg: str,
+            repeats: int) -> int:
+    """``--layers``: the per-convolution table (and totals) of ``deep.benchmark.bench_conv_layers``
+    for each implementation and PyTorch."""
+    import jax
+
+    from deep.benchmark import bench_conv_layers, conv_layers
+    from ufm.core.versions import library_versions, machine_info
+
+    stages, width = _ARCH_SHAPES[arch]
+    layers = conv_layers(stages, width)
+    tables = {c: bench_conv_layers(layers, batch=batch, conv=c, repeats=repeats) for c in convs}
+    if ok:
+        from deep.torch_ref import bench_conv_layers_torch
+
+        tables["torch"] = bench_conv_layers_torch(layers, batch=batch, repeats=repeats)
+    totals = {name: {key: sum(r[key] for r in rows) for key in ("fwd_ms", "dx_ms", "dw_ms")}
+              for name, rows in tables.items()}
+    if args.json:
+        print(to_json({"config": {"arch": arch, "batch": batch, "convs": convs, "repeats": repeats,
+                                  "torch": ok}, "layers": layers, "tables": tables, "totals": totals,
+                       "device": str(jax.devices()[0].device_kind), "machine": machine_info(),
+                       "versions": library_versions()}, indent=2))
+        return 0
+    print(f"{arch}: each convolution alone, float32, {batch} images, best of {repeats} "
+          f"({jax.devices()[0].device_kind}); {torch_msg}")
+    names = list(tables)
+    print(f"{'H':>3} {'in':>4} {'out':>4} {'k':>2} {'s':>2}  "
+          + "  ".join(f"{n + ' fwd/dx/dw ms':>24}" for n in names))
+    cell = lambda r: f"{r['fwd_ms']:7.2f} {r['dx_ms']:7.2f} {r['dw_ms']:7.2f}"
+    for i, (h, cin, cout, k, s) in enumerate(layers):
+        print(f"{h:>3} {cin:>4} {cout:>4} {k:>2} {s:>2}  " + "  ".join(f"{cell(tables[n][i]):>24}" for n in names))
+    print(f"{'total':>18}  " + "  ".join(f"{cell(totals[n]):>24}" for n in names))
+    print("sums: " + ", ".join(f"{n} {sum(totals[n].values()):.1f} ms" for n in names))
+    return 0
+
+
+_HEAD = (f"{'batch':>6} {'seeds':>5} {'conv':>7} {'jax img/s':>11} {'ms/step':>9} {'compile s':>9} "
          f"{'torch img/s':>11} {'ratio':>6}")
 
 
@@ -68,7 +112,7 @@ def _row(r: dict[str, Any]) -> str:
     t = r.get("torch_images_per_s")
     torch_cell = "-" if t is None else f"{t:,.0f}"
     ratio_cell = "-" if t is None else f"{r['images_per_s'] / t:.2f}x"
-    return (f"{r['batch_size']:>6} {r['seeds']:>5} {r['conv']:>6} {r['images_per_s']:>11,.0f} {r['step_ms']:>9.2f} "
+    return (f"{r['batch_size']:>6} {r['seeds']:>5} {r['conv']:>7} {r['images_per_s']:>11,.0f} {r['step_ms']:>9.2f} "
             f"{r['compile_seconds']:>9.1f} {torch_cell:>11} {ratio_cell:>6}")
 
 
@@ -83,12 +127,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.devices != "all" and not (args.devices.isdigit() and int(args.devices) >= 1):
         parser.error(f"argument --devices: must be an integer >= 1 or all, got {args.devices!r}")
     devices = None if args.devices == "all" else int(args.devices)
+    from deep.benchmark import torch_status
+
+    # PyTorch first: its CPU thread pool runs 2-20x slower when it starts after JAX's backend
+    # (measured 43-370 against 810-920 img/s here), so it is started before JAX is touched
+    ok, torch_msg = (False, "PyTorch comparison skipped (--no-torch)") if args.no_torch else torch_status()
     from ufm.cli.args import enable_compilation_cache
 
     enable_compilation_cache()
     import jax
 
-    from deep.benchmark import ISSUE_TORCH_H100, bench_jax, default_dtype, torch_status
+    from deep.benchmark import ISSUE_TORCH_H100, bench_jax, default_dtype
     from ufm.core.versions import library_versions, machine_info
 
     q = args.quick
@@ -99,8 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     warmup = 1 if q else 3
     pool = 256 if q else 4096
     dtype = default_dtype() if args.dtype == "auto" else args.dtype
-    convs = ["xla", "matmul"] if args.conv == "both" else [args.conv]
-    ok, torch_msg = (False, "PyTorch comparison skipped (--no-torch)") if args.no_torch else torch_status()
+    convs = ["xla", "dotgrad", "matmul"] if args.conv == "all" else [resolve_conv(args.conv)]
+    if args.layers:
+        return _layers(args, arch, 2 * sizes[0], [c for c in convs if c != "matmul"], ok, torch_msg,
+                       5 if q else 10)
     n_dev = len(jax.devices()) if devices is None else devices
     if n_dev > len(jax.devices()):
         parser.error(f"argument --devices: {n_dev}, but this machine has {len(jax.devices())} devices")

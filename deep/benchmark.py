@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["bench_jax", "torch_status", "default_dtype", "ISSUE_TORCH_H100"]
+__all__ = ["bench_jax", "bench_conv_layers", "conv_layers", "torch_status", "default_dtype",
+           "ISSUE_TORCH_H100"]
 
 # the issue's own PyTorch measurement on one H100 (bf16 autocast, channels_last), images/s
 ISSUE_TORCH_H100 = {50: 4348.0, 512: 24909.0}
@@ -37,11 +38,15 @@ def default_dtype() -> str:
 
 
 def torch_status() -> tuple[bool, str]:
-    """``(importable, message)`` for PyTorch."""
+    """``(importable, message)`` for PyTorch; when importable, one small operation starts its
+    CPU thread pool (call this before JAX's backend starts: a pool started after it ran 2-20x
+    slower on the project's CPU)."""
     if importlib.util.find_spec("torch") is None:
         return False, "PyTorch is not importable (not installed): skipping the PyTorch comparison"
     try:
-        import torch  # noqa: F401
+        import torch
+
+        torch.ones(8).sum().item()
     except Exception as err:  # a broken install raises all kinds of errors
         return False, f"PyTorch is not importable ({type(err).__name__}: {err}): skipping the comparison"
     return True, f"PyTorch {torch.__version__}"
@@ -49,7 +54,7 @@ def torch_status() -> tuple[bool, str]:
 
 def bench_jax(*, arch: str = "resnet18", batch_size: int = 50, seeds: int = 1, steps: int = 20,
               warmup: int = 2, dtype: str | None = None, image_shape: Sequence[int] = (32, 32, 3),
-              pool: int = 4096, conv: str = "xla", seed: int = 0,
+              pool: int = 4096, conv: str = "auto", seed: int = 0,
               devices: int | None = 1) -> dict[str, Any]:
     """Images/s of ``seeds`` vmapped training steps at ``batch_size`` (after ``warmup`` calls);
     ``devices`` > 1 (None: all): the data-parallel step of ``deep.distributed`` (each global
@@ -58,11 +63,12 @@ def bench_jax(*, arch: str = "resnet18", batch_size: int = 50, seeds: int = 1, s
     import jax.numpy as jnp
 
     from deep import distributed
-    from deep.configs import TrainConfig
+    from deep.configs import TrainConfig, resolve_conv
     from deep.models import make_model
     from deep.training import DeviceData, init_states, make_optimizer, make_train_step
 
     dtype = dtype or default_dtype()
+    conv = resolve_conv(conv)
     cfg = TrainConfig(arch=arch, batch_size=batch_size, seeds=seeds, dtype=dtype, epochs=350,
                       flip=True, seed=seed, conv=conv)
     rng = np.random.default_rng(seed)
@@ -114,3 +120,68 @@ def bench_jax(*, arch: str = "resnet18", batch_size: int = 50, seeds: int = 1, s
         "final_loss": float(np.mean(jax.device_get(loss))),
         "params": int(sum(np.size(x) for x in jax.tree_util.tree_leaves(state.params)) // seeds),
     }
+
+
+def conv_layers(stage_sizes: Sequence[int], width: int,
+                image_shape: Sequence[int] = (32, 32, 3)) -> list[tuple[int, int, int, int, int]]:
+    """The distinct convolutions of ``deep.models.ResNet(stage_sizes, width)``:
+    ``(input size H, in channels, out channels, kernel, stride)`` in network order.
+
+    >>> conv_layers((1, 1), 8, (32, 32, 3))
+    [(32, 3, 8, 3, 1), (32, 8, 8, 3, 1), (32, 8, 16, 3, 2), (16, 16, 16, 3, 1), (32, 8, 16, 1, 2)]
+    """
+    h, _, c = image_shape
+    out = [(h, c, width, 3, 1)]
+    cin = width
+    for s, n in enumerate(stage_sizes):
+        for b in range(n):
+            cout, stride = width * 2**s, (2 if (s > 0 and b == 0) else 1)
+            for layer in [(h, cin, cout, 3, stride), (h // stride, cout, cout, 3, 1)] + (
+                    [(h, cin, cout, 1, stride)] if (stride != 1 or cin != cout) else []):
+                if layer not in out:
+                    out.append(layer)
+            h, cin = h // stride, cout
+    return out
+
+
+def _best_ms(f, *args, repeats: int) -> float:
+    import jax
+
+    jax.block_until_ready(f(*args))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        best = min(best, time.perf_counter() - t0)
+    return 1e3 * best
+
+
+def bench_conv_layers(layers: Sequence[tuple[int, int, int, int, int]], *, batch: int,
+                      conv: str = "xla", repeats: int = 10, seed: int = 0) -> list[dict[str, Any]]:
+    """Per-layer milliseconds (best of ``repeats``) of one float32 NHWC convolution's forward
+    pass, input gradient (``dx``) and weight gradient (``dw``) at ``batch`` images, each jitted
+    alone; ``conv``: ``xla`` (``lax.conv_general_dilated``) or ``dotgrad`` (``deep.conv``)."""
+    import jax
+    import jax.numpy as jnp
+
+    from deep.conv import conv_general_dilated as dotgrad
+
+    impl = {"xla": jax.lax.conv_general_dilated, "dotgrad": dotgrad}[conv]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for h, cin, cout, k, s in layers:
+        p = k // 2
+        x = jnp.asarray(rng.normal(size=(batch, h, h, cin)), jnp.float32)
+        w = jnp.asarray(rng.normal(size=(k, k, cin, cout)), jnp.float32)
+
+        def f(x, w, s=s, p=p):
+            return impl(x, w, (s, s), [(p, p), (p, p)], dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+        g = jnp.ones_like(f(x, w))
+        fwd = jax.jit(f)
+        dx = jax.jit(lambda x, w, g, f=f: jax.vjp(lambda x: f(x, w), x)[1](g)[0])
+        dw = jax.jit(lambda x, w, g, f=f: jax.vjp(lambda w: f(x, w), w)[1](g)[0])
+        rows.append({"layer": [h, cin, cout, k, s], "fwd_ms": _best_ms(fwd, x, w, repeats=repeats),
+                     "dx_ms": _best_ms(dx, x, w, g, repeats=repeats),
+                     "dw_ms": _best_ms(dw, x, w, g, repeats=repeats)})
+    return rows

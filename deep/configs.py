@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["TrainConfig", "DATASET_DEFAULTS", "DATASETS", "LOSSES", "DTYPES", "CONVS", "resolve"]
+__all__ = ["TrainConfig", "DATASET_DEFAULTS", "DATASETS", "LOSSES", "DTYPES", "CONVS", "resolve", "resolve_conv"]
 
 DATASETS = ("digits", "mnist", "fashionmnist", "cifar10")
 #: The architecture registry's names (``deep.models.ARCHS`` holds the presets under exactly these
@@ -28,7 +28,7 @@ DATASETS = ("digits", "mnist", "fashionmnist", "cifar10")
 ARCHITECTURES = ("resnet18", "densenet40", "resnet-small", "resnet-tiny", "densenet-tiny")
 LOSSES = ("scl", "ce")
 DTYPES = ("float32", "bfloat16")
-CONVS = ("xla", "matmul")  # convolution implementation, see deep.models
+CONVS = ("auto", "xla", "dotgrad", "matmul")  # convolution implementation, see deep.models
 
 # n_maj: majority-class size; epochs: default length; flip: horizontal flip preserves the label
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -79,7 +79,7 @@ class TrainConfig:
     seed: int = 0
     seeds: int = 1
     dtype: str = "float32"
-    conv: str = "xla"
+    conv: str = "auto"
     crop_pad: int = 4
     flip: bool | None = None
     test_fraction: float = 0.2
@@ -127,6 +127,22 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         name, slope = check_activation("relu" if cfg.activation is None else cfg.activation, cfg.slope)
         changes.update(activation=name, slope=slope, relu=name == "relu")
     return dataclasses.replace(cfg, **changes)
+
+
+def resolve_conv(conv: str, devices: int = 1) -> str:
+    """``"auto"``: ``"dotgrad"`` on ONE CPU device (``deep.conv``: faster weight gradients
+    there), ``"xla"`` on accelerators and for data-parallel steps over several devices (whose
+    batch-sharded weight gradients XLA's own convolution reduces across devices); any other
+    name unchanged.
+
+    >>> resolve_conv("matmul"), resolve_conv("auto", devices=4)
+    ('matmul', 'xla')
+    """
+    if conv != "auto":
+        return conv
+    import jax
+
+    return "dotgrad" if jax.default_backend() == "cpu" and devices == 1 else "xla"
 
 
 def feature_activation(cfg: TrainConfig) -> tuple[str, float | None]:

@@ -18,7 +18,7 @@ import functools
 import time
 from typing import Any, Sequence
 
-__all__ = ["torch_resnet", "scl_loss_torch", "bench_torch"]
+__all__ = ["torch_resnet", "scl_loss_torch", "bench_torch", "bench_conv_layers_torch"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,3 +166,34 @@ def bench_torch(*, batch_size: int, steps: int, warmup: int = 3,
         "final_loss": float(loss.detach()),
         "params": sum(p.numel() for p in model.parameters()),
     }
+
+
+def bench_conv_layers_torch(layers: Sequence[tuple[int, int, int, int, int]], *, batch: int,
+                            repeats: int = 10, seed: int = 0) -> list[dict[str, Any]]:
+    """``deep.benchmark.bench_conv_layers`` in PyTorch (float32, ``channels_last`` as in
+    ``bench_torch``): ``F.conv2d``, ``torch.nn.grad.conv2d_input`` / ``conv2d_weight``."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
+
+    def best(f) -> float:
+        f()
+        t = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            f()
+            t = min(t, time.perf_counter() - t0)
+        return 1e3 * t
+
+    rows = []
+    for h, cin, cout, k, s in layers:
+        p = k // 2
+        x = torch.randn(batch, cin, h, h).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(cout, cin, k, k)
+        g = torch.ones_like(F.conv2d(x, w, stride=s, padding=p))
+        rows.append({"layer": [h, cin, cout, k, s],
+                     "fwd_ms": best(lambda: F.conv2d(x, w, stride=s, padding=p)),
+                     "dx_ms": best(lambda: torch.nn.grad.conv2d_input(x.shape, w, g, stride=s, padding=p)),
+                     "dw_ms": best(lambda: torch.nn.grad.conv2d_weight(x, w.shape, g, stride=s, padding=p))})
+    return rows

@@ -88,8 +88,10 @@ def build_parser() -> Parser:
     m.add_argument("--dtype", choices=DTYPES,
                    help=f"compute dtype (bfloat16: faster on GPU; parameters stay float32) (default {d.dtype})")
     m.add_argument("--conv", choices=CONVS,
-                   help="convolution implementation: xla (cuDNN/Eigen) or matmul (im2col + one "
-                        f"matmul; may vmap over --seeds faster) (default {d.conv})")
+                   help="convolution implementation: xla (cuDNN/Eigen), dotgrad (xla with the "
+                        "weight gradient by matrix products: faster on the CPU), matmul (im2col + "
+                        "one matmul; may vmap over --seeds faster), auto (dotgrad on the CPU, xla "
+                        f"elsewhere) (default {d.conv})")
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=DATASETS, help=f"data set (default {d.dataset})")
     g.add_argument("--data-dir", metavar="DIR", help="folder with the data set's official files")

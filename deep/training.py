@@ -44,6 +44,7 @@ deep.training.StartError: R = 100 with n_maj = 20 leaves round(n_maj/R) = 0 mino
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ import ufm.core.loss as ufm_loss
 from deep import distributed
 from deep.augment import augment, standardize, two_views
 from deep.checkpoint import CheckpointError, checkpoint_due, load_checkpoint, save_checkpoint
-from deep.configs import TrainConfig, feature_activation, resolve
+from deep.configs import TrainConfig, feature_activation, resolve, resolve_conv
 from deep.data import (DataError, ImageData, ImbalanceError, load_dataset, step_class_counts,
                        step_subset)
 from deep.metrics import epoch_metrics
@@ -280,9 +281,13 @@ def setup(cfg: TrainConfig, data: ImageData, *, donate: bool | None = None, mesh
     """Resolve defaults, draw each seed's STEP subset, build the model, optimizer and step
     (data-parallel on ``mesh``, ``deep.distributed.make_mesh``, when given).
 
+    ``conv="auto"`` becomes the implementation used (``deep.configs.resolve_conv`` for the
+    mesh's device count) in ``Run.cfg``.
+
     Raises ``ValueError`` when the imbalance or batch size cannot be met by the data.
     """
     cfg = resolve(cfg)
+    cfg = dataclasses.replace(cfg, conv=resolve_conv(cfg.conv, 1 if mesh is None else mesh.devices.size))
     seeds = tuple(range(cfg.seed, cfg.seed + cfg.seeds))
     k = data.num_classes
     counts = step_class_counts(k, cfg.R, cfg.rho, cfg.n_maj)
@@ -509,6 +514,7 @@ def config_record(run: Run, cfg: TrainConfig, extra: dict[str, Any]) -> dict[str
     shape = tuple(run.data.images.shape[1:])
     return {
         "config": cfg.to_dict(),
+        "conv_used": run.cfg.conv,  # what conv="auto" became on this machine
         "seeds": list(run.seeds),
         "counts": run.counts.tolist(),
         "n_train": int(run.labels.size),

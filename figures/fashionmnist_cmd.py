@@ -7,7 +7,10 @@ numbers as strict JSON, NaN and inf as null), and writes, each atomically, ``sum
 ``summary.json`` into ``--out`` (default ``results/fashionmnist``) and the ``deep.report`` plots
 of the finished relu / norelu / binding runs of each R into ``--out/r10/`` and ``--out/r100/``
 (``delta_gm.png``, ``nc1.png``, ``cosines.png``, ``accuracy.png``; a group without a finished
-run is skipped). Unfinished runs are listed as in progress and enter no number
+run is skipped), and issue 38's Delta_GM_OF-per-epoch plots into ``--out/r10_beyond/``
+(``temperature.png``: tau 0.05 / 0.1 / 0.5 with ReLU; ``activations.png``: ReLU, none, Leaky
+ReLU 0.01 and 0.1, GELU; each only when one of its runs has records, running ones included,
+dashed). Unfinished runs are listed as in progress and enter no number
 (``figures.fashionmnist_summary``).
 
 A ``--runs`` that is no folder or holds no readable run: one line on stderr, exit status 2. A
@@ -18,14 +21,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ufm.cli.args import Parser, output_dir, unwritable_reason, write_failed
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "beyond_figures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("delta_gm", "nc1", "cosines", "accuracy")
+BEYOND_GROUP = "r10_beyond"
+BEYOND_TITLES = {"temperature": r"Temperature (ReLU, R = 10): $\Delta_{GM}$ to the OF",
+                 "activations": r"Final-feature activation (R = 10): $\Delta_{GM}$ to the OF"}
 
 
 def build_parser() -> Parser:
@@ -35,7 +41,7 @@ def build_parser() -> Parser:
                    help="folder of the <setting>_s<seed> runs (default: results/fashionmnist/runs)")
     p.add_argument("--out", metavar="DIR", type=output_dir,
                    default=str(ROOT / "results/fashionmnist"),
-                   help="folder for summary.md, summary.json and r10/, r100/ plots "
+                   help="folder for summary.md, summary.json and r10/, r100/, r10_beyond/ plots "
                    "(default: results/fashionmnist)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     return p
@@ -52,10 +58,49 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
+def beyond_figures(curves: dict[str, list[dict[str, Any]]],
+                   rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``{file stem: Figure}`` of issue 38 from ``beyond_curves`` and the ``beyond`` rows: the
+    rows give each setting's legend text (activation, slope, tau) and the predicted
+    Delta_GM_OF lines."""
+    from figures.fashionmnist_beyond_plots import delta_gm_figure
+
+    by = {r["setting"]: r for r in rows}
+    figs = {}
+    for stem, cs in curves.items():
+        mine = [by[s] for s in dict.fromkeys(c["setting"] for c in cs)]
+        labels = {r["setting"]: f"{r['setting']}: {r['activation']}"
+                  + ("" if r["slope"] is None else f" {r['slope']:g}") + f", τ = {r['tau']:g}"
+                  for r in mine}
+        levels = list(dict.fromkeys((f"predicted ({r['prediction']})", r["predicted_delta_gm_of"])
+                                    for r in mine if r["predicted_delta_gm_of"] is not None))
+        figs[stem] = delta_gm_figure(cs, title=BEYOND_TITLES.get(stem, stem), labels=labels,
+                                     levels=levels)
+    return figs
+
+
+def _save_figures(parser: Parser, figs: dict[str, Any], paths: Sequence[Path], folder: Path) -> None:
+    """Save each ``figs[stem]`` to the path of ``paths`` named ``<stem>.png``, atomically, then
+    close every figure; a failed write is the one-line ``--out`` error."""
+    from ufm.cli.io import save_figure_atomic
+    import matplotlib.pyplot as plt
+
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_figure_atomic(figs[path.stem], path, dpi=120)
+    except OSError as err:
+        write_failed(parser, "--out", folder, err)
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from figures.fashionmnist_summary import figure_groups, load_runs, markdown, summarize
+    from figures.fashionmnist_summary import (beyond_curves, figure_groups, load_runs, markdown,
+                                              summarize)
     from ufm.core.jsonable import to_json
 
     try:
@@ -67,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     groups = figure_groups(runs)
     targets = {g: [out / g / f"{stem}.png" for stem in FIGURES] for g in groups}
+    curves = beyond_curves(runs)
+    if curves:
+        targets[BEYOND_GROUP] = [out / BEYOND_GROUP / f"{stem}.png" for stem in curves]
     files = [out / "summary.md", out / "summary.json", *(p for ps in targets.values() for p in ps)]
     for where in files:
         reason = unwritable_reason(where)
@@ -85,20 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_failed(parser, "--out", out, err)
     if groups:
         from deep.reporting import figures
-        from ufm.cli.io import save_figure_atomic
-        import matplotlib.pyplot as plt
 
-        for g, paths in targets.items():
+        for g in groups:
             figs = figures(groups[g])
-            try:
-                for stem, path in zip(FIGURES, paths):
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    save_figure_atomic(figs[stem], path, dpi=120)
-            except OSError as err:
-                write_failed(parser, "--out", out / g, err)
-            finally:
-                for fig in figs.values():
-                    plt.close(fig)
+            _save_figures(parser, figs, targets[g], out / g)
+    if curves:
+        _save_figures(parser, beyond_figures(curves, summary["beyond"]), targets[BEYOND_GROUP],
+                      out / BEYOND_GROUP)
     print(data if args.json else text, end="")
     print(f"wrote {out / 'summary.md'}, {out / 'summary.json'}"
           + "".join(f", {out / g}/*.png" for g in targets), file=sys.stderr)

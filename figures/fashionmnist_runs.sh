@@ -22,27 +22,32 @@ COMMON=(--dataset fashionmnist --n-maj 500 --batch-size 50 --epochs 100 --test-e
         --test-subset 1000 --quiet)
 END=$(( $(date +%s) + MINUTES * 60 ))
 JOBS=()
-for s in 0 1 2; do
-    for R in 10 100; do
-        JOBS+=("r${R}_relu_s$s --arch resnet-small --R $R --seed $s")
-        JOBS+=("r${R}_norelu_s$s --arch resnet-small --R $R --seed $s --no-relu")
-        JOBS+=("r${R}_binding_s$s --arch resnet-small --R $R --seed $s --schedule binding")
-        JOBS+=("r${R}_ce_s$s --arch resnet-small --R $R --seed $s --loss ce")
-    done
-done
-# DenseNet-40 (issue 35, model complexity) is not in this CPU queue: it finished no epoch in 25
-# minutes here beside one other training; figures/deep_gpu.sh runs it beside resnet-small.
-# Issue 38, temperature on networks: tau 0.05 and 0.5 at R = 10 with ReLU (tau 0.1 is r10_relu).
-# Issue 38, activations on networks: Leaky ReLU (0.01, 0.1) and GELU at R = 10 (ReLU and none
-# are r10_relu and r10_norelu).
-for s in 0 1 2; do
+issue35() {  # seed $1 of issue 35's settings at R = $2
+    local s=$1 R=$2
+    JOBS+=("r${R}_relu_s$s --arch resnet-small --R $R --seed $s")
+    JOBS+=("r${R}_norelu_s$s --arch resnet-small --R $R --seed $s --no-relu")
+    JOBS+=("r${R}_binding_s$s --arch resnet-small --R $R --seed $s --schedule binding")
+    JOBS+=("r${R}_ce_s$s --arch resnet-small --R $R --seed $s --loss ce")
+}
+# Issue 38 at R = 10 with ReLU: temperature (tau 0.05 and 0.5; tau 0.1 is r10_relu) and
+# activations (Leaky ReLU 0.01 and 0.1, GELU; ReLU and none are r10_relu and r10_norelu).
+issue38() {  # seed $1
+    local s=$1
     for t in 0.05 0.5; do
         JOBS+=("r10_tau${t}_s$s --arch resnet-small --R 10 --seed $s --tau $t")
     done
     JOBS+=("r10_leaky0.01_s$s --arch resnet-small --R 10 --seed $s --activation leaky_relu --slope 0.01")
     JOBS+=("r10_leaky0.1_s$s --arch resnet-small --R 10 --seed $s --activation leaky_relu --slope 0.1")
     JOBS+=("r10_gelu_s$s --arch resnet-small --R 10 --seed $s --activation gelu")
-done
+}
+# Order: seed 0 of every setting of both issues first, so a partial table covers every setting;
+# finished runs return at once (--resume of a finished run only reports it).
+issue35 0 10; issue35 0 100; issue35 1 10; issue35 1 100; issue38 0
+# the two R = 100 seed-1 runs begun earlier go before issue 38's seed 0, then the rest
+JOBS=("${JOBS[@]:0:14}" "${JOBS[@]:16:5}" "${JOBS[@]:14:2}")
+issue35 2 10; issue35 2 100; issue38 1; issue38 2
+# DenseNet-40 (issue 35, model complexity) is not in this CPU queue: it finished no epoch in 25
+# minutes here beside one other training; figures/deep_gpu.sh runs it beside resnet-small.
 
 run_one() {
     local name=$1; shift

@@ -1,4 +1,4 @@
-"""The README's FashionMNIST tables (issue 35), recomputed from the run folders of
+"""The README's FashionMNIST tables (issues 35 and 38), recomputed from the run folders of
 ``figures/fashionmnist_runs.sh`` (``python -m figures.fashionmnist``).
 
 A run is a folder ``<setting>_s<seed>`` (``r10_relu_s0``, ``r100_norelu_s2``, ``r10_ce_s1``,
@@ -26,7 +26,13 @@ What is computed (``summarize``), every number from the FINAL epoch of the finis
   wrong and ``c`` the opposite, under H0 ``b ~ Binomial(b + c, 1/2)``; the two-sided p-value is
   ``scipy.stats.binomtest(b, b + c, 0.5).pvalue`` (1 when ``b + c = 0``). The same on the test
   images of the minority classes (labels ``>= n_majority``, the classes after the majority ones
-  in STEP order, 5..9 here); pooled = the seeds' ``b`` and ``c`` summed.
+  in STEP order, 5..9 here); pooled = the seeds' ``b`` and ``c`` summed;
+- issue 38 (``beyond``): temperature (tau 0.05, 0.1, 0.5 with ReLU) and the final-feature
+  activation (ReLU, none, Leaky ReLU 0.01 and 0.1, GELU) at R = 10, each against the UFM's
+  prediction (docs/beyond.md): the OF (``Delta_GM_OF = 0``) under ReLU at every tau, the no-ReLU
+  optimum for the activations that reach the whole sphere; its Delta_GM_OF, the Delta_GM to the
+  predicted Gram, the epochs to the thresholds, the cosines and the NCM accuracy, and the
+  Delta_GM_OF-per-epoch curves for the figures (``beyond_curves``).
 
 Reading files is ``load_runs``; the rest are pure functions of ``Run`` objects (records and
 configuration) so the tests feed them synthetic data.
@@ -44,7 +50,9 @@ import numpy as np
 
 __all__ = ["Run", "load_runs", "run_from_files", "stats", "epochs_to", "ufm_optimum",
            "mcnemar", "central", "complexity", "generalization", "summarize", "markdown",
-           "figure_groups", "fashionmnist_test_labels", "CENTRAL_SETTINGS", "THRESHOLDS"]
+           "figure_groups", "fashionmnist_test_labels", "CENTRAL_SETTINGS", "THRESHOLDS",
+           "beyond", "beyond_curves", "activation_of", "prediction", "BEYOND_SETTINGS",
+           "BEYOND_FIGURES"]
 
 THRESHOLDS = (0.5, 0.2)
 RATIOS = (10, 100)
@@ -54,7 +62,25 @@ COMPLEXITY_SETTINGS = ("r10_densenet40", "r10_relu")
 ACCURACY_KEYS = ("ncm_test_acc", "ncm_test_acc_maj", "ncm_test_acc_min",
                  "probe_test_acc", "probe_test_acc_maj", "probe_test_acc_min")
 CLASSIFIERS = (("ncm", "ncm_test_hits"), ("probe", "probe_test_hits"))
+COSINE_KEYS = ("cos_min_min", "cos_maj_min")
 ALPHA = 0.05
+#: Issue 38's network settings at R = 10, in table order, with ``(activation, slope, tau)`` as
+#: ``figures/fashionmnist_runs.sh`` trains them: shown for a setting without any run (a run's own
+#: ``config.json`` decides otherwise).
+BEYOND_SETTINGS: dict[str, tuple[str, float | None, float]] = {
+    "r10_relu": ("relu", None, 0.1),
+    "r10_tau0.05": ("relu", None, 0.05),
+    "r10_tau0.5": ("relu", None, 0.5),
+    "r10_norelu": ("none", None, 0.1),
+    "r10_leaky0.01": ("leaky_relu", 0.01, 0.1),
+    "r10_leaky0.1": ("leaky_relu", 0.1, 0.1),
+    "r10_gelu": ("gelu", None, 0.1),
+}
+#: The figure groups of issue 38 (file stem: settings, one colour each, in this order).
+BEYOND_FIGURES = {"temperature": ("r10_tau0.05", "r10_relu", "r10_tau0.5"),
+                  "activations": ("r10_relu", "r10_norelu", "r10_leaky0.01", "r10_leaky0.1",
+                                  "r10_gelu")}
+PREDICT_OF, PREDICT_NORELU = "OF", "no-ReLU optimum"
 _NAME = re.compile(r"^(?P<setting>.+)_s(?P<seed>\d+)$")
 
 
@@ -290,6 +316,11 @@ def _optimum_key(run: Run) -> tuple[tuple[int, ...], float]:
     return tuple(run.counts), float(run.config["tau"])
 
 
+def _full_test(run: Run, key: str) -> Any:
+    """The final record's ``key`` if that record was evaluated on the full test set, else None."""
+    return run.final.get(key) if run.final.get("test_set", "full") == "full" else None
+
+
 def central(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per central setting (relu / norelu / binding at R = 10, 100), from its finished
     runs: final Delta_GM_OF, Delta_GM to the UFM optimum of the run's (counts, tau) (``optima``,
@@ -301,11 +332,10 @@ def central(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[di
         seeds = [r.seed for r in done]
         row: dict[str, Any] = {"setting": setting, "R": int(setting[1:].split("_")[0]),
                                "seeds": seeds, "in_progress": _progress(running)}
-        for key in ("delta_gm_of", "cos_min_min", "cos_maj_min"):
+        for key in ("delta_gm_of", *COSINE_KEYS):
             row[key] = stats(seeds, [r.final.get(key) for r in done])
         for key in ACCURACY_KEYS:  # on the full test set only (a finished run's last epoch)
-            row[key] = stats(seeds, [r.final.get(key) if r.final.get("test_set", "full") == "full"
-                                     else None for r in done])
+            row[key] = stats(seeds, [_full_test(r, key) for r in done])
         row["delta_gm_ufm"] = stats(seeds, [
             _delta(r.final.get("class_mean_gram"), np.asarray(optima[_optimum_key(r)]["gram"]))
             for r in done])
@@ -329,6 +359,122 @@ def complexity(runs: Sequence[Run]) -> list[dict[str, Any]]:
                      **{f"epochs_to_{t}": [epochs_to(r.records, t) for r in done]
                         for t in THRESHOLDS}})
     return rows
+
+
+def activation_of(config: dict[str, Any]) -> tuple[str, float | None]:
+    """``(name, slope)`` of a run's final-feature activation: the config's ``"activation"`` and
+    ``"slope"`` when recorded (``deep.train --activation``), else ``"relu"`` / ``"none"`` by its
+    ``"relu"`` flag (default True), as ``deep.configs.feature_activation``."""
+    name = config.get("activation")
+    if name is None:
+        return ("relu" if config.get("relu", True) else "none"), None
+    slope = config.get("slope")
+    return str(name), (float(slope) if type(slope) in (int, float) else None)
+
+
+def prediction(activation: str) -> str | None:
+    """The UFM's optimum for a final-feature activation (docs/beyond.md, section 1): ``"OF"``
+    when it reaches exactly the closed orthant (ReLU), ``"no-ReLU optimum"`` when it reaches the
+    whole sphere (none, Leaky ReLU of any slope, ELU, GELU); None otherwise (softplus: no
+    attained optimum)."""
+    from ufm.core.activations import REACHES_ORTHANT, REACHES_SPHERE
+
+    if activation in REACHES_ORTHANT:
+        return PREDICT_OF
+    return PREDICT_NORELU if activation in REACHES_SPHERE else None
+
+
+def _predicts_norelu(run: Run) -> bool:
+    return prediction(activation_of(run.config)[0]) == PREDICT_NORELU
+
+
+def _target(run: Run, optima: dict[tuple, dict[str, Any]]) -> str | np.ndarray | None:
+    """The run's predicted class-mean Gram ``G_T``: ``"of"`` (``I_k``) under ReLU, the Gram of
+    the no-ReLU optimum at the run's (counts, tau) (``optima``) for an activation reaching the
+    sphere; None for another activation or an optimum not in ``optima``."""
+    pred = prediction(activation_of(run.config)[0])
+    if pred == PREDICT_OF:
+        return "of"
+    opt = optima.get(_optimum_key(run)) if pred == PREDICT_NORELU else None
+    return None if opt is None else np.asarray(opt["gram"], dtype=float)
+
+
+def _predicted_delta_of(run: Run, optima: dict[tuple, dict[str, Any]]) -> float | None:
+    """Delta_GM_OF of the run's predicted geometry: 0 for the OF, the no-ReLU optimum's
+    ``delta_gm_of`` for an activation reaching the sphere, None when unknown."""
+    target = _target(run, optima)
+    if isinstance(target, str):
+        return 0.0
+    return None if target is None else optima[_optimum_key(run)]["delta_gm_of"]
+
+
+def _delta_predicted(run: Run, optima: dict[tuple, dict[str, Any]]) -> float | None:
+    """Delta_GM of the final class-mean Gram to the run's predicted Gram (``_target``)."""
+    target = _target(run, optima)
+    return None if target is None else _delta(run.final.get("class_mean_gram"), target)
+
+
+def _beyond_spec(setting: str, runs: Sequence[Run],
+                 optima: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+    """Activation, slope, tau, prediction and predicted Delta_GM_OF of a setting: from its first
+    run's config (``runs``: finished first), or ``BEYOND_SETTINGS`` when it has no run."""
+    if runs:
+        (name, slope), tau = activation_of(runs[0].config), float(runs[0].config["tau"])
+        predicted = _predicted_delta_of(runs[0], optima)
+    else:
+        name, slope, tau = BEYOND_SETTINGS[setting]
+        predicted = 0.0 if prediction(name) == PREDICT_OF else None
+    return {"activation": name, "slope": slope, "tau": tau, "prediction": prediction(name),
+            "predicted_delta_gm_of": predicted}
+
+
+def beyond(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 38 on the network: one row per setting of ``BEYOND_SETTINGS`` (temperature and the
+    final-feature activation at R = 10), in that order. Per setting: activation, slope, tau,
+    the UFM prediction (``prediction``: the OF under ReLU, the no-ReLU optimum otherwise) and
+    its Delta_GM_OF (0, or the ``delta_gm_of`` of ``optima[(tuple(counts), tau)]``), from the
+    config of its first run (finished first, in-progress runs' configs count here); from its
+    finished runs only: final Delta_GM_OF, ``Delta_GM(G_T) = || G_M/||G_M||_F - G_T/||G_T||_F
+    ||_F`` of the final class-mean Gram ``G_M`` to the predicted Gram ``G_T`` (``I_k``, or the
+    optimum's Gram at the run's counts and tau), the minority cosines and the full-test NCM
+    accuracy (``stats`` each), and the epochs to ``Delta_GM_OF <= t`` per seed; the runs in
+    progress listed."""
+    rows = []
+    for setting in BEYOND_SETTINGS:
+        done, running = _by_setting(runs, setting)
+        seeds = [r.seed for r in done]
+        row: dict[str, Any] = {"setting": setting, "seeds": seeds,
+                               "in_progress": _progress(running),
+                               **_beyond_spec(setting, done + running, optima)}
+        row["delta_gm_of"] = stats(seeds, [r.final.get("delta_gm_of") for r in done])
+        row["delta_gm_predicted"] = stats(seeds, [_delta_predicted(r, optima) for r in done])
+        for key in COSINE_KEYS:
+            row[key] = stats(seeds, [r.final.get(key) for r in done])
+        row["ncm_test_acc"] = stats(seeds, [_full_test(r, "ncm_test_acc") for r in done])
+        for t in THRESHOLDS:
+            row[f"epochs_to_{t}"] = [epochs_to(r.records, t) for r in done]
+        rows.append(row)
+    return rows
+
+
+def beyond_curves(runs: Sequence[Run]) -> dict[str, list[dict[str, Any]]]:
+    """The Delta_GM_OF-per-epoch curves of the issue-38 figures (``BEYOND_FIGURES``): per file
+    stem, one entry per run with records (finished or not), in the group's setting order then by
+    seed: ``{setting, seed, finished, epochs, values}`` (epochs without a value left out); a
+    group without such a run is left out."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for stem, settings in BEYOND_FIGURES.items():
+        curves = []
+        for setting in settings:
+            for r in sorted((r for r in runs if r.setting == setting and r.records),
+                            key=lambda r: r.seed):
+                pts = [(rec["epoch"], rec["delta_gm_of"]) for rec in r.records
+                       if rec.get("delta_gm_of") is not None]
+                curves.append({"setting": setting, "seed": r.seed, "finished": r.finished,
+                               "epochs": [e for e, _ in pts], "values": [v for _, v in pts]})
+        if curves:
+            out[stem] = curves
+    return out
 
 
 def _hits(run: Run, key: str, n: int) -> np.ndarray | None:
@@ -408,12 +554,15 @@ def summarize(runs: Sequence[Run], *, y_test: np.ndarray | None = None,
               warnings: Sequence[str] = ()) -> dict[str, Any]:
     """Every number of the FashionMNIST tables (module docstring) as a JSON-able dict:
     ``finished`` / ``in_progress`` runs, ``ufm_optima`` (one per distinct (counts, tau) of the
-    finished central runs, solved once each), ``central``, ``complexity``, ``generalization``
-    and ``warnings``. ``y_test`` defaults to ``fashionmnist_test_labels()``, read only when a
+    finished central runs and of the issue-38 runs predicted to reach the no-ReLU optimum,
+    finished or not: the prediction needs no finished run; solved once each), ``central``,
+    ``complexity``, ``beyond`` (issue 38), ``generalization`` and ``warnings``. ``y_test`` defaults to ``fashionmnist_test_labels()``, read only when a
     seed finished with both SCL and CE; ``optimum`` defaults to ``ufm_optimum``."""
     warnings = list(warnings)
     done = [r for r in runs if r.finished]
-    keys = sorted({_optimum_key(r) for r in done if r.setting in CENTRAL_SETTINGS})
+    keys = sorted({_optimum_key(r) for r in done if r.setting in CENTRAL_SETTINGS}
+                  | {_optimum_key(r) for r in runs
+                     if r.setting in BEYOND_SETTINGS and _predicts_norelu(r)})
     optima = {k: (optimum or ufm_optimum)(list(k[0]), k[1]) for k in keys}
     if y_test is None and _needs_labels(runs):
         try:
@@ -427,6 +576,7 @@ def summarize(runs: Sequence[Run], *, y_test: np.ndarray | None = None,
         "ufm_optima": list(optima.values()),
         "central": central(runs, optima),
         "complexity": complexity(runs),
+        "beyond": beyond(runs, optima),
         "generalization": gen,
         "thresholds": list(THRESHOLDS),
         "alpha": ALPHA,
@@ -485,9 +635,42 @@ def _p(test: dict[str, Any]) -> str:
     return f"b={test['b']}, c={test['c']}, p={test['p']:.3g}, {sig}"
 
 
+def _activation_cell(row: dict[str, Any]) -> str:
+    return row["activation"] + ("" if row["slope"] is None else f" (slope {row['slope']:g})")
+
+
+def _beyond_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The issue-38 section of ``markdown``: its table, a note when no run has finished, and the
+    runs in progress."""
+    out = ["## Beyond the paper (issue 38): temperature and activations at R = 10", "",
+           "UFM prediction (docs/beyond.md): the OF under ReLU at every tau (reached more slowly "
+           "at small tau); the no-ReLU optimum for every activation reaching the whole sphere "
+           "(none, Leaky ReLU, GELU). ΔGM to prediction: to I_k, or to the no-ReLU optimum's "
+           "Gram at the run's counts and tau.", ""]
+    head = ["setting", "activation", "tau", "seeds", "UFM prediction", "predicted ΔGM_OF",
+            "ΔGM_OF", "ΔGM_OF per seed", "ΔGM to prediction", "per seed", "cos min-min",
+            "cos maj-min", "epochs to ΔGM_OF ≤ 0.5", "epochs to ΔGM_OF ≤ 0.2", "NCM"]
+    table = [[r["setting"], _activation_cell(r), f"{r['tau']:g}", _seeds(r),
+              r["prediction"] or "-", _f(r["predicted_delta_gm_of"], "{:.4f}"),
+              _ms(r["delta_gm_of"]), _per_seed(r["seeds"], r["delta_gm_of"]["values"]),
+              _ms(r["delta_gm_predicted"]),
+              _per_seed(r["seeds"], r["delta_gm_predicted"]["values"]),
+              _ms(r["cos_min_min"]), _ms(r["cos_maj_min"]),
+              _per_seed(r["seeds"], r["epochs_to_0.5"]),
+              _per_seed(r["seeds"], r["epochs_to_0.2"]), _ms(r["ncm_test_acc"])] for r in rows]
+    out += [_table(head, table), ""]
+    if not any(r["seeds"] for r in rows):
+        out += ["(no issue-38 run has finished yet)", ""]
+    running = [p for r in rows for p in r["in_progress"]]
+    if running:
+        out += ["In progress: " + ", ".join(f"{p['run']} (epoch {p['epoch']}/{p['epochs']})"
+                                            for p in running), ""]
+    return out
+
+
 def markdown(summary: dict[str, Any]) -> str:
     """The tables of ``summarize``'s dict as Markdown."""
-    out = ["# FashionMNIST (issue 35)", ""]
+    out = ["# FashionMNIST (issues 35 and 38)", ""]
     out.append(f"Finished runs: {len(summary['finished'])}"
                + (f" ({', '.join(summary['finished'])})" if summary["finished"] else ""))
     if summary["in_progress"]:
@@ -559,6 +742,7 @@ def markdown(summary: dict[str, Any]) -> str:
     if rows:
         out += [_table(head, rows), ""]
     out += lines
+    out += [""] + _beyond_markdown(summary["beyond"])
     if summary["warnings"]:
         out += ["", "Warnings:"] + [f"- {w}" for w in summary["warnings"]]
     return "\n".join(out).rstrip() + "\n"

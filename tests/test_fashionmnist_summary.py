@@ -1,4 +1,4 @@
-"""``python -m figures.fashionmnist`` (issue 35): the FashionMNIST tables from run folders.
+"""``python -m figures.fashionmnist`` (issues 35, 38): the FashionMNIST tables from run folders.
 
 Synthetic run folders (``config.json`` + ``metrics.jsonl`` with known values) written here;
 every expected number is computed by hand (means, sample sd, first epochs under a threshold,
@@ -40,15 +40,17 @@ def _gram(seed: int, k: int = 3) -> list[list[float]]:
     return (v @ v.T).tolist()
 
 
-def _write(root, name, *, counts, epochs, values, final=None, arch="resnet-small"):
-    """A run folder: one record per entry of ``values`` (Delta_GM_OF), ``final`` merged into
-    the last record."""
+def _write(root, name, *, counts, epochs, values, final=None, arch="resnet-small", config=None):
+    """A run folder: one record per entry of ``values`` (Delta_GM_OF; none: no metrics.jsonl),
+    ``final`` merged into the last record, ``config`` into the TrainConfig."""
     d = root / name
     d.mkdir()
     cfg = {"arch": arch, "epochs": epochs, "tau": TAU, "seed": int(name.rsplit("_s", 1)[1]),
            "relu": "norelu" not in name, "loss": "ce" if "_ce_" in name else "scl",
-           "schedule": "binding" if "binding" in name else "shuffle"}
+           "schedule": "binding" if "binding" in name else "shuffle", **(config or {})}
     (d / "config.json").write_text(json.dumps({"config": cfg, "counts": counts, "n_test": 12}))
+    if not values:
+        return
     recs = [{"epoch": e + 1, "delta_gm_of": v, "test_set": "subset", "test_images": 5}
             for e, v in enumerate(values)]
     recs[-1].update(final or {})
@@ -238,6 +240,10 @@ def test_cli_json_strict_and_files(runs_dir, tmp_path, capsys, fast_optimum):
     for group in ("r10", "r100"):
         for stem in ("delta_gm", "nc1", "cosines", "accuracy"):
             assert (out / group / f"{stem}.png").stat().st_size > 0
+    for stem in ("temperature", "activations"):  # r10_relu has records: in both groups
+        assert (out / "r10_beyond" / f"{stem}.png").stat().st_size > 0
+    assert str(out / "r10_beyond" / "activations.png") in data["figures"]
+    assert [r["setting"] for r in data["beyond"]] == list(fs.BEYOND_SETTINGS)
 
 
 @pytest.mark.parametrize("make", ["missing", "empty"])
@@ -262,3 +268,190 @@ def test_cli_unwritable_out_is_one_line_exit_2(runs_dir, tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "argument --out" in err and "is a file, not a folder" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 38: temperature and activations ("beyond")
+
+LEAKY = {"activation": "leaky_relu", "slope": 0.1, "relu": False}
+GELU = {"activation": "gelu", "slope": None, "relu": False}
+ETF3 = np.eye(3) - 0.5 * (1 - np.eye(3))
+# a stand-in for the certified optimum: a known Gram and a sentinel Delta_GM_OF per tau
+FAKE_DELTA_OF = {TAU: 0.34, 0.2: 0.31}
+
+
+def _fake_optimum(calls):
+    def optimum(counts, tau):
+        calls.append((tuple(counts), tau))
+        return {"counts": list(counts), "tau": tau, "status": "optimal", "loss": 1.0,
+                "lower_bound": 1.0, "rel_gap": 0.0, "certified": True,
+                "delta_gm_of": FAKE_DELTA_OF[tau], "delta_gm_etf": 0.0, "gram": ETF3.tolist()}
+    return optimum
+
+
+def _delta_by_hand(gram, target) -> float:
+    """``|| G/||G||_F - T/||T||_F ||_F`` with numpy only."""
+    g, t = np.asarray(gram, dtype=float), np.asarray(target, dtype=float)
+    return float(np.sqrt(np.sum((g / np.sqrt(np.sum(g * g)) - t / np.sqrt(np.sum(t * t)))**2)))
+
+
+@pytest.fixture(scope="module")
+def beyond_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("beyond")
+    for s, vals in {0: [0.9, 0.6, 0.55], 1: [0.5, 0.3, 0.15]}.items():
+        _write(root, f"r10_relu_s{s}", counts=IMBALANCED, epochs=3, values=vals,
+               final=_final(s, 40 + s, 0.1 * s, 0.6 + 0.1 * s))
+    _write(root, "r10_tau0.05_s0", counts=IMBALANCED, epochs=3, values=[1.0, 0.9, 0.7],
+           final=_final(0, 50, 0.25, 0.55), config={"tau": 0.05})
+    _write(root, "r10_tau0.05_s1", counts=IMBALANCED, epochs=3, values=[0.0],  # in progress
+           final=_final(1, 51, 9.0, 0.0), config={"tau": 0.05})
+    leaky = {0: [0.9, 0.5, 0.3], 1: [0.45, 0.2, 0.1], 2: [0.8, 0.6, 0.35]}
+    for s, vals in leaky.items():
+        _write(root, f"r10_leaky0.1_s{s}", counts=IMBALANCED, epochs=3, values=vals,
+               final=_final(s, 60 + s, [0.2, 0.4, 0.3][s], [0.7, 0.8, 0.75][s]), config=LEAKY)
+    _write(root, "r10_gelu_s0", counts=IMBALANCED, epochs=3, values=[0.8, 0.7],  # in progress
+           final=_final(0, 70, 0.5, 0.5), config={**GELU, "tau": 0.2})
+    return root
+
+
+@pytest.fixture(scope="module")
+def beyond_summary(beyond_dir):
+    calls = []
+    runs, warnings = fs.load_runs(beyond_dir)
+    out = fs.summarize(runs, y_test=Y_TEST, optimum=_fake_optimum(calls), warnings=warnings)
+    out["_calls"], out["_runs"] = calls, runs
+    return out
+
+
+def test_activation_of_and_prediction():
+    assert fs.activation_of({"relu": True}) == ("relu", None)  # issue 35's configs
+    assert fs.activation_of({"relu": False}) == ("none", None)
+    assert fs.activation_of(LEAKY) == ("leaky_relu", 0.1)
+    assert fs.activation_of({"activation": "relu", "slope": None, "relu": True}) == ("relu", None)
+    assert fs.prediction("relu") == "OF"
+    for name in ("none", "leaky_relu", "gelu", "elu"):
+        assert fs.prediction(name) == "no-ReLU optimum"
+    assert fs.prediction("softplus") is None
+
+
+def test_beyond_rows_in_order_with_predictions(beyond_summary):
+    rows = beyond_summary["beyond"]
+    assert [r["setting"] for r in rows] == ["r10_relu", "r10_tau0.05", "r10_tau0.5", "r10_norelu",
+                                            "r10_leaky0.01", "r10_leaky0.1", "r10_gelu"]
+    got = {r["setting"]: (r["activation"], r["slope"], r["tau"], r["prediction"],
+                          r["predicted_delta_gm_of"]) for r in rows}
+    assert got == {
+        "r10_relu": ("relu", None, TAU, "OF", 0.0),  # from the runs' config (tau 0.5)
+        "r10_tau0.05": ("relu", None, 0.05, "OF", 0.0),
+        "r10_tau0.5": ("relu", None, 0.5, "OF", 0.0),  # no run: the queue's settings
+        "r10_norelu": ("none", None, 0.1, "no-ReLU optimum", None),  # no run: no counts to solve
+        "r10_leaky0.01": ("leaky_relu", 0.01, 0.1, "no-ReLU optimum", None),
+        "r10_leaky0.1": ("leaky_relu", 0.1, TAU, "no-ReLU optimum", 0.34),
+        "r10_gelu": ("gelu", None, 0.2, "no-ReLU optimum", 0.31),  # from its running run
+    }
+    # solved once per (counts, tau) of a non-ReLU run, never for the ReLU ones
+    assert sorted(beyond_summary["_calls"]) == [(tuple(IMBALANCED), 0.2), (tuple(IMBALANCED), TAU)]
+
+
+def test_beyond_stats_by_hand(beyond_summary):
+    row = _row(beyond_summary, "beyond", "r10_leaky0.1")
+    assert row["seeds"] == [0, 1, 2] and row["in_progress"] == []
+    st = row["delta_gm_of"]  # finals 0.3, 0.1, 0.35
+    assert st["values"] == [0.3, 0.1, 0.35] and st["mean"] == pytest.approx(0.25)
+    assert st["sd"] == pytest.approx(math.sqrt((0.05**2 + 0.15**2 + 0.1**2) / 2))
+    # to the optimum's Gram (the fake's ETF), not to I_k
+    want = [_delta_by_hand(_gram(60 + s), ETF3) for s in range(3)]
+    assert row["delta_gm_predicted"]["values"] == pytest.approx(want)
+    assert row["delta_gm_predicted"]["mean"] == pytest.approx(np.mean(want))
+    # 0.9, 0.5, 0.3 -> 2, never; 0.45, 0.2, 0.1 -> 1, 2; 0.8, 0.6, 0.35 -> 3, never
+    assert row["epochs_to_0.5"] == [2, 1, 3] and row["epochs_to_0.2"] == [None, 2, None]
+    assert row["cos_min_min"]["mean"] == pytest.approx(0.3)
+    assert row["cos_maj_min"]["values"] == [-0.2, -0.4, -0.3]
+    assert row["ncm_test_acc"]["mean"] == pytest.approx(0.75)
+    assert row["ncm_test_acc"]["sd"] == pytest.approx(0.05)
+    relu = _row(beyond_summary, "beyond", "r10_relu")  # the OF: Delta_GM to I_k
+    want = [_delta_by_hand(_gram(40 + s), np.eye(3)) for s in range(2)]
+    assert relu["delta_gm_predicted"]["values"] == pytest.approx(want)
+    assert relu["delta_gm_of"]["values"] == [0.55, 0.15]
+    assert relu["epochs_to_0.5"] == [None, 1] and relu["epochs_to_0.2"] == [None, 3]
+
+
+def test_beyond_in_progress_enter_no_number(beyond_summary):
+    tau = _row(beyond_summary, "beyond", "r10_tau0.05")
+    assert tau["seeds"] == [0] and tau["delta_gm_of"]["values"] == [0.7]
+    assert tau["delta_gm_of"]["sd"] is None and tau["cos_min_min"]["values"] == [0.25]
+    assert tau["epochs_to_0.5"] == [None]
+    assert tau["in_progress"] == [{"run": "r10_tau0.05_s1", "epoch": 1, "epochs": 3}]
+    gelu = _row(beyond_summary, "beyond", "r10_gelu")
+    assert gelu["seeds"] == [] and gelu["delta_gm_of"]["mean"] is None
+    assert gelu["ncm_test_acc"]["n"] == 0 and gelu["epochs_to_0.5"] == []
+    assert [p["run"] for p in gelu["in_progress"]] == ["r10_gelu_s0"]
+
+
+def test_beyond_markdown(beyond_summary, summary):
+    text = fs.markdown(beyond_summary)
+    assert "## Beyond the paper (issue 38)" in text
+    assert ("| r10_leaky0.1 | leaky_relu (slope 0.1) | 0.5 | 3 | no-ReLU optimum | 0.3400 | "
+            "0.250 ± 0.132 | s0: 0.300, s1: 0.100, s2: 0.350 |") in text
+    assert "| r10_tau0.05 | relu | 0.05 | 1 (+1 running) | OF | 0.0000 | 0.700 | s0: 0.700 |" in text
+    assert "| r10_gelu | gelu | 0.2 | 0 (+1 running) | no-ReLU optimum | 0.3100 | - | - |" in text
+    assert "In progress: r10_tau0.05_s1 (epoch 1/3), r10_gelu_s0 (epoch 2/3)" in text
+    assert "no issue-38 run has finished yet" not in text
+    assert "## Beyond the paper (issue 38)" in fs.markdown(summary)  # issue 35's runs alone
+
+
+def test_beyond_nothing_finished(tmp_path):
+    _write(tmp_path, "r10_leaky0.01_s0", counts=IMBALANCED, epochs=3, values=[],
+           config={**LEAKY, "slope": 0.01})  # no metrics.jsonl yet: epoch 0
+    _write(tmp_path, "r100_relu_s0", counts=BALANCED, epochs=2, values=[0.5, 0.4])
+    runs, _ = fs.load_runs(tmp_path)
+    calls = []
+    out = fs.summarize(runs, optimum=_fake_optimum(calls))
+    assert all(r["seeds"] == [] for r in out["beyond"])
+    text = fs.markdown(out)
+    assert "(no issue-38 run has finished yet)" in text
+    assert "In progress: r10_leaky0.01_s0 (epoch 0/3)" in text
+    assert fs.beyond_curves(runs) == {}  # no issue-38 run has records: no figure
+
+
+def test_beyond_curves_and_mean(beyond_summary):
+    from figures.fashionmnist_beyond_plots import mean_curve
+
+    curves = fs.beyond_curves(beyond_summary["_runs"])
+    assert [(c["setting"], c["seed"], c["finished"]) for c in curves["temperature"]] == [
+        ("r10_tau0.05", 0, True), ("r10_tau0.05", 1, False), ("r10_relu", 0, True),
+        ("r10_relu", 1, True)]
+    assert [(c["setting"], c["seed"]) for c in curves["activations"]] == [
+        ("r10_relu", 0), ("r10_relu", 1), ("r10_leaky0.1", 0), ("r10_leaky0.1", 1),
+        ("r10_leaky0.1", 2), ("r10_gelu", 0)]
+    gelu = curves["activations"][-1]
+    assert gelu["epochs"] == [1, 2] and gelu["values"] == [0.8, 0.7] and not gelu["finished"]
+    leaky = [c for c in curves["activations"] if c["setting"] == "r10_leaky0.1"]
+    x, y = mean_curve(leaky)
+    assert x == [1, 2, 3] and y == pytest.approx([(0.9 + 0.45 + 0.8) / 3, 1.3 / 3, 0.25])
+    # the running seed (0.0 at epoch 1) is left out of the mean
+    assert mean_curve(curves["temperature"][:2]) == ([1, 2, 3], pytest.approx([1.0, 0.9, 0.7]))
+    assert mean_curve([gelu]) == ([], [])
+
+
+def test_beyond_figures_have_a_curve_per_run(beyond_summary):
+    import matplotlib.pyplot as plt
+
+    curves = fs.beyond_curves(beyond_summary["_runs"])
+    figs = fashionmnist_cmd.beyond_figures(curves, beyond_summary["beyond"])
+    try:
+        assert set(figs) == {"temperature", "activations"}
+        ax = figs["activations"].axes[0]
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert "r10_leaky0.1: leaky_relu 0.1, τ = 0.5 (3 finished)" in labels
+        assert "r10_gelu: gelu, τ = 0.2 (0 finished, 1 running)" in labels
+        # one line per distinct prediction (gelu's tau differs: its own optimum)
+        assert sorted(lab for lab in labels if lab.startswith("predicted")) == [
+            "predicted (OF): 0.000", "predicted (no-ReLU optimum): 0.310",
+            "predicted (no-ReLU optimum): 0.340"]
+        temperature = figs["temperature"].axes[0].get_legend().get_texts()
+        assert [t.get_text() for t in temperature if "predicted" in t.get_text()] == [
+            "predicted (OF): 0.000"]
+    finally:
+        for fig in figs.values():
+            plt.close(fig)

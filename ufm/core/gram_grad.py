@@ -101,7 +101,11 @@ def value_and_grad(z, y, counts, tau, matmul_dtype=jnp.float32, shared_shift: bo
     (rows of anchors without a positive dropped from ``P``). Uses the symmetry of ``S``: the
     gradient needs ONE N x N x d product ``Q Z`` besides ``Z Z^T``, with
     ``Q = diag(w) P + (diag(w) P)^T`` built elementwise (``w_i`` = 1 when anchor ``i`` has a
-    positive), with no transposed product and no N x N transpose. Every
+    positive), with no transposed product and no N x N transpose. ``S`` and ``Q`` being
+    symmetric, from ``N >= 1024`` the work is tiled in ``min(N // 512, 4)`` row blocks and
+    only the upper block triangle is formed: ``(b + 1) / (2 b)`` of the Gram's flops and of the
+    elementwise work with ``b`` blocks (5/8 with 4); the self-pair mask touches the diagonal
+    blocks only, and stays exact. Every
     logit lies in ``[-b, b]``, ``b = max ||z_i||^2 / tau``; when ``2/tau`` fits exp's range
     (tau > 0.025 in float32) one shared shift ``b`` replaces the row maxima: one exp pass.
     ``shared_shift`` forces the choice (``shared_shift_fits(tau)``, for a traced ``tau``); by
@@ -130,35 +134,97 @@ def value_and_grad(z, y, counts, tau, matmul_dtype=jnp.float32, shared_shift: bo
       section 2. The gradient is derived in the module docstring.
     """
     mm = jnp.dtype(matmul_dtype)
-    return _value_and_grad(z, y, counts, tau, mm, _resolve_shift(shared_shift, tau, mm))
+    return _value_and_grad(z, y, counts, tau, mm, _resolve_shift(shared_shift, tau, mm),
+                           _n_blocks(jnp.shape(z)[0]))
 
 
-@partial(jax.jit, static_argnames=("mm", "shared_shift"))
-def _value_and_grad(z, y, counts, tau, mm, shared_shift):
+#: Least anchor rows per block of ``value_and_grad``'s tiled N x N work, and the most blocks
+#: (compile time grows with their number: ~0.25 s a block on the 2-core CPU, and the solver
+#: inlines the kernel in several jitted pieces); ``N < 2 * _BLOCK_ROWS`` runs as one dense block.
+_BLOCK_ROWS = 512
+_MAX_BLOCKS = 4
+
+
+def _n_blocks(n: int) -> int:
+    """Row blocks for ``value_and_grad`` at ``n`` rows: ``n // 512``, clipped to ``1 .. 4``."""
+    return max(1, min(_MAX_BLOCKS, n // _BLOCK_ROWS))
+
+
+def _block_bounds(n: int, n_blocks: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: ``n`` rows in blocks of ``ceil(n / n_blocks)``; last shorter."""
+    size = -(-n // n_blocks)
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+def _triangle_reduce(op, diag, strips, bounds):
+    """Per-row ``op`` (``jnp.sum`` / ``jnp.max``) of a symmetric N x N array held as its diagonal
+    blocks and the strips right of them: each row's own blocks (axis 1), plus the strips above it
+    read down their columns (axis 0). Every ``(i, l)`` pair is reduced exactly once."""
+    combine = jnp.add if op is jnp.sum else jnp.maximum
+    parts = [op(t, axis=1) for t in diag]
+    for i, t in enumerate(strips):
+        parts[i] = combine(parts[i], op(t, axis=1))
+    acc = jnp.concatenate(parts)
+    for (_, stop), t in zip(bounds, strips):
+        col = op(t, axis=0)
+        acc = acc.at[stop:].add(col) if op is jnp.sum else acc.at[stop:].max(col)
+    return acc
+
+
+@partial(jax.jit, static_argnames=("mm", "shared_shift", "n_blocks"))
+def _value_and_grad(z, y, counts, tau, mm, shared_shift, n_blocks=1):
+    """The tiled kernel. ``S``, the softmax weights and ``Q`` are symmetric, so only the upper
+    block triangle is formed: for each row block ``I`` its diagonal block ``S_II`` (the only one
+    with self pairs, masked to ``-inf`` exactly) and the strip ``S_I,>I`` right of it. Row sums
+    (and row maxima) read the strips along rows and down columns; ``Q Z`` is ``Q_I,>=I Z`` for
+    the rows of ``I`` plus ``(Z_I^T Q_I,>I)^T`` for the rows below (a plain product with the small
+    ``Z_I^T`` as left factor: no transposed N x N operand). ``n_blocks=1`` is the dense
+    computation."""
     pos_mean, others, has_pos = _class_terms(z, y, counts, tau)
     zm = z.astype(mm)
-    n = z.shape[0]
-    s = (zm * jnp.asarray(1.0 / tau, mm)) @ zm.T
-    s = jnp.where(jnp.arange(n)[:, None] == jnp.arange(n)[None, :], -jnp.inf, s)
-    # Cauchy-Schwarz: |S_il| <= max_i ||z_i||^2 / tau =: b.
-    b = jnp.max(jnp.sum(zm * zm, axis=1)) / jnp.asarray(tau, mm)
+    n, d = z.shape
+    zs = zm * jnp.asarray(1.0 / tau, mm)
     w = has_pos.astype(mm)
-
-    def shared(s):
-        e = jnp.exp(s - b)
-        r = jnp.sum(e, axis=1)
+    bounds = _block_bounds(n, n_blocks)
+    # logits: diagonal blocks (self pairs masked) and the strips right of them (no self pair)
+    s_diag = [jnp.where(jnp.eye(b - a, dtype=bool), -jnp.inf, zs[a:b] @ zm[a:b].T)
+              for a, b in bounds]
+    s_strip = [zs[a:b] @ zm[b:].T for a, b in bounds[:-1]]
+    if shared_shift:  # Cauchy-Schwarz: |S_il| <= max_i ||z_i||^2 / tau =: m (one exp per logit)
+        m = jnp.max(jnp.sum(zm * zm, axis=1)) / jnp.asarray(tau, mm)
+        e_diag = [jnp.exp(s - m) for s in s_diag]
+        e_strip = [jnp.exp(s - m) for s in s_strip]
+        r = _triangle_reduce(jnp.sum, e_diag, e_strip, bounds)
         c = w / r
-        return (c[:, None] + c[None, :]) * e, b + jnp.log(r)
-
-    def per_row(s):
-        m = jnp.max(s, axis=1)
-        r = jnp.sum(jnp.exp(s - m[:, None]), axis=1)
+        q_diag = [(c[a:b, None] + c[None, a:b]) * e for (a, b), e in zip(bounds, e_diag)]
+        q_strip = [(c[a:b, None] + c[None, b:]) * e for (a, b), e in zip(bounds, e_strip)]
+    else:  # row maxima m_i: q_il = c_i exp(S_il - m_i) + c_l exp(S_il - m_l), still symmetric
+        m = _triangle_reduce(jnp.max, s_diag, s_strip, bounds)
+        e_diag = [jnp.exp(s - m[a:b, None]) for (a, b), s in zip(bounds, s_diag)]
+        e_rows = [jnp.exp(s - m[a:b, None]) for (a, b), s in zip(bounds, s_strip)]
+        e_cols = [jnp.exp(s - m[None, b:]) for (a, b), s in zip(bounds, s_strip)]
+        parts = [jnp.sum(e, axis=1) for e in e_diag]
+        for i, e in enumerate(e_rows):
+            parts[i] = parts[i] + jnp.sum(e, axis=1)
+        r = jnp.concatenate(parts)
+        for (_, b), e in zip(bounds, e_cols):
+            r = r.at[b:].add(jnp.sum(e, axis=0))
         c = w / r
-        q = c[:, None] * jnp.exp(s - m[:, None]) + c[None, :] * jnp.exp(s - m[None, :])
-        return q, m + jnp.log(r)
-
-    q, lse = shared(s) if shared_shift else per_row(s)
-    sym = (q @ zm).astype(z.dtype)
+        q_diag = [c[a:b, None] * e + c[None, a:b] * jnp.exp(s - m[None, a:b])
+                  for (a, b), e, s in zip(bounds, e_diag, s_diag)]
+        q_strip = [c[a:b, None] * e1 + c[None, b:] * e2
+                   for (a, b), e1, e2 in zip(bounds, e_rows, e_cols)]
+    rows = [q @ zm[a:b] for (a, b), q in zip(bounds, q_diag)]
+    sym_t = jnp.zeros((d, n), mm)  # (Q_I,>I)^T Z_I for the rows below each block, transposed
+    for i, ((a, b), q) in enumerate(zip(bounds, q_strip)):
+        rows[i] = rows[i] + q @ zm[b:]
+        # the barrier keeps XLA from folding the small transpose into the product (a slower dot)
+        sym_t = sym_t.at[:, b:].add(jax.lax.optimization_barrier(zm[a:b].T) @ q)
+    sym = jnp.concatenate(rows) if len(rows) > 1 else rows[0]
+    if len(bounds) > 1:
+        sym = sym + sym_t.T
+    sym = sym.astype(z.dtype)
+    lse = m + jnp.log(r)
     # log r in the solver's dtype: float32 r carries ~1e-7 relative error, i.e. 1e-7 absolute.
     loss = jnp.sum(has_pos * (lse.astype(z.dtype) - pos_mean))
     grad = (sym - 2.0 * has_pos[:, None] * others) / tau

@@ -100,7 +100,10 @@ def _layers(args: Any, arch: str, batch: int, convs: list[str], ok: bool, torch_
     for i, (h, cin, cout, k, s) in enumerate(layers):
         print(f"{h:>3} {cin:>4} {cout:>4} {k:>2} {s:>2}  " + "  ".join(f"{cell(tables[n][i]):>24}" for n in names))
     print(f"{'total':>18}  " + "  ".join(f"{cell(totals[n]):>24}" for n in names))
-    print("sums: " + ", ".join(f"{n} {sum(totals[n].values()):.1f} ms" for n in names))
+    sums = {n: sum(totals[n].values()) for n in names}
+    print("sums: " + ", ".join(f"{n} {sums[n]:.1f} ms" for n in names)
+          + ("; time against PyTorch's: " + ", ".join(f"{n} {sums[n] / sums['torch']:.2f}x" for n in convs)
+             if "torch" in sums else ""))
     return 0
 
 

@@ -155,6 +155,24 @@ def test_epoch_indices_depend_on_seed_and_epoch_only(digits):
     assert shapes == [40, 40, 40, 40, 30]  # 140 others in batches of 30, + the k = 10 binding samples
 
 
+@pytest.mark.parametrize("conv", ["xla", "dotgrad"])
+def test_one_seed_step_equals_its_slice_of_a_vmapped_step(digits, conv):
+    """One seed runs unvmapped (make_train_step's single path); seed s of a 2-seed (vmapped) run
+    is the same computation: the same loss and parameters after a step, to float32 rounding."""
+    from deep.training import init_state
+
+    pair = setup(TINY.replace(seeds=2, conv=conv), digits)
+    single = setup(TINY.replace(seed=1, conv=conv), digits)
+    idx_pair, idx_single = epoch_indices(pair, 0)[0], epoch_indices(single, 0)[0]
+    np.testing.assert_array_equal(idx_pair[1], idx_single[0])
+    sp, lp = pair.step(init_state(pair), pair.data, pair.put(idx_pair), pair.aug_keys(), 0, 0)
+    s1, l1 = single.step(init_state(single), single.data, single.put(idx_single), single.aug_keys(), 0, 0)
+    assert l1.shape == (1,)
+    np.testing.assert_allclose(float(lp[1]), float(l1[0]), rtol=1e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(sp.params), jax.tree_util.tree_leaves(s1.params)):
+        np.testing.assert_allclose(np.asarray(a[1]), np.asarray(b[0]), rtol=1e-4, atol=1e-6)
+
+
 def test_augment_is_a_function_of_the_key():
     x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (6, 32, 32, 1)), jnp.uint8)
     mean, std = jnp.zeros(1), jnp.ones(1)

@@ -132,8 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     devices = None if args.devices == "all" else int(args.devices)
     from deep.benchmark import torch_status
 
-    # PyTorch first: its CPU thread pool runs 2-20x slower when it starts after JAX's backend
-    # (measured 43-370 against 810-920 img/s here), so it is started before JAX is touched
+    # PyTorch first: its CPU thread pool ran ~2.4x slower when it started after JAX's backend
+    # (368 against 813-919 img/s here), so it is started before JAX is touched
     ok, torch_msg = (False, "PyTorch comparison skipped (--no-torch)") if args.no_torch else torch_status()
     from ufm.cli.args import enable_compilation_cache
 

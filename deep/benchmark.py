@@ -39,7 +39,7 @@ def default_dtype() -> str:
 
 def torch_status() -> tuple[bool, str]:
     """``(importable, message)`` for PyTorch; when importable, one small operation starts its
-    CPU thread pool (call this before JAX's backend starts: a pool started after it ran 2-20x
+    CPU thread pool (call this before JAX's backend starts: a pool started after it ran ~2.4x
     slower on the project's CPU)."""
     if importlib.util.find_spec("torch") is None:
         return False, "PyTorch is not importable (not installed): skipping the PyTorch comparison"
@@ -144,18 +144,6 @@ def conv_layers(stage_sizes: Sequence[int], width: int,
     return out
 
 
-def _best_ms(f, *args, repeats: int) -> float:
-    import jax
-
-    jax.block_until_ready(f(*args))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        best = min(best, time.perf_counter() - t0)
-    return 1e3 * best
-
-
 def bench_conv_layers(layers: Sequence[tuple[int, int, int, int, int]], *, batch: int,
                       conv: str = "xla", repeats: int = 10, seed: int = 0) -> list[dict[str, Any]]:
     """Per-layer milliseconds (best of ``repeats``) of one float32 NHWC convolution's forward
@@ -165,6 +153,7 @@ def bench_conv_layers(layers: Sequence[tuple[int, int, int, int, int]], *, batch
     import jax.numpy as jnp
 
     from deep.conv import conv_general_dilated as dotgrad
+    from ufm.core.timing import best_of
 
     impl = {"xla": jax.lax.conv_general_dilated, "dotgrad": dotgrad}[conv]
     rng = np.random.default_rng(seed)
@@ -181,7 +170,8 @@ def bench_conv_layers(layers: Sequence[tuple[int, int, int, int, int]], *, batch
         fwd = jax.jit(f)
         dx = jax.jit(lambda x, w, g, f=f: jax.vjp(lambda x: f(x, w), x)[1](g)[0])
         dw = jax.jit(lambda x, w, g, f=f: jax.vjp(lambda w: f(x, w), w)[1](g)[0])
-        rows.append({"layer": [h, cin, cout, k, s], "fwd_ms": _best_ms(fwd, x, w, repeats=repeats),
-                     "dx_ms": _best_ms(dx, x, w, g, repeats=repeats),
-                     "dw_ms": _best_ms(dw, x, w, g, repeats=repeats)})
+        rows.append({"layer": [h, cin, cout, k, s],
+                     "fwd_ms": 1e3 * best_of(lambda: fwd(x, w), repeats),
+                     "dx_ms": 1e3 * best_of(lambda: dx(x, w, g), repeats),
+                     "dw_ms": 1e3 * best_of(lambda: dw(x, w, g), repeats)})
     return rows

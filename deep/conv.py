@@ -15,8 +15,8 @@ Why: on the CPU, XLA computes this gradient as a convolution over transposed (CH
 the activations; for the large-resolution layers of a small ResNet the transposes and that
 convolution took more than half of a training step (profile in docs/performance.md). Layers
 whose output has fewer than ``MIN_PIXELS`` pixels keep XLA's weight gradient, which is as fast
-there. On a GPU use ``conv="xla"`` (cuDNN); ``deep.configs.resolve`` picks ``dotgrad`` on the
-CPU and ``xla`` elsewhere when ``conv="auto"``.
+there. On a GPU use ``conv="xla"`` (cuDNN); for ``conv="auto"``, ``deep.configs.resolve_conv``
+picks ``dotgrad`` on one CPU device and ``xla`` otherwise.
 
 >>> import jax, jax.numpy as jnp
 >>> x = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 16, 3))
@@ -99,17 +99,15 @@ def weight_grad(x: jax.Array, g: jax.Array, kernel_size: Sequence[int], strides:
     return dk.reshape(kh, kw, c, f).astype(x.dtype)
 
 
-def _plain(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-           dimension_numbers=None, feature_group_count=1, precision=None, **kw: Any):
-    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-                                    rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                                    feature_group_count=feature_group_count, precision=precision, **kw)
+def _xla_conv(x: jax.Array, k: jax.Array, strides: tuple[int, int],
+              padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
+    return lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=_NHWC)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _conv(x: jax.Array, k: jax.Array, strides: tuple[int, int],
           padding: tuple[tuple[int, int], tuple[int, int]]) -> jax.Array:
-    return lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=_NHWC)
+    return _xla_conv(x, k, strides, padding)
 
 
 def _conv_fwd(x, k, strides, padding):
@@ -118,13 +116,9 @@ def _conv_fwd(x, k, strides, padding):
 
 def _conv_bwd(strides, padding, res, g):
     x, k = res
-
-    def conv(x, k):
-        return lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=_NHWC)
-
     if g.shape[1] * g.shape[2] < MIN_PIXELS:
-        return jax.vjp(conv, x, k)[1](g)
-    (dx,) = jax.vjp(lambda x: conv(x, k), x)[1](g)
+        return jax.vjp(lambda x, k: _xla_conv(x, k, strides, padding), x, k)[1](g)
+    (dx,) = jax.vjp(lambda x: _xla_conv(x, k, strides, padding), x)[1](g)
     return dx, weight_grad(x, g, k.shape[:2], strides, padding)
 
 
@@ -149,7 +143,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
               and all(d == 1 for d in (lhs_dilation or (1, 1)))
               and all(d == 1 for d in (rhs_dilation or (1, 1))))
     if not simple:
-        return _plain(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                      dimension_numbers, feature_group_count, precision, **kw)
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                                        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                                        feature_group_count=feature_group_count, precision=precision,
+                                        **kw)
     pads = tuple((int(a), int(b)) for a, b in padding)
     return _conv(lhs, rhs, tuple(int(s) for s in window_strides), pads)

@@ -175,16 +175,12 @@ def bench_conv_layers_torch(layers: Sequence[tuple[int, int, int, int, int]], *,
     import torch
     import torch.nn.functional as F
 
+    from ufm.core.timing import best_of
+
     torch.manual_seed(seed)
 
-    def best(f) -> float:
-        f()
-        t = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            f()
-            t = min(t, time.perf_counter() - t0)
-        return 1e3 * t
+    def best(f) -> float:  # PyTorch on the CPU: synchronous
+        return 1e3 * best_of(f, repeats, sync=lambda r: r)
 
     rows = []
     for h, cin, cout, k, s in layers:

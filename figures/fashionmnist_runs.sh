@@ -43,8 +43,6 @@ issue38() {  # seed $1
 # Order: seed 0 of every setting of both issues first, so a partial table covers every setting;
 # finished runs return at once (--resume of a finished run only reports it).
 issue35 0 10; issue35 0 100; issue35 1 10; issue35 1 100; issue38 0
-# the two R = 100 seed-1 runs begun earlier go before issue 38's seed 0, then the rest
-JOBS=("${JOBS[@]:0:14}" "${JOBS[@]:16:5}" "${JOBS[@]:14:2}")
 issue35 2 10; issue35 2 100; issue38 1; issue38 2
 # DenseNet-40 (issue 35, model complexity) is not in this CPU queue: it finished no epoch in 25
 # minutes here beside one other training; figures/deep_gpu.sh runs it beside resnet-small.

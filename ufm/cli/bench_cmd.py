@@ -56,23 +56,12 @@ from typing import Any, Callable
 
 import numpy as np
 from ufm.core.jsonable import to_json
+from ufm.core.timing import best_of
 
 __all__ = ["main", "PARTS"]
 
 #: The benchmark's parts, in the order they run (``--only``).
 PARTS = ("firstrun", "solve", "gram", "chunked", "certify", "cert10k", "methods", "graph", "analyze")
-
-
-def _best_of(fn: Callable[[], Any], repeat: int) -> float:
-    import jax
-
-    jax.block_until_ready(fn())  # compile / warm
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def bench_solve(quick: bool, seeds: int = 1) -> dict[str, Any]:
@@ -126,12 +115,12 @@ def bench_gram(n: int, d: int, k: int = 10, repeat: int = 5) -> dict[str, Any]:
 
     gram = jax.jit(lambda a: a @ a.T)
     prod = jax.jit(lambda q, a: q @ a)
-    t_gram = _best_of(lambda: gram(z), repeat)
-    t_prod = _best_of(lambda: prod(p, z), repeat)
+    t_gram = best_of(lambda: gram(z), repeat)
+    t_prod = best_of(lambda: prod(p, z), repeat)
     floor = t_gram + t_prod
-    t_fast = _best_of(lambda: value_and_grad(z, y, c, 0.1), repeat)
+    t_fast = best_of(lambda: value_and_grad(z, y, c, 0.1), repeat)
     auto = jax.jit(jax.value_and_grad(lambda a: scl_loss(a, y, 0.1, normalize=False)))
-    t_auto = _best_of(lambda: auto(z), repeat)
+    t_auto = best_of(lambda: auto(z), repeat)
     return {
         "n": n,
         "d": d,
@@ -279,7 +268,7 @@ def bench_first_run(quick: bool) -> dict[str, Any]:
             z = jnp.asarray(res.z)
             vg = jax.jit(lambda a, y, c, t: value_and_grad(a, y, c, t))
             args = (z, jnp.asarray(res.labels), jnp.asarray(counts), jnp.asarray(0.1))
-        one = _best_of(lambda: vg(*args), 50)
+        one = best_of(lambda: vg(*args), 50)
     run.update(evaluations=evaluations, evaluation_seconds=one, floor_seconds=evaluations * one,
                solve_over_floor=run["solve_seconds"] / (evaluations * one))
     return run
@@ -305,7 +294,7 @@ def bench_cert10k(quick: bool) -> dict[str, Any]:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     z = np.asarray(res.z)
-    floor = _best_of(lambda: z.sum(axis=0), 20)
+    floor = best_of(lambda: z.sum(axis=0), 20)
     cert = certificate(res.loss, bound)
     of = of_loss(counts, 0.1)
     return {"n_samples": int(sum(counts)), "k": len(counts), "seconds": seconds,
@@ -357,14 +346,8 @@ def bench_analyze(n: int, d: int, k: int = 10, repeat: int = 7) -> dict[str, Any
     h = rng.normal(size=(y.size, d)).astype(np.float32) + 3 * np.eye(k, d, dtype=np.float32)[y]
     w = rng.normal(size=(d, d)).astype(np.float32)
 
-    def best(fn: Callable[[], Any]) -> float:
-        fn()
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
+    def best(fn: Callable[[], Any]) -> float:  # NumPy work: synchronous
+        return best_of(fn, repeat, sync=lambda r: r)
 
     t0 = time.perf_counter()
     analyze(h, y)  # the first call solves and certifies the optimum (cached from then on)

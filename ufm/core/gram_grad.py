@@ -156,16 +156,18 @@ def _block_bounds(n: int, n_blocks: int) -> list[tuple[int, int]]:
     return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
-def _triangle_reduce(op, diag, strips, bounds):
-    """Per-row ``op`` (``jnp.sum`` / ``jnp.max``) of a symmetric N x N array held as its diagonal
-    blocks and the strips right of them: each row's own blocks (axis 1), plus the strips above it
-    read down their columns (axis 0). Every ``(i, l)`` pair is reduced exactly once."""
+def _triangle_reduce(op, diag, strips, bounds, col_strips=None):
+    """Per-row ``op`` (``jnp.sum`` / ``jnp.max``) of an N x N array held as its diagonal blocks and
+    the strips right of them: each row's own blocks (axis 1), plus the strips above it read down
+    their columns (axis 0). Every ``(i, l)`` pair is reduced exactly once. ``col_strips`` (default
+    ``strips``): the values of the lower triangle, when they differ from the upper's (the
+    row-maxima path's ``exp(S - m_l)``)."""
     combine = jnp.add if op is jnp.sum else jnp.maximum
     parts = [op(t, axis=1) for t in diag]
     for i, t in enumerate(strips):
         parts[i] = combine(parts[i], op(t, axis=1))
     acc = jnp.concatenate(parts)
-    for (_, stop), t in zip(bounds, strips):
+    for (_, stop), t in zip(bounds, strips if col_strips is None else col_strips):
         col = op(t, axis=0)
         acc = acc.at[stop:].add(col) if op is jnp.sum else acc.at[stop:].max(col)
     return acc
@@ -203,12 +205,7 @@ def _value_and_grad(z, y, counts, tau, mm, shared_shift, n_blocks=1):
         e_diag = [jnp.exp(s - m[a:b, None]) for (a, b), s in zip(bounds, s_diag)]
         e_rows = [jnp.exp(s - m[a:b, None]) for (a, b), s in zip(bounds, s_strip)]
         e_cols = [jnp.exp(s - m[None, b:]) for (a, b), s in zip(bounds, s_strip)]
-        parts = [jnp.sum(e, axis=1) for e in e_diag]
-        for i, e in enumerate(e_rows):
-            parts[i] = parts[i] + jnp.sum(e, axis=1)
-        r = jnp.concatenate(parts)
-        for (_, b), e in zip(bounds, e_cols):
-            r = r.at[b:].add(jnp.sum(e, axis=0))
+        r = _triangle_reduce(jnp.sum, e_diag, e_rows, bounds, col_strips=e_cols)
         c = w / r
         q_diag = [c[a:b, None] * e + c[None, a:b] * jnp.exp(s - m[None, a:b])
                   for (a, b), e, s in zip(bounds, e_diag, s_diag)]

@@ -3,8 +3,11 @@
 ``--devices N|all``: the data-parallel step (``deep.distributed``; each global batch split over
 N devices; the batch sizes are global). Rows: every batch size (default 50 and 512) with one seed and with ``--seeds S`` vmapped
 seeds; the PyTorch step (one model: it has no vmap) at the same batch size when PyTorch is
-importable, and the ratio JAX/PyTorch. ``--quick``: the tiny ResNet, tiny batches, 2 seeds,
-a few steps (a CPU smoke test, not a measurement).
+importable, and the ratio JAX/PyTorch. ``--arch``: a ResNet (``resnet18``, the default,
+``resnet-small``, ``resnet-tiny``) or a DenseNet (``densenet40``, ``densenet-tiny``) of
+``deep.models.ARCHS``. ``--quick``: the tiny ResNet (unless ``--arch`` says otherwise), tiny
+batches, 2 seeds, a few steps (a CPU smoke test, not a measurement). ``--layers``: each
+distinct convolution of ``--arch`` timed alone instead of the training step.
 """
 
 from __future__ import annotations
@@ -15,11 +18,51 @@ from ufm.cli.args import Parser, ranged
 from ufm.core.jsonable import to_json
 from deep.configs import CONVS, resolve_conv
 
-__all__ = ["main", "build_parser", "format_table"]
+__all__ = ["main", "build_parser", "format_table", "arch_layers", "torch_network", "ARCH_CHOICES"]
 
 # (stage sizes, width) of deep.models.ARCHS's ResNets, for the PyTorch reference (JAX-free here)
 _ARCH_SHAPES = {"resnet18": ((2, 2, 2, 2), 64), "resnet-small": ((1, 1, 1, 1), 16),
                 "resnet-tiny": ((1, 1), 8)}
+# (depth, growth, stem) of deep.models.ARCHS's DenseNets (3 blocks)
+_DENSENET_SHAPES = {"densenet40": (40, 12, 16), "densenet-tiny": (10, 4, 8)}
+ARCH_CHOICES = tuple(_ARCH_SHAPES) + tuple(_DENSENET_SHAPES)
+
+
+def arch_layers(arch: str) -> list[tuple[int, int, int, int, int]]:
+    """The distinct convolutions of the preset ``arch`` on 32x32x3 images (``deep.benchmark``).
+
+    Args:
+        arch: a name of ``ARCH_CHOICES``.
+
+    Returns:
+        ``(input size H, in channels, out channels, kernel, stride)`` tuples in network order.
+
+    >>> arch_layers("resnet-tiny")[0], len(arch_layers("densenet-tiny"))
+    ((32, 3, 8, 3, 1), 9)
+    """
+    from deep.benchmark import conv_layers, densenet_conv_layers
+
+    if arch in _DENSENET_SHAPES:
+        return densenet_conv_layers(*_DENSENET_SHAPES[arch])
+    return conv_layers(*_ARCH_SHAPES[arch])
+
+
+def torch_network(arch: str) -> dict[str, Any]:
+    """The keyword arguments of ``deep.torch_ref.bench_torch`` that build the preset ``arch``.
+
+    Args:
+        arch: a name of ``ARCH_CHOICES``.
+
+    Returns:
+        ``{"densenet": (depth, growth, stem)}`` or ``{"stage_sizes": ..., "width": ...}``.
+
+    >>> torch_network("densenet-tiny"), torch_network("resnet-tiny")
+    ({'densenet': (10, 4, 8)}, {'stage_sizes': (1, 1), 'width': 8})
+    """
+    if arch in _DENSENET_SHAPES:
+        return {"densenet": _DENSENET_SHAPES[arch]}
+    stages, width = _ARCH_SHAPES[arch]
+    return {"stage_sizes": stages, "width": width}
 
 
 def _sizes(text: str) -> list[int]:
@@ -36,13 +79,15 @@ def _sizes(text: str) -> list[int]:
 
 def build_parser() -> Parser:
     p = Parser(prog="python -m deep.bench",
-               description="Measure training images/s of ResNet-18 + SCL (two augmented views, data "
-               "and augmentation on the device, one jitted step), with and without vmapped seeds, "
-               "and of the same step in PyTorch when it is importable.")
+               description="Measure training images/s of a ResNet or DenseNet + SCL (default "
+               "ResNet-18; two augmented views, data and augmentation on the device, one jitted "
+               "step), with and without vmapped seeds, and of the same step in PyTorch when it is "
+               "importable.")
     p.add_argument("--quick", action="store_true",
-                   help="tiny ResNet, batches 8 and 16, 2 seeds, 2 steps (CPU smoke test)")
-    p.add_argument("--arch", choices=tuple(_ARCH_SHAPES), default=None,
-                   help="network (default resnet18; resnet-tiny with --quick)")
+                   help="tiny ResNet (or --arch), batches 8 and 16, 2 seeds, 2 steps (CPU smoke test)")
+    p.add_argument("--arch", choices=ARCH_CHOICES, default=None,
+                   help="network: a ResNet or a DenseNet of deep.models (default resnet18; "
+                        "resnet-tiny with --quick)")
     p.add_argument("--batch-sizes", type=_sizes, default=None, metavar="B1,B2",
                    help="batch sizes (default 50,512; 8,16 with --quick)")
     p.add_argument("--seeds", type=ranged(int, 2, 1024), default=None,
@@ -73,11 +118,10 @@ def _layers(args: Any, arch: str, batch: int, convs: list[str], ok: bool, torch_
     for each implementation and PyTorch."""
     import jax
 
-    from deep.benchmark import bench_conv_layers, conv_layers
+    from deep.benchmark import bench_conv_layers
     from ufm.core.versions import library_versions, machine_info
 
-    stages, width = _ARCH_SHAPES[arch]
-    layers = conv_layers(stages, width)
+    layers = arch_layers(arch)
     tables = {c: bench_conv_layers(layers, batch=batch, conv=c, repeats=repeats) for c in convs}
     if ok:
         from deep.torch_ref import bench_conv_layers_torch
@@ -170,9 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ok:
             from deep.torch_ref import bench_torch
 
-            stages, width = _ARCH_SHAPES[arch]
-            torch_rows[b] = bench_torch(batch_size=b, steps=steps, warmup=warmup, stage_sizes=stages,
-                                        width=width, pool=pool, bf16=dtype == "bfloat16")
+            torch_rows[b] = bench_torch(batch_size=b, steps=steps, warmup=warmup, pool=pool,
+                                        bf16=dtype == "bfloat16", **torch_network(arch))
         for conv, s in [(cv, s) for cv in convs for s in (1, seeds)]:
             r = bench_jax(arch=arch, batch_size=b, seeds=s, steps=steps, warmup=warmup, dtype=dtype,
                           pool=pool, conv=conv, devices=n_dev)

@@ -1,5 +1,5 @@
-"""Training throughput of ResNet + SCL: JAX (this package) and, if importable, PyTorch
-(``python -m deep.bench``, whose command line is ``deep.bench_cmd``).
+"""Training throughput of ResNet / DenseNet + SCL: JAX (this package) and, if importable,
+PyTorch (``python -m deep.bench``, whose command line is ``deep.bench_cmd``).
 
 ``bench_jax`` times the real training step of ``deep.training`` (two augmented views per image,
 crop + flip on the device, ``ufm.scl_loss``, SGD) on a synthetic uint8 pool held on the
@@ -9,6 +9,10 @@ network processes twice as many). The first call (compile) is timed apart and ex
 
 ``torch_status`` says whether PyTorch can be imported; ``deep.torch_ref.bench_torch`` is the
 same step in PyTorch (bf16 autocast + channels_last on a GPU).
+
+``conv_layers`` (ResNet) and ``densenet_conv_layers`` (DenseNet) list a network's distinct
+convolutions, which ``bench_conv_layers`` (and ``deep.torch_ref.bench_conv_layers_torch``)
+time one at a time.
 
 >>> ok, message = torch_status()
 >>> ok or message.startswith("PyTorch is not importable")
@@ -23,8 +27,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["bench_jax", "bench_conv_layers", "conv_layers", "torch_status", "default_dtype",
-           "ISSUE_TORCH_H100"]
+__all__ = ["bench_jax", "bench_conv_layers", "conv_layers", "densenet_conv_layers", "torch_status",
+           "default_dtype", "ISSUE_TORCH_H100"]
+
+Layer = tuple[int, int, int, int, int]  # (input size H, in channels, out channels, kernel, stride)
 
 # the issue's own PyTorch measurement on one H100 (bf16 autocast, channels_last), images/s
 ISSUE_TORCH_H100 = {50: 4348.0, 512: 24909.0}
@@ -123,7 +129,7 @@ def bench_jax(*, arch: str = "resnet18", batch_size: int = 50, seeds: int = 1, s
 
 
 def conv_layers(stage_sizes: Sequence[int], width: int,
-                image_shape: Sequence[int] = (32, 32, 3)) -> list[tuple[int, int, int, int, int]]:
+                image_shape: Sequence[int] = (32, 32, 3)) -> list[Layer]:
     """The distinct convolutions of ``deep.models.ResNet(stage_sizes, width)``:
     ``(input size H, in channels, out channels, kernel, stride)`` in network order.
 
@@ -144,7 +150,44 @@ def conv_layers(stage_sizes: Sequence[int], width: int,
     return out
 
 
-def bench_conv_layers(layers: Sequence[tuple[int, int, int, int, int]], *, batch: int,
+def densenet_conv_layers(depth: int, growth: int, stem: int, image_shape: Sequence[int] = (32, 32, 3),
+                         n_blocks: int = 3) -> list[Layer]:
+    """The distinct convolutions of ``deep.models.DenseNet(depth, growth, stem, n_blocks)``:
+    ``(input size H, in channels, out channels, kernel, stride)`` in network order.
+
+    The 3x3 stem (``stem`` outputs); in each block ``(depth - 4) // n_blocks`` 3x3 layers of
+    ``growth`` outputs on the growing concatenation; between blocks a 1x1 convolution keeping
+    the channel count, then a 2x2 average pool halving H (no convolution: not listed).
+
+    Args:
+        depth: network depth (``densenet40``: 40).
+        growth: outputs of each dense layer (the growth rate).
+        stem: outputs of the stem convolution.
+        image_shape: ``(H, W, C)`` of the input images (square: ``W`` is not used).
+        n_blocks: dense blocks.
+
+    Returns:
+        The layer tuples, each once.
+
+    >>> densenet_conv_layers(10, 4, 8)[:5]
+    [(32, 3, 8, 3, 1), (32, 8, 4, 3, 1), (32, 12, 4, 3, 1), (32, 16, 16, 1, 1), (16, 16, 4, 3, 1)]
+    >>> len(densenet_conv_layers(40, 12, 16))  # stem, 3 x 12 dense layers, 2 transitions
+    39
+    """
+    h, _, c = image_shape
+    out = [(h, c, stem, 3, 1)]
+    cin = stem
+    for blk in range(n_blocks):
+        for _ in range((depth - 4) // n_blocks):
+            out.append((h, cin, growth, 3, 1))
+            cin += growth
+        if blk < n_blocks - 1:
+            out.append((h, cin, cin, 1, 1))
+            h //= 2
+    return list(dict.fromkeys(out))  # distinct, in order
+
+
+def bench_conv_layers(layers: Sequence[Layer], *, batch: int,
                       conv: str = "xla", repeats: int = 10, seed: int = 0) -> list[dict[str, Any]]:
     """Per-layer milliseconds (best of ``repeats``) of one float32 NHWC convolution's forward
     pass, input gradient (``dx``) and weight gradient (``dw``) at ``batch`` images, each jitted

@@ -1,14 +1,18 @@
-"""The PyTorch reference for ``deep.benchmark``: the same ResNet + SCL training step in PyTorch.
+"""The PyTorch reference for ``deep.benchmark``: the same ResNet / DenseNet + SCL training step
+in PyTorch.
 
-It mirrors ``deep.models.ResNet`` (3x3 stem, no max-pool, BasicBlocks, no ReLU after the last
-residual sum, ReLU on the pooled features), ``deep.augment`` (pad-4 random crop and flip on the
-device, two views), the SC loss with ``reduction="mean"`` (as ``ufm.scl_loss``) and
-SGD(momentum 0.9, weight decay 5e-4). On a GPU it runs as one would tune it by hand: bf16
-autocast, ``channels_last``, cuDNN autotuning.
+``torch_resnet`` mirrors ``deep.models.ResNet`` (3x3 stem, no max-pool, BasicBlocks, no ReLU
+after the last residual sum, ReLU on the pooled features); ``torch_densenet`` mirrors
+``deep.models.DenseNet`` (3x3 stem, BN-ReLU-Conv3x3 dense layers without bottleneck, BN-ReLU +
+1x1 conv + 2x2 average-pool transitions without compression, final BN without ReLU, global
+average pool, ReLU on the pooled features). ``bench_torch`` adds ``deep.augment`` (pad-4
+random crop and flip on the device, two views), the SC loss with ``reduction="mean"`` (as
+``ufm.scl_loss``) and SGD(momentum 0.9, weight decay 5e-4). On a GPU it runs as one would
+tune it by hand: bf16 autocast, ``channels_last``, cuDNN autotuning.
 
 PyTorch is imported on first use, so this module imports (and its doctest runs) without it.
 
->>> callable(bench_torch) and callable(torch_resnet)
+>>> callable(bench_torch) and callable(torch_resnet) and callable(torch_densenet)
 True
 """
 
@@ -18,7 +22,7 @@ import functools
 import time
 from typing import Any, Sequence
 
-__all__ = ["torch_resnet", "scl_loss_torch", "bench_torch", "bench_conv_layers_torch"]
+__all__ = ["torch_resnet", "torch_densenet", "scl_loss_torch", "bench_torch", "bench_conv_layers_torch"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -73,6 +77,71 @@ def torch_resnet(stage_sizes: Sequence[int] = (2, 2, 2, 2), width: int = 64, in_
     return _resnet_class()(tuple(stage_sizes), width, in_channels, relu)
 
 
+@functools.lru_cache(maxsize=None)
+def _densenet_class():
+    """The PyTorch DenseNet class (defined on first use: importing torch is deferred)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class DenseLayer(nn.Module):
+        def __init__(self, cin: int, growth: int):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(cin)
+            self.conv = nn.Conv2d(cin, growth, 3, 1, 1, bias=False)
+
+        def forward(self, x):
+            return torch.cat([x, self.conv(F.relu(self.bn(x)))], dim=1)
+
+    class Transition(nn.Module):
+        def __init__(self, c: int):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(c)
+            self.conv = nn.Conv2d(c, c, 1, 1, 0, bias=False)
+
+        def forward(self, x):
+            return F.avg_pool2d(self.conv(F.relu(self.bn(x))), 2)
+
+    class TorchDenseNet(nn.Module):
+        def __init__(self, depth: int, growth: int, stem: int, n_blocks: int, in_channels: int,
+                     relu: bool):
+            super().__init__()
+            mods, c = [nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False)], stem
+            for blk in range(n_blocks):
+                for _ in range((depth - 4) // n_blocks):
+                    mods.append(DenseLayer(c, growth))
+                    c += growth
+                if blk < n_blocks - 1:
+                    mods.append(Transition(c))
+            mods.append(nn.BatchNorm2d(c))
+            self.features = nn.Sequential(*mods)
+            self.relu = relu
+
+        def forward(self, x):
+            h = self.features(x).mean(dim=(2, 3))
+            return F.relu(h) if self.relu else h
+
+    return TorchDenseNet
+
+
+def torch_densenet(depth: int = 40, growth: int = 12, stem: int = 16, in_channels: int = 3,
+                   relu: bool = True, n_blocks: int = 3):
+    """CIFAR DenseNet (``torch.nn.Module``) as ``deep.models.DenseNet``, returning pooled features.
+
+    Args:
+        depth: network depth; ``(depth - 4) // n_blocks`` dense layers per block.
+        growth: outputs of each dense layer.
+        stem: outputs of the 3x3 stem convolution.
+        in_channels: image channels.
+        relu: a ReLU on the pooled features (``deep.models.FeatureNet``'s ``relu``).
+        n_blocks: dense blocks.
+
+    Returns:
+        The module; its output is ``(B, stem + n_blocks * ((depth - 4) // n_blocks) * growth)``.
+    """
+    return _densenet_class()(depth, growth, stem, n_blocks, in_channels, relu)
+
+
 def scl_loss_torch(h, y, tau: float):
     """SC loss of one batch, mean over anchors with a positive (``ufm.scl_loss`` "mean")."""
     import torch
@@ -110,9 +179,13 @@ def _augment(x, mean, std, pad: int):
 
 def bench_torch(*, batch_size: int, steps: int, warmup: int = 3,
                 stage_sizes: Sequence[int] = (2, 2, 2, 2), width: int = 64,
+                densenet: Sequence[int] | None = None,
                 image_shape: Sequence[int] = (32, 32, 3), pool: int = 4096,
                 bf16: bool | None = None, tau: float = 0.1, seed: int = 0) -> dict[str, Any]:
-    """Images/s of the PyTorch training step (data on the device, two views per image)."""
+    """Images/s of the PyTorch training step (data on the device, two views per image).
+
+    The network is ``torch_resnet(stage_sizes, width)``, or ``torch_densenet(depth, growth,
+    stem)`` when ``densenet = (depth, growth, stem)`` is given."""
     import torch
 
     torch.manual_seed(seed)
@@ -126,7 +199,12 @@ def bench_torch(*, batch_size: int, steps: int, warmup: int = 3,
     labels = torch.randint(0, 10, (pool,), device=dev)
     mean = torch.full((1, c, 1, 1), 0.5, device=dev)
     std = torch.full((1, c, 1, 1), 0.25, device=dev)
-    model = torch_resnet(stage_sizes, width, c).to(dev).to(memory_format=torch.channels_last)
+    if densenet is None:
+        model = torch_resnet(stage_sizes, width, c)
+    else:
+        depth, growth, stem = densenet
+        model = torch_densenet(depth, growth, stem, c)
+    model = model.to(dev).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 
     def step():

@@ -13,8 +13,9 @@
 #   4. The dual certificate of the UFM+ optimum at N = 10,010 (k = 10, STEP R = 10).
 #   5. (Issue 35, beside step 1) FashionMNIST at R = 10 with ReLU, DenseNet-40 (growth 12)
 #      against resnet-small ($FMNIST_ARCHS), one seed each, the CPU runs' protocol (n_maj 500,
-#      batch 50, 100 epochs); the time box keeps every finished epoch. DenseNet-40 finished no
-#      epoch in 25 minutes on the project's 2-core CPU. Needs the Debian files (FMNIST_DIR,
+#      batch 50, 100 epochs); the time box keeps every finished epoch. On the project's 2-core
+#      CPU DenseNet-40 takes ~6-12 min an epoch (figures/fashionmnist_runs.sh runs it there too,
+#      over several sessions). Needs the Debian files (FMNIST_DIR,
 #      default /usr/share/datasets/fashion-mnist, else ./data/fashion-mnist, gitignored: before
 #      the device call, `mkdir -p data && cp -r /usr/share/datasets/fashion-mnist data/` and pass
 #      carry ["data/fashion-mnist"], 30 MB); skipped with a log line when absent or FMNIST_ARCHS

@@ -43,9 +43,12 @@ issue38() {  # seed $1
 # Order: seed 0 of every setting of both issues first, so a partial table covers every setting;
 # finished runs return at once (--resume of a finished run only reports it).
 issue35 0 10; issue35 0 100; issue35 1 10; issue35 1 100; issue38 0
+# Issue 35's model-complexity question: DenseNet-40 (growth 12) against r10_relu, one seed. It
+# trains ~25x slower than resnet-small here (8.7 against 216 img/s beside two other processes,
+# conv=dotgrad; xla 7.1, matmul 4.1), so it holds one lane over several time boxes (--resume)
+# while the other lane works through the rest. figures/deep_gpu.sh also runs it on a GPU.
+JOBS+=("r10_densenet40_s0 --arch densenet40 --R 10 --seed 0")
 issue35 2 10; issue35 2 100; issue38 1; issue38 2
-# DenseNet-40 (issue 35, model complexity) is not in this CPU queue: it finished no epoch in 25
-# minutes here beside one other training; figures/deep_gpu.sh runs it beside resnet-small.
 
 run_one() {
     local name=$1; shift

@@ -53,6 +53,75 @@ def test_weight_grad_matches_numpy_and_xla(n, hw, c, f, k, s, pad, monkeypatch):
     np.testing.assert_allclose(np.asarray(xla), ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("n,h,w,c,f,k,pad", [
+    (3, 8, 8, 12, 2, 3, ((1, 1), (1, 1))),     # DenseNet-like: many inputs, few outputs
+    (2, 7, 9, 5, 1, 3, ((2, 0), (0, 1))),     # asymmetric padding, non-square
+    (2, 9, 9, 6, 2, 5, ((0, 0), (0, 0))),     # 5x5, no padding
+    (2, 6, 6, 4, 3, 1, ((0, 0), (0, 0))),     # 1x1
+    (2, 8, 8, 3, 2, 3, ((3, 3), (1, 1))),     # padding beyond the kernel's reach
+    (2, 8, 8, 3, 2, 3, ((-1, 1), (1, -1))),   # negative (cropping) padding
+])
+def test_weight_grad_shifted_matches_numpy_and_xla(n, h, w, c, f, k, pad):
+    """The one-product form against the loop sum over (i, j, h, w) and XLA's own gradient."""
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
+    kern = jnp.asarray(rng.normal(size=(k, k, c, f)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=_xla(x, kern, 1, pad).shape), jnp.float32)
+    xla = jax.vjp(lambda kk: _xla(x, kk, 1, pad), kern)[1](g)[0]
+    got = jax.jit(lambda x, g: dc.weight_grad_shifted(x, g, (k, k), pad))(x, g)
+    if min(min(p) for p in pad) >= 0:  # the loop reference pads with np.pad
+        np.testing.assert_allclose(np.asarray(got), _numpy_weight_grad(x, g, k, k, 1, pad),
+                                   rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(xla), rtol=1e-4, atol=1e-4)
+
+
+def test_use_shifted_rule():
+    assert dc.use_shifted((3, 3), (1, 1), 148, 12)              # DenseNet-40, block 1
+    assert dc.use_shifted((1, 1), (1, 1), 160, 160)             # DenseNet transition
+    assert not dc.use_shifted((3, 3), (1, 1), 16, 16)           # ResNet layer
+    assert not dc.use_shifted((3, 3), (2, 2), 376, 12)          # strided: the per-offset products
+    assert dc.use_shifted((3, 3), (1, 1), 3 * 12, 12) and not dc.use_shifted((3, 3), (1, 1), 35, 12)
+
+
+@pytest.mark.parametrize("hw", [16, 8])  # 8x8: below MIN_PIXELS, still the shifted form
+def test_shifted_path_value_and_gradients_equal_xla(hw):
+    """conv_general_dilated with C >= 3 F (the shifted weight gradient) against XLA's."""
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=(3, hw, hw, 12)), jnp.float32)
+    kern = jnp.asarray(rng.normal(size=(3, 3, 12, 4)), jnp.float32)
+    assert dc.use_shifted((3, 3), (1, 1), 12, 4)
+    w = jnp.asarray(rng.normal(size=(3, hw, hw, 4)), jnp.float32)
+
+    def loss(conv):
+        return lambda x, k: jnp.sum(w * jnp.tanh(conv(x, k, (1, 1), [(1, 1), (1, 1)],
+                                                      dimension_numbers=DN)))
+
+    a = jax.jit(jax.value_and_grad(loss(dc.conv_general_dilated), argnums=(0, 1)))(x, kern)
+    b = jax.jit(jax.value_and_grad(loss(jax.lax.conv_general_dilated), argnums=(0, 1)))(x, kern)
+    np.testing.assert_allclose(float(a[0]), float(b[0]), rtol=1e-6)
+    for ga, gb in zip(a[1], b[1]):
+        np.testing.assert_allclose(np.asarray(ga), np.asarray(gb), rtol=2e-4, atol=2e-4)
+
+
+def test_dotgrad_densenet_gradients_equal_xla():
+    """A DenseNet (every dense layer takes the shifted form) against the XLA model."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 16, 16, 1))
+    nets = {c: make_model("densenet-tiny", conv=c) for c in ("xla", "dotgrad")}
+    v = nets["xla"].init(jax.random.PRNGKey(1), x, train=False)
+
+    def loss(net):
+        def f(p):
+            (h, _), _ = net.apply({"params": p, "batch_stats": v["batch_stats"]}, x, train=True,
+                                  mutable=["batch_stats"])
+            return jnp.sum(jnp.sin(h))
+        return f
+
+    ga = jax.grad(loss(nets["xla"]))(v["params"])
+    gb = jax.grad(loss(nets["dotgrad"]))(v["params"])
+    for a, b in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)
+
+
 @pytest.mark.parametrize("hw,s", [(16, 1), (32, 2), (8, 1)])  # 8x8 output: XLA's gradient
 def test_conv_value_and_both_gradients_equal_xla(hw, s):
     rng = np.random.default_rng(1)

@@ -66,12 +66,14 @@ SHIFT_RATIO = 3
 _NHWC = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ("NHWC", "HWIO", "NHWC"))
 
 
-def chunk_images(n: int, padded_image_bytes: int, budget: int = CHUNK_BYTES) -> int:
-    """Images per chunk: ``max(1, budget // padded_image_bytes)``, at most ``n``.
+def chunk_images(n: int, padded_image_bytes: int, budget: int | None = None) -> int:
+    """Images per chunk: ``max(1, budget // padded_image_bytes)``, at most ``n``; ``budget``
+    defaults to ``CHUNK_BYTES`` (read at each call).
 
     >>> chunk_images(100, 34 * 34 * 16 * 4)
     28
     """
+    budget = CHUNK_BYTES if budget is None else budget
     return int(max(1, min(n, budget // max(1, padded_image_bytes))))
 
 

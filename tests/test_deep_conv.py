@@ -61,18 +61,21 @@ def test_weight_grad_matches_numpy_and_xla(n, hw, c, f, k, s, pad, monkeypatch):
     (2, 8, 8, 3, 2, 3, ((3, 3), (1, 1))),     # padding beyond the kernel's reach
     (2, 8, 8, 3, 2, 3, ((-1, 1), (1, -1))),   # negative (cropping) padding
 ])
-def test_weight_grad_shifted_matches_numpy_and_xla(n, h, w, c, f, k, pad):
-    """The one-product form against the loop sum over (i, j, h, w) and XLA's own gradient."""
+def test_weight_grad_shifted_matches_numpy_and_xla(n, h, w, c, f, k, pad, monkeypatch):
+    """The one-product form against the loop sum over (i, j, h, w) and XLA's own gradient, in
+    one chunk and in chunks of 2 images (the last padded with a zero image)."""
     rng = np.random.default_rng(4)
     x = jnp.asarray(rng.normal(size=(n, h, w, c)), jnp.float32)
     kern = jnp.asarray(rng.normal(size=(k, k, c, f)), jnp.float32)
     g = jnp.asarray(rng.normal(size=_xla(x, kern, 1, pad).shape), jnp.float32)
     xla = jax.vjp(lambda kk: _xla(x, kk, 1, pad), kern)[1](g)[0]
-    got = jax.jit(lambda x, g: dc.weight_grad_shifted(x, g, (k, k), pad))(x, g)
-    if min(min(p) for p in pad) >= 0:  # the loop reference pads with np.pad
-        np.testing.assert_allclose(np.asarray(got), _numpy_weight_grad(x, g, k, k, 1, pad),
-                                   rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(np.asarray(got), np.asarray(xla), rtol=1e-4, atol=1e-4)
+    for budget in (10**9, h * w * c * 4 * 2):
+        monkeypatch.setattr(dc, "CHUNK_BYTES", budget)
+        got = jax.jit(lambda x, g: dc.weight_grad_shifted(x, g, (k, k), pad))(x, g)
+        if min(min(p) for p in pad) >= 0:  # the loop reference pads with np.pad
+            np.testing.assert_allclose(np.asarray(got), _numpy_weight_grad(x, g, k, k, 1, pad),
+                                       rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(xla), rtol=1e-4, atol=1e-4)
 
 
 def test_use_shifted_rule():
@@ -83,50 +86,15 @@ def test_use_shifted_rule():
     assert dc.use_shifted((3, 3), (1, 1), 3 * 12, 12) and not dc.use_shifted((3, 3), (1, 1), 35, 12)
 
 
-@pytest.mark.parametrize("hw", [16, 8])  # 8x8: below MIN_PIXELS, still the shifted form
-def test_shifted_path_value_and_gradients_equal_xla(hw):
-    """conv_general_dilated with C >= 3 F (the shifted weight gradient) against XLA's."""
-    rng = np.random.default_rng(5)
-    x = jnp.asarray(rng.normal(size=(3, hw, hw, 12)), jnp.float32)
-    kern = jnp.asarray(rng.normal(size=(3, 3, 12, 4)), jnp.float32)
-    assert dc.use_shifted((3, 3), (1, 1), 12, 4)
-    w = jnp.asarray(rng.normal(size=(3, hw, hw, 4)), jnp.float32)
-
-    def loss(conv):
-        return lambda x, k: jnp.sum(w * jnp.tanh(conv(x, k, (1, 1), [(1, 1), (1, 1)],
-                                                      dimension_numbers=DN)))
-
-    a = jax.jit(jax.value_and_grad(loss(dc.conv_general_dilated), argnums=(0, 1)))(x, kern)
-    b = jax.jit(jax.value_and_grad(loss(jax.lax.conv_general_dilated), argnums=(0, 1)))(x, kern)
-    np.testing.assert_allclose(float(a[0]), float(b[0]), rtol=1e-6)
-    for ga, gb in zip(a[1], b[1]):
-        np.testing.assert_allclose(np.asarray(ga), np.asarray(gb), rtol=2e-4, atol=2e-4)
-
-
-def test_dotgrad_densenet_gradients_equal_xla():
-    """A DenseNet (every dense layer takes the shifted form) against the XLA model."""
-    x = jax.random.normal(jax.random.PRNGKey(0), (4, 16, 16, 1))
-    nets = {c: make_model("densenet-tiny", conv=c) for c in ("xla", "dotgrad")}
-    v = nets["xla"].init(jax.random.PRNGKey(1), x, train=False)
-
-    def loss(net):
-        def f(p):
-            (h, _), _ = net.apply({"params": p, "batch_stats": v["batch_stats"]}, x, train=True,
-                                  mutable=["batch_stats"])
-            return jnp.sum(jnp.sin(h))
-        return f
-
-    ga = jax.grad(loss(nets["xla"]))(v["params"])
-    gb = jax.grad(loss(nets["dotgrad"]))(v["params"])
-    for a, b in zip(jax.tree.leaves(ga), jax.tree.leaves(gb)):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)
-
-
-@pytest.mark.parametrize("hw,s", [(16, 1), (32, 2), (8, 1)])  # 8x8 output: XLA's gradient
-def test_conv_value_and_both_gradients_equal_xla(hw, s):
+@pytest.mark.parametrize("hw,s,c,f", [
+    (16, 1, 3, 5), (32, 2, 3, 5), (8, 1, 3, 5),  # per-offset products; 8x8 output: XLA's
+    (16, 1, 12, 4), (8, 1, 12, 4),                # C >= 3 F: the shifted form, at any size
+])
+def test_conv_value_and_both_gradients_equal_xla(hw, s, c, f):
+    assert dc.use_shifted((3, 3), (s, s), c, f) == (c == 12)
     rng = np.random.default_rng(1)
-    x = jnp.asarray(rng.normal(size=(4, hw, hw, 3)), jnp.float32)
-    kern = jnp.asarray(rng.normal(size=(3, 3, 3, 5)), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(4, hw, hw, c)), jnp.float32)
+    kern = jnp.asarray(rng.normal(size=(3, 3, c, f)), jnp.float32)
     w = jnp.asarray(rng.normal(size=_xla(x, kern, s, [(1, 1), (1, 1)]).shape), jnp.float32)
 
     def loss(conv):
@@ -161,9 +129,10 @@ def test_unsupported_arguments_fall_back_to_xla():
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_dotgrad_model_has_xla_parameters_and_gradients():
+@pytest.mark.parametrize("arch", ["resnet-tiny", "densenet-tiny"])  # densenet: shifted dK
+def test_dotgrad_model_has_xla_parameters_and_gradients(arch):
     x = jax.random.normal(jax.random.PRNGKey(0), (6, 16, 16, 1))
-    nets = {c: make_model("resnet-tiny", conv=c) for c in ("xla", "dotgrad")}
+    nets = {c: make_model(arch, conv=c) for c in ("xla", "dotgrad")}
     v = nets["xla"].init(jax.random.PRNGKey(1), x, train=False)
     v2 = nets["dotgrad"].init(jax.random.PRNGKey(1), x, train=False)
     assert jax.tree.structure(v) == jax.tree.structure(v2)  # checkpoints are interchangeable

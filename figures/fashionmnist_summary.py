@@ -49,7 +49,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 __all__ = ["Run", "load_runs", "run_from_files", "stats", "epochs_to", "ufm_optimum",
-           "mcnemar", "central", "complexity", "generalization", "summarize", "markdown",
+           "mcnemar", "central", "complexity", "complexity_pace", "generalization", "summarize",
+           "markdown",
            "figure_groups", "fashionmnist_test_labels", "CENTRAL_SETTINGS", "THRESHOLDS",
            "beyond", "beyond_curves", "activation_of", "prediction", "BEYOND_SETTINGS",
            "BEYOND_FIGURES"]
@@ -59,6 +60,10 @@ RATIOS = (10, 100)
 CENTRAL_KINDS = ("relu", "norelu", "binding")
 CENTRAL_SETTINGS = tuple(f"r{R}_{kind}" for R in RATIOS for kind in CENTRAL_KINDS)
 COMPLEXITY_SETTINGS = ("r10_densenet40", "r10_relu")
+#: Epochs at which ``complexity_pace`` compares Delta_GM_OF, and its thresholds (first epoch at
+#: or under each): equal-epoch comparisons that a run still in progress already informs.
+PACE_EPOCHS = (10, 25, 50, 100)
+PACE_THRESHOLDS = (0.8, 0.5, 0.2)
 ACCURACY_KEYS = ("ncm_test_acc", "ncm_test_acc_maj", "ncm_test_acc_min",
                  "probe_test_acc", "probe_test_acc_maj", "probe_test_acc_min")
 CLASSIFIERS = (("ncm", "ncm_test_hits"), ("probe", "probe_test_hits"))
@@ -361,6 +366,29 @@ def complexity(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return rows
 
 
+def complexity_pace(runs: Sequence[Run], epochs: Sequence[int] = PACE_EPOCHS,
+                    thresholds: Sequence[float] = PACE_THRESHOLDS) -> list[dict[str, Any]]:
+    """How fast each model of ``COMPLEXITY_SETTINGS`` approaches the OF, at equal epochs: one
+    row per run with records, finished or not (a DenseNet-40 run spans several sessions), in
+    setting order then by seed: ``{run, setting, seed, arch, finished, epoch, epochs, last, at,
+    first}`` with ``last`` the Delta_GM_OF of the last logged epoch, ``at[E]`` the Delta_GM_OF of epoch ``E`` (None if not reached or not logged) and
+    ``first[t]`` the first epoch with Delta_GM_OF ``<= t`` (None: not reached; in a finished
+    run, never)."""
+    rows = []
+    for setting in COMPLEXITY_SETTINGS:
+        mine = sorted((r for r in runs if r.setting == setting and r.records),
+                      key=lambda r: r.seed)
+        for r in mine:
+            by_epoch = {int(x["epoch"]): x.get("delta_gm_of") for x in r.records}
+            rows.append({"run": r.name, "setting": setting, "seed": r.seed,
+                         "arch": r.config.get("arch"), "finished": r.finished,
+                         "epoch": r.last_epoch, "epochs": r.epochs,
+                         "last": r.records[-1].get("delta_gm_of"),
+                         "at": {e: by_epoch.get(e) for e in epochs},
+                         "first": {t: epochs_to(r.records, t) for t in thresholds}})
+    return rows
+
+
 def activation_of(config: dict[str, Any]) -> tuple[str, float | None]:
     """``(name, slope)`` of a run's final-feature activation: the config's ``"activation"`` and
     ``"slope"`` when recorded (``deep.train --activation``), else ``"relu"`` / ``"none"`` by its
@@ -576,6 +604,7 @@ def summarize(runs: Sequence[Run], *, y_test: np.ndarray | None = None,
         "ufm_optima": list(optima.values()),
         "central": central(runs, optima),
         "complexity": complexity(runs),
+        "complexity_pace": complexity_pace(runs),
         "beyond": beyond(runs, optima),
         "generalization": gen,
         "thresholds": list(THRESHOLDS),
@@ -714,6 +743,16 @@ def markdown(summary: dict[str, Any]) -> str:
              _per_seed(r["seeds"], r["epochs_to_0.5"]), _per_seed(r["seeds"], r["epochs_to_0.2"])]
             for r in summary["complexity"]]
     out += [_table(head, rows), ""]
+    out += ["Pace at equal epochs (every run with records, finished or not; `not yet`: not "
+            "reached so far by a run in progress):", ""]
+    head = (["run", "arch", "epochs done", "ΔGM_OF now"] + [f"ΔGM_OF at {e}" for e in PACE_EPOCHS]
+            + [f"first ≤ {t:g}" for t in PACE_THRESHOLDS])
+    rows = [[r["run"], r["arch"] or "-", f"{r['epoch']}/{r['epochs']}", _f(r["last"])]
+            + [_f(r["at"].get(e)) for e in PACE_EPOCHS]
+            + [str(r["first"][t]) if r["first"][t] is not None
+               else ("never" if r["finished"] else "not yet") for t in PACE_THRESHOLDS]
+            for r in summary.get("complexity_pace", [])]
+    out += [_table(head, rows) if rows else "(no run yet)", ""]
     out += ["## Generalization: SCL vs CE (exact McNemar test, SCL right & CE wrong = b)", ""]
     head = ["R", "seed", "classifier", "SCL acc", "CE acc", "SCL acc min", "CE acc min",
             "McNemar all", "McNemar minority"]

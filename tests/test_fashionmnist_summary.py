@@ -148,6 +148,32 @@ def test_epochs_to_threshold_by_hand(summary):
     assert _row(summary, "complexity", "r10_relu")["delta_gm_of"]["mean"] == pytest.approx(0.5)
 
 
+def test_complexity_pace_by_hand(runs_dir, summary):
+    """Equal-epoch pace, in-progress runs included: r10_densenet40 s0 0.4, 0.1, 0.05 (done);
+    r10_relu s0..s2 as above, s3 0.0, 0.0 (2 of 3 epochs)."""
+    runs, _ = fs.load_runs(runs_dir)
+    rows = fs.complexity_pace(runs, epochs=(1, 3), thresholds=(0.5, 0.2))
+    assert [r["run"] for r in rows] == ["r10_densenet40_s0", "r10_relu_s0", "r10_relu_s1",
+                                        "r10_relu_s2", "r10_relu_s3"]
+    dense, s0, s1, s2, s3 = rows
+    assert dense["arch"] == "densenet40" and dense["at"] == {1: 0.4, 3: 0.05}
+    assert dense["first"] == {0.5: 1, 0.2: 2} and dense["finished"]
+    assert s0["at"] == {1: 1.0, 3: 0.2} and s0["first"] == {0.5: 2, 0.2: 3}
+    assert s1["first"] == {0.5: 3, 0.2: None} and s2["first"] == {0.5: 1, 0.2: None}
+    assert not s3["finished"] and (s3["epoch"], s3["epochs"]) == (2, 3)
+    assert s3["at"] == {1: 0.0, 3: None} and s3["first"] == {0.5: 1, 0.2: 1}
+    assert (dense["last"], s1["last"], s3["last"]) == (0.05, 0.4, 0.0)
+    # the table: default thresholds 0.8, 0.5, 0.2; a run in progress has not yet crossed one
+    s3_late = {**s3, "first": {0.8: 1, 0.5: None, 0.2: None}}
+    text = fs.markdown({**summary, "complexity_pace": [
+        {**s1, "first": {0.8: 1, 0.5: 3, 0.2: None}}, s3_late]})
+    lines = text.splitlines()
+    assert next(x for x in lines if x.startswith("| r10_relu_s1 |")).endswith(
+        "| 3/3 | 0.400 | - | - | - | - | 1 | 3 | never |")
+    assert next(x for x in lines if x.startswith("| r10_relu_s3 |")).endswith(
+        "| 2/3 | 0.000 | - | - | - | - | 1 | not yet | not yet |")
+
+
 def test_ufm_optimum_once_per_counts_and_etf_when_balanced(summary):
     assert sorted(summary["_calls"]) == sorted({(tuple(IMBALANCED), TAU), (tuple(BALANCED), TAU)})
     assert len(summary["_calls"]) == 2

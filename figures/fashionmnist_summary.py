@@ -57,8 +57,9 @@ __all__ = ["Run", "load_runs", "run_from_files", "stats", "epochs_to", "ufm_opti
 
 THRESHOLDS = (0.5, 0.2)
 RATIOS = (10, 100)
-CENTRAL_KINDS = ("relu", "norelu", "binding")
-CENTRAL_SETTINGS = tuple(f"r{R}_{kind}" for R in RATIOS for kind in CENTRAL_KINDS)
+CENTRAL_KINDS = ("relu", "norelu", "binding")  # the plots' settings
+#: the central tables' settings: the plots' and CE (whose predicted geometry is the ETF)
+CENTRAL_SETTINGS = tuple(f"r{R}_{kind}" for R in RATIOS for kind in CENTRAL_KINDS + ("ce",))
 COMPLEXITY_SETTINGS = ("r10_densenet40", "r10_relu")
 #: Epochs at which ``complexity_pace`` compares Delta_GM_OF, and its thresholds (first epoch at
 #: or under each): equal-epoch comparisons that a run still in progress already informs.
@@ -327,7 +328,7 @@ def _full_test(run: Run, key: str) -> Any:
 
 
 def central(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per central setting (relu / norelu / binding at R = 10, 100), from its finished
+    """One row per central setting (relu / norelu / binding / ce at R = 10, 100), from its finished
     runs: final Delta_GM_OF, Delta_GM to the UFM optimum of the run's (counts, tau) (``optima``,
     keyed by ``(tuple(counts), tau)``), minority cosines, full-test accuracies (``stats`` each),
     and the epochs to ``Delta_GM_OF <= t`` per seed."""

@@ -134,6 +134,9 @@ def test_mean_sd_and_per_seed_by_hand(summary):
     assert one["delta_gm_of"]["mean"] == 0.8 and one["delta_gm_of"]["sd"] is None
     empty = _row(summary, "central", "r10_binding")  # no run at all
     assert empty["seeds"] == [] and empty["delta_gm_of"]["mean"] is None
+    ce = _row(summary, "central", "r10_ce")  # CE has rows too: 2 finished seeds of 1.0
+    assert ce["seeds"] == [0, 1] and ce["delta_gm_of"]["mean"] == 1.0
+    assert ce["ncm_test_acc"]["mean"] == pytest.approx(0.5)
 
 
 def test_epochs_to_threshold_by_hand(summary):

@@ -21,8 +21,8 @@ shifted copies of ``g`` side by side (per chunk of images; ``weight_grad_shifted
 (``g`` read as zero outside its range; ``pt``, ``pl`` the top and left padding), i.e.
 ``dK = X^T [G_00 | G_01 | ... ]`` with ``X`` the ``(N H W) x C`` input and ``G_ij`` the shifted
 gradient. It is taken where the shifted stack is at most ``SHIFT_RATIO`` times the input
-(``kh kw F <= SHIFT_RATIO * C``): 2.4x-5.6x faster than the per-offset products on DenseNet-40's
-3x3 layers alone, 1.3x on its whole training step; slower where ``F >= C`` (ResNets, which keep
+(``kh kw F <= SHIFT_RATIO * C``): 2.1x-6.5x faster than the per-offset products on DenseNet-40's
+3x3 layers alone, 1.24x on its whole training step; slower where ``F >= C`` (ResNets, which keep
 the per-offset products); measured in docs/performance.md.
 
 Why: on the CPU, XLA computes this gradient as a convolution over transposed (CHWN) copies of

@@ -29,8 +29,9 @@ Why: on the CPU, XLA computes this gradient as a convolution over transposed (CH
 the activations; for the large-resolution layers of a small ResNet the transposes and that
 convolution took more than half of a training step (profile in docs/performance.md). Layers
 whose output has fewer than ``MIN_PIXELS`` pixels keep XLA's weight gradient, which is as fast
-there (the shifted form is taken at any size where it applies). On a GPU use ``conv="xla"`` (cuDNN); for ``conv="auto"``, ``deep.configs.resolve_conv``
-picks ``dotgrad`` on one CPU device and ``xla`` otherwise.
+there (the shifted form is taken at any size where it applies). On a GPU use ``conv="xla"``
+(cuDNN); for ``conv="auto"``, ``deep.configs.resolve_conv`` picks ``dotgrad`` on one CPU
+device and ``xla`` otherwise.
 
 >>> import jax, jax.numpy as jnp
 >>> x = jax.random.normal(jax.random.PRNGKey(0), (2, 16, 16, 3))
@@ -46,6 +47,7 @@ True
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Sequence
 
 import jax
@@ -92,16 +94,10 @@ def weight_grad(x: jax.Array, g: jax.Array, kernel_size: Sequence[int], strides:
       ``(kh, kw, C, F)`` in ``x``'s dtype (products accumulate in float32 at least).
     """
     (kh, kw), (sh, sw) = kernel_size, strides
-    n, ho, wo, f = g.shape
+    _, ho, wo, f = g.shape
     c = x.shape[-1]
     xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
     acc = jnp.promote_types(x.dtype, jnp.float32)
-    m = chunk_images(n, xp.shape[1] * xp.shape[2] * c * xp.dtype.itemsize)
-    chunks = -(-n // m)
-    m = -(-n // chunks)  # the same number of chunks, as even as possible (100 = 4 x 25, no padding)
-    if chunks * m != n:  # zero images contribute nothing
-        xp = jnp.pad(xp, ((0, chunks * m - n), (0, 0), (0, 0), (0, 0)))
-        g = jnp.pad(g, ((0, chunks * m - n), (0, 0), (0, 0), (0, 0)))
 
     def products(xc: jax.Array, gc: jax.Array) -> jax.Array:
         g2 = gc.reshape(-1, f)
@@ -109,14 +105,29 @@ def weight_grad(x: jax.Array, g: jax.Array, kernel_size: Sequence[int], strides:
                 for i in range(kh) for j in range(kw)]
         return jnp.stack([jnp.matmul(col.T, g2, preferred_element_type=acc) for col in cols])
 
-    if chunks == 1:
-        dk = products(xp, g)
-    else:
-        xs = xp.reshape(chunks, m, *xp.shape[1:])
-        gs = g.reshape(chunks, m, *g.shape[1:])
-        dk = lax.fori_loop(0, chunks, lambda t, a: a + products(xs[t], gs[t]),
-                           jnp.zeros((kh * kw, c, f), acc))
+    dk = _sum_over_chunks(products, xp, g, (kh * kw, c, f), acc)
     return dk.reshape(kh, kw, c, f).astype(x.dtype)
+
+
+def _sum_over_chunks(products: Any, x: jax.Array, g: jax.Array, shape: Sequence[int],
+                     dtype: Any) -> jax.Array:
+    """``sum_t products(x_t, g_t)`` over chunks of images of ``x`` and ``g`` (axis 0): chunks
+    of ``chunk_images`` images of ``x`` (as even as possible: 100 = 4 x 25), the last padded
+    with zero images, which contribute nothing; one chunk: one call, else a ``fori_loop``
+    accumulating a ``shape`` array of ``dtype``."""
+    n = x.shape[0]
+    m = chunk_images(n, math.prod(x.shape[1:]) * x.dtype.itemsize)
+    chunks = -(-n // m)
+    if chunks == 1:
+        return products(x, g)
+    m = -(-n // chunks)
+    if chunks * m != n:
+        x = jnp.pad(x, ((0, chunks * m - n),) + ((0, 0),) * (x.ndim - 1))
+        g = jnp.pad(g, ((0, chunks * m - n),) + ((0, 0),) * (g.ndim - 1))
+    xs = x.reshape(chunks, m, *x.shape[1:])
+    gs = g.reshape(chunks, m, *g.shape[1:])
+    return lax.fori_loop(0, chunks, lambda t, a: a + products(xs[t], gs[t]),
+                         jnp.zeros(shape, dtype))
 
 
 def use_shifted(kernel_size: Sequence[int], strides: Sequence[int], channels_in: int,
@@ -140,7 +151,8 @@ def weight_grad_shifted(x: jax.Array, g: jax.Array, kernel_size: Sequence[int],
     outside its range): per chunk of images (``chunk_images``, a ``fori_loop``), the
     ``kh * kw`` shifted copies of ``g`` (``lax.pad``, negative where it crops) side by side,
     ``D`` of shape ``(m H W, kh kw F)``, and ``dK += X^T D``. A 1x1 kernel is one product
-    ``X^T G``. The loop also makes XLA compute ``g`` once: with the pads outside a loop it fused
+    ``X^T G``. With several chunks the loop also makes XLA compute ``g`` once (a DenseNet-40
+    step at 100 images has several in every layer): with the pads outside a loop it fused
     ``g``'s producer (in a DenseNet, the sum of the later layers' gradient contributions) into
     every pad and recomputed it ``kh * kw`` times (``optimization_barrier`` does not survive
     XLA's CPU pipeline).
@@ -160,7 +172,7 @@ def weight_grad_shifted(x: jax.Array, g: jax.Array, kernel_size: Sequence[int],
     """
     kh, kw = kernel_size
     (pt, _), (pl, _) = padding
-    n, h, w, c = x.shape
+    _, h, w, c = x.shape
     _, ho, wo, f = g.shape
     acc = jnp.promote_types(x.dtype, jnp.float32)
     dims = (((0,), (0,)), ((), ()))
@@ -169,25 +181,17 @@ def weight_grad_shifted(x: jax.Array, g: jax.Array, kernel_size: Sequence[int],
                                                 (-pl, w - wo + pl, 0), (0, 0, 0)))
         dk = lax.dot_general(x.reshape(-1, c), g.reshape(-1, f), dims, preferred_element_type=acc)
         return dk.reshape(1, 1, c, f).astype(x.dtype)
-    m = chunk_images(n, h * w * c * x.dtype.itemsize)
-    chunks = -(-n // m)
-    m = -(-n // chunks)  # the same number of chunks, as even as possible
-    if chunks * m != n:  # zero images contribute nothing
-        x = jnp.pad(x, ((0, chunks * m - n), (0, 0), (0, 0), (0, 0)))
-        g = jnp.pad(g, ((0, chunks * m - n), (0, 0), (0, 0), (0, 0)))
     zero = jnp.zeros((), g.dtype)
 
-    def products(t: jax.Array, a: jax.Array) -> jax.Array:
-        xc = lax.dynamic_slice_in_dim(x, t * m, m)
-        gc = lax.dynamic_slice_in_dim(g, t * m, m)
+    def products(xc: jax.Array, gc: jax.Array) -> jax.Array:
         # shift (i, j): shifted[n, u, v] = gc[n, u + pt - i, v + pl - j]
         d = jnp.concatenate([lax.pad(gc, zero, ((0, 0, 0), (i - pt, h - ho - i + pt, 0),
                                                 (j - pl, w - wo - j + pl, 0), (0, 0, 0)))
                              for i in range(kh) for j in range(kw)], axis=-1)
-        return a + lax.dot_general(xc.reshape(-1, c), d.reshape(-1, kh * kw * f), dims,
-                                   preferred_element_type=acc)
+        return lax.dot_general(xc.reshape(-1, c), d.reshape(-1, kh * kw * f), dims,
+                               preferred_element_type=acc)
 
-    dk = lax.fori_loop(0, chunks, products, jnp.zeros((c, kh * kw * f), acc))
+    dk = _sum_over_chunks(products, x, g, (c, kh * kw * f), acc)
     return dk.reshape(c, kh, kw, f).transpose(1, 2, 0, 3).astype(x.dtype)
 
 
@@ -208,12 +212,12 @@ def _conv_fwd(x, k, strides, padding):
 
 def _conv_bwd(strides, padding, res, g):
     x, k = res
-    if use_shifted(k.shape[:2], strides, k.shape[2], k.shape[3]):
-        (dx,) = jax.vjp(lambda x: _xla_conv(x, k, strides, padding), x)[1](g)
-        return dx, weight_grad_shifted(x, g, k.shape[:2], padding)
-    if g.shape[1] * g.shape[2] < MIN_PIXELS:
+    shifted = use_shifted(k.shape[:2], strides, k.shape[2], k.shape[3])
+    if not shifted and g.shape[1] * g.shape[2] < MIN_PIXELS:
         return jax.vjp(lambda x, k: _xla_conv(x, k, strides, padding), x, k)[1](g)
     (dx,) = jax.vjp(lambda x: _xla_conv(x, k, strides, padding), x)[1](g)
+    if shifted:
+        return dx, weight_grad_shifted(x, g, k.shape[:2], padding)
     return dx, weight_grad(x, g, k.shape[:2], strides, padding)
 
 
@@ -238,9 +242,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
               and all(d == 1 for d in (lhs_dilation or (1, 1)))
               and all(d == 1 for d in (rhs_dilation or (1, 1))))
     if not simple:
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-                                        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                                        feature_group_count=feature_group_count, precision=precision,
-                                        **kw)
+        return lax.conv_general_dilated(
+            lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+            rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+            feature_group_count=feature_group_count, precision=precision, **kw)
     pads = tuple((int(a), int(b)) for a, b in padding)
     return _conv(lhs, rhs, tuple(int(s) for s in window_strides), pads)

@@ -372,9 +372,9 @@ def complexity_pace(runs: Sequence[Run], epochs: Sequence[int] = PACE_EPOCHS,
     """How fast each model of ``COMPLEXITY_SETTINGS`` approaches the OF, at equal epochs: one
     row per run with records, finished or not (a DenseNet-40 run spans several sessions), in
     setting order then by seed: ``{run, setting, seed, arch, finished, epoch, epochs, last, at,
-    first}`` with ``last`` the Delta_GM_OF of the last logged epoch, ``at[E]`` the Delta_GM_OF of epoch ``E`` (None if not reached or not logged) and
-    ``first[t]`` the first epoch with Delta_GM_OF ``<= t`` (None: not reached; in a finished
-    run, never)."""
+    first}`` with ``last`` the Delta_GM_OF of the last logged epoch, ``at[E]`` that of epoch
+    ``E`` (None if not reached or not logged) and ``first[t]`` the first epoch with Delta_GM_OF
+    ``<= t`` (None: not reached; in a finished run, never)."""
     rows = []
     for setting in COMPLEXITY_SETTINGS:
         mine = sorted((r for r in runs if r.setting == setting and r.records),
@@ -752,7 +752,7 @@ def markdown(summary: dict[str, Any]) -> str:
             + [_f(r["at"].get(e)) for e in PACE_EPOCHS]
             + [str(r["first"][t]) if r["first"][t] is not None
                else ("never" if r["finished"] else "not yet") for t in PACE_THRESHOLDS]
-            for r in summary.get("complexity_pace", [])]
+            for r in summary["complexity_pace"]]
     out += [_table(head, rows) if rows else "(no run yet)", ""]
     out += ["## Generalization: SCL vs CE (exact McNemar test, SCL right & CE wrong = b)", ""]
     head = ["R", "seed", "classifier", "SCL acc", "CE acc", "SCL acc min", "CE acc min",

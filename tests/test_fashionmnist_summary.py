@@ -59,7 +59,7 @@ def _write(root, name, *, counts, epochs, values, final=None, arch="resnet-small
 
 def _final(seed, gram_seed, cos_mm, acc, hits=None):
     rec = {"test_set": "full", "test_images": 12, "cos_min_min": cos_mm, "cos_maj_min": -cos_mm,
-           "ncm_test_acc": acc, "probe_test_acc": acc + 0.05,
+           "ncm_test_acc": acc, "probe_test_acc": acc + 0.05, "nc1": 1 + cos_mm,
            "class_mean_gram": _gram(gram_seed)}
     if hits is not None:
         rec["ncm_test_hits"] = rec["probe_test_hits"] = pack_hits(_bits(hits))
@@ -327,7 +327,7 @@ def _delta_by_hand(gram, target) -> float:
 @pytest.fixture(scope="module")
 def beyond_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("beyond")
-    for s, vals in {0: [0.9, 0.6, 0.55], 1: [0.5, 0.3, 0.15]}.items():
+    for s, vals in {0: [0.9, 0.78, 0.55], 1: [0.5, 0.3, 0.15]}.items():
         _write(root, f"r10_relu_s{s}", counts=IMBALANCED, epochs=3, values=vals,
                final=_final(s, 40 + s, 0.1 * s, 0.6 + 0.1 * s))
     _write(root, "r10_tau0.05_s0", counts=IMBALANCED, epochs=3, values=[1.0, 0.9, 0.7],
@@ -392,8 +392,13 @@ def test_beyond_stats_by_hand(beyond_summary):
     want = [_delta_by_hand(_gram(60 + s), ETF3) for s in range(3)]
     assert row["delta_gm_predicted"]["values"] == pytest.approx(want)
     assert row["delta_gm_predicted"]["mean"] == pytest.approx(np.mean(want))
-    # 0.9, 0.5, 0.3 -> 2, never; 0.45, 0.2, 0.1 -> 1, 2; 0.8, 0.6, 0.35 -> 3, never
-    assert row["epochs_to_0.5"] == [2, 1, 3] and row["epochs_to_0.2"] == [None, 2, None]
+    # epochs to <= 0.8 and <= 0.75 (BEYOND_THRESHOLDS): 0.9, 0.5, 0.3 -> 2, 2;
+    # 0.45, 0.2, 0.1 -> 1, 1; 0.8, 0.6, 0.35 -> 1 (0.8 <= 0.8), 2
+    assert fs.BEYOND_THRESHOLDS == (0.8, 0.75)
+    assert row["epochs_to_0.8"] == [2, 1, 1] and row["epochs_to_0.75"] == [2, 1, 2]
+    assert "epochs_to_0.5" not in row
+    assert row["nc1"]["values"] == pytest.approx([1.2, 1.4, 1.3])
+    assert row["nc1"]["mean"] == pytest.approx(1.3) and row["nc1"]["sd"] == pytest.approx(0.1)
     assert row["cos_min_min"]["mean"] == pytest.approx(0.3)
     assert row["cos_maj_min"]["values"] == [-0.2, -0.4, -0.3]
     assert row["ncm_test_acc"]["mean"] == pytest.approx(0.75)
@@ -402,18 +407,54 @@ def test_beyond_stats_by_hand(beyond_summary):
     want = [_delta_by_hand(_gram(40 + s), np.eye(3)) for s in range(2)]
     assert relu["delta_gm_predicted"]["values"] == pytest.approx(want)
     assert relu["delta_gm_of"]["values"] == [0.55, 0.15]
-    assert relu["epochs_to_0.5"] == [None, 1] and relu["epochs_to_0.2"] == [None, 3]
+    # 0.9, 0.78, 0.55 -> 2, 3; 0.5, 0.3, 0.15 -> 1, 1
+    assert relu["epochs_to_0.8"] == [2, 1] and relu["epochs_to_0.75"] == [3, 1]
+
+
+def _welch_by_hand(a, b):
+    """Welch's t, Welch-Satterthwaite df and the two-sided p from the t distribution's CDF
+    written as a regularized incomplete beta: P(|T| >= t) = I_{df/(df+t^2)}(df/2, 1/2)."""
+    from scipy.special import betainc
+
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return t, df, float(betainc(df / 2, 0.5, df / (df + t * t)))
+
+
+def test_welch_by_hand():
+    a, b = [0.3, 0.1, 0.35], [0.55, 0.15, 0.5, 0.6]
+    t, df, p = _welch_by_hand(a, b)
+    got = fs.welch(a, b)
+    assert got["diff"] == pytest.approx(0.25 - 0.45)
+    assert got["t"] == pytest.approx(t) and got["df"] == pytest.approx(df)
+    assert got["p"] == pytest.approx(p) and got["significant"] == (p < fs.ALPHA)
+    assert fs.welch([0.3], b) is None and fs.welch(a, [0.5]) is None  # fewer than 2 seeds
+    assert fs.welch([0.2, 0.2], [0.3, 0.3]) is None  # no spread at all: no test
+    far = fs.welch([0.10, 0.11, 0.12], [0.90, 0.91, 0.92])
+    assert far["significant"] and far["p"] < 1e-4
+
+
+def test_beyond_vs_relu_by_hand(beyond_summary):
+    leaky = _row(beyond_summary, "beyond", "r10_leaky0.1")  # finals 0.3, 0.1, 0.35
+    t, df, p = _welch_by_hand([0.3, 0.1, 0.35], [0.55, 0.15])  # against r10_relu's finals
+    assert leaky["vs_relu"]["t"] == pytest.approx(t) and leaky["vs_relu"]["p"] == pytest.approx(p)
+    assert leaky["vs_relu"]["diff"] == pytest.approx(0.25 - 0.35)
+    assert _row(beyond_summary, "beyond", "r10_relu")["vs_relu"] is None  # the reference
+    assert _row(beyond_summary, "beyond", "r10_tau0.05")["vs_relu"] is None  # one seed
+    text = fs.markdown(beyond_summary)
+    assert f"| {-0.1:+.3f} (p={p:.2g}) |" in text
 
 
 def test_beyond_in_progress_enter_no_number(beyond_summary):
     tau = _row(beyond_summary, "beyond", "r10_tau0.05")
     assert tau["seeds"] == [0] and tau["delta_gm_of"]["values"] == [0.7]
     assert tau["delta_gm_of"]["sd"] is None and tau["cos_min_min"]["values"] == [0.25]
-    assert tau["epochs_to_0.5"] == [None]
+    assert tau["epochs_to_0.8"] == [3] and tau["epochs_to_0.75"] == [3]  # 1.0, 0.9, 0.7
     assert tau["in_progress"] == [{"run": "r10_tau0.05_s1", "epoch": 1, "epochs": 3}]
     gelu = _row(beyond_summary, "beyond", "r10_gelu")
     assert gelu["seeds"] == [] and gelu["delta_gm_of"]["mean"] is None
-    assert gelu["ncm_test_acc"]["n"] == 0 and gelu["epochs_to_0.5"] == []
+    assert gelu["ncm_test_acc"]["n"] == 0 and gelu["epochs_to_0.8"] == []
     assert [p["run"] for p in gelu["in_progress"]] == ["r10_gelu_s0"]
 
 
@@ -422,6 +463,9 @@ def test_beyond_markdown(beyond_summary, summary):
     assert "## Beyond the paper (issue 38)" in text
     assert ("| r10_leaky0.1 | leaky_relu (slope 0.1) | 0.5 | 3 | no-ReLU optimum | 0.3400 | "
             "0.250 ± 0.132 | s0: 0.300, s1: 0.100, s2: 0.350 |") in text
+    assert ("| epochs to ΔGM_OF ≤ 0.8 | epochs to ΔGM_OF ≤ 0.75 | NC1 | NCM |") in text
+    assert ("| s0: 2, s1: 1, s2: 1 | s0: 2, s1: 1, s2: 2 | 1.300 ± 0.100 | 0.750 ± 0.050 |"
+            in text)
     assert "| r10_tau0.05 | relu | 0.05 | 1 (+1 running) | OF | 0.0000 | 0.700 | s0: 0.700 |" in text
     assert "| r10_gelu | gelu | 0.2 | 0 (+1 running) | no-ReLU optimum | 0.3100 | - | - |" in text
     assert "In progress: r10_tau0.05_s1 (epoch 1/3), r10_gelu_s0 (epoch 2/3)" in text

@@ -2,8 +2,8 @@
 
 ``delta_gm_figure`` takes the curves of ``figures.fashionmnist_summary.beyond_curves`` (one dict
 per run: ``setting``, ``seed``, ``finished``, ``epochs``, ``values``) and draws one colour per
-setting: each seed thin and light (dashed while the run is in progress), the mean over the
-finished seeds bold (``mean_curve``), and the UFM's predicted Delta_GM_OF as dotted horizontal
+setting: each seed thin and light (dashed while the run is in progress; darker when no seed
+of its setting has finished), the mean over the finished seeds bold (``mean_curve``), and the UFM's predicted Delta_GM_OF as dotted horizontal
 lines. ``python -m figures.fashionmnist`` saves them as ``r10_beyond/temperature.png`` and
 ``r10_beyond/activations.png``.
 """
@@ -47,9 +47,9 @@ def delta_gm_figure(curves: Sequence[Mapping[str, Any]], *, title: str,
         color = plt.get_cmap("tab10")(j % 10)
         mine = [c for c in curves if c["setting"] == setting]
         n_done = sum(c["finished"] for c in mine)
-        for c in mine:
-            ax.plot(c["epochs"], c["values"], color=color, lw=0.9, alpha=0.4,
-                    ls="-" if c["finished"] else "--")
+        for c in mine:  # light beside a bold mean; clearly visible when no seed has finished
+            ax.plot(c["epochs"], c["values"], color=color, lw=0.9 if n_done else 1.6,
+                    alpha=0.4 if n_done else 0.9, ls="-" if c["finished"] else "--")
         x, y = mean_curve(mine)
         name = labels.get(setting, setting)
         running = len(mine) - n_done

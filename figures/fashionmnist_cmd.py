@@ -10,7 +10,9 @@ of the finished relu / norelu / binding runs of each R into ``--out/r10/`` and `
 run is skipped), and issue 38's Delta_GM_OF-per-epoch plots into ``--out/r10_beyond/``
 (``temperature.png``: tau 0.05 / 0.1 / 0.5 with ReLU; ``activations.png``: ReLU, none, Leaky
 ReLU 0.01 and 0.1, GELU; each only when one of its runs has records, running ones included,
-dashed). Unfinished runs are listed as in progress and enter no number
+dashed), and the model-complexity plot (DenseNet-40 against resnet-small at R = 10 with ReLU,
+Delta_GM_OF per epoch, running seeds dashed) into ``--out/r10_complexity/delta_gm.png``.
+Unfinished runs are listed as in progress and enter no number
 (``figures.fashionmnist_summary``).
 
 A ``--runs`` that is no folder or holds no readable run: one line on stderr, exit status 2. A
@@ -25,11 +27,13 @@ from typing import Any, Sequence
 
 from ufm.cli.args import Parser, output_dir, unwritable_reason, write_failed
 
-__all__ = ["main", "build_parser", "beyond_figures"]
+__all__ = ["main", "build_parser", "beyond_figures", "complexity_figures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("delta_gm", "nc1", "cosines", "accuracy")
 BEYOND_GROUP = "r10_beyond"
+COMPLEXITY_GROUP = "r10_complexity"
+COMPLEXITY_LABELS = {"r10_densenet40": "DenseNet-40 (growth 12)", "r10_relu": "resnet-small"}
 BEYOND_TITLES = {"temperature": r"Temperature (ReLU, R = 10): $\Delta_{GM}$ to the OF",
                  "activations": r"Final-feature activation (R = 10): $\Delta_{GM}$ to the OF"}
 
@@ -41,7 +45,8 @@ def build_parser() -> Parser:
                    help="folder of the <setting>_s<seed> runs (default: results/fashionmnist/runs)")
     p.add_argument("--out", metavar="DIR", type=output_dir,
                    default=str(ROOT / "results/fashionmnist"),
-                   help="folder for summary.md, summary.json and r10/, r100/, r10_beyond/ plots "
+                   help="folder for summary.md, summary.json and the r10/, r100/, r10_beyond/, "
+                   "r10_complexity/ plots "
                    "(default: results/fashionmnist)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     return p
@@ -79,6 +84,18 @@ def beyond_figures(curves: dict[str, list[dict[str, Any]]],
     return figs
 
 
+def complexity_figures(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """``{"delta_gm": Figure}``: issue 35's model-complexity curves (``beyond_curves`` of
+    ``COMPLEXITY_FIGURES``), DenseNet-40 against resnet-small, with the OF (0) as the
+    prediction under ReLU."""
+    from figures.fashionmnist_beyond_plots import delta_gm_figure
+
+    title = r"Model complexity (ReLU, R = 10): $\Delta_{GM}$ to the OF"
+    return {stem: delta_gm_figure(cs, title=title, labels=COMPLEXITY_LABELS,
+                                  levels=[("predicted (OF)", 0.0)])
+            for stem, cs in curves.items()}
+
+
 def _save_figures(parser: Parser, figs: dict[str, Any], paths: Sequence[Path], folder: Path) -> None:
     """Save each ``figs[stem]`` to the path of ``paths`` named ``<stem>.png``, atomically, then
     close every figure; a failed write is the one-line ``--out`` error."""
@@ -99,8 +116,8 @@ def _save_figures(parser: Parser, figs: dict[str, Any], paths: Sequence[Path], f
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from figures.fashionmnist_summary import (beyond_curves, figure_groups, load_runs, markdown,
-                                              summarize)
+    from figures.fashionmnist_summary import (COMPLEXITY_FIGURES, beyond_curves, figure_groups,
+                                              load_runs, markdown, summarize)
     from ufm.core.jsonable import to_json
 
     try:
@@ -115,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     curves = beyond_curves(runs)
     if curves:
         targets[BEYOND_GROUP] = [out / BEYOND_GROUP / f"{stem}.png" for stem in curves]
+    pace = beyond_curves(runs, COMPLEXITY_FIGURES)
+    if pace:
+        targets[COMPLEXITY_GROUP] = [out / COMPLEXITY_GROUP / f"{stem}.png" for stem in pace]
     files = [out / "summary.md", out / "summary.json", *(p for ps in targets.values() for p in ps)]
     for where in files:
         reason = unwritable_reason(where)
@@ -140,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if curves:
         _save_figures(parser, beyond_figures(curves, summary["beyond"]), targets[BEYOND_GROUP],
                       out / BEYOND_GROUP)
+    if pace:
+        _save_figures(parser, complexity_figures(pace), targets[COMPLEXITY_GROUP],
+                      out / COMPLEXITY_GROUP)
     print(data if args.json else text, end="")
     print(f"wrote {out / 'summary.md'}, {out / 'summary.json'}"
           + "".join(f", {out / g}/*.png" for g in targets), file=sys.stderr)

@@ -52,7 +52,8 @@ __all__ = ["Run", "load_runs", "run_from_files", "stats", "epochs_to", "ufm_opti
            "mcnemar", "central", "complexity", "complexity_pace", "generalization", "summarize",
            "markdown", "figure_groups", "fashionmnist_test_labels", "CENTRAL_SETTINGS",
            "THRESHOLDS", "BEYOND_THRESHOLDS", "beyond", "welch", "beyond_curves",
-           "activation_of", "prediction", "BEYOND_SETTINGS", "BEYOND_FIGURES"]
+           "activation_of", "prediction", "BEYOND_SETTINGS", "BEYOND_FIGURES",
+           "COMPLEXITY_FIGURES"]
 
 THRESHOLDS = (0.5, 0.2)
 RATIOS = (10, 100)
@@ -60,6 +61,8 @@ CENTRAL_KINDS = ("relu", "norelu", "binding")  # the plots' settings
 #: the central tables' settings: the plots' and CE (whose predicted geometry is the ETF)
 CENTRAL_SETTINGS = tuple(f"r{R}_{kind}" for R in RATIOS for kind in CENTRAL_KINDS + ("ce",))
 COMPLEXITY_SETTINGS = ("r10_densenet40", "r10_relu")
+#: Issue 35's model-complexity figure (file stem: settings), curves as ``beyond_curves``.
+COMPLEXITY_FIGURES = {"delta_gm": COMPLEXITY_SETTINGS}
 #: Epochs at which ``complexity_pace`` compares Delta_GM_OF, and its thresholds (first epoch at
 #: or under each): equal-epoch comparisons that a run still in progress already informs.
 PACE_EPOCHS = (10, 25, 50, 100)
@@ -513,13 +516,15 @@ def beyond(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dic
     return rows
 
 
-def beyond_curves(runs: Sequence[Run]) -> dict[str, list[dict[str, Any]]]:
-    """The Delta_GM_OF-per-epoch curves of the issue-38 figures (``BEYOND_FIGURES``): per file
+def beyond_curves(runs: Sequence[Run], groups: dict[str, Sequence[str]] | None = None
+                  ) -> dict[str, list[dict[str, Any]]]:
+    """The Delta_GM_OF-per-epoch curves of the issue-38 figures (``groups``, default
+    ``BEYOND_FIGURES``; ``COMPLEXITY_FIGURES`` for issue 35's model-complexity figure): per file
     stem, one entry per run with records (finished or not), in the group's setting order then by
     seed: ``{setting, seed, finished, epochs, values}`` (epochs without a value left out); a
     group without such a run is left out."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for stem, settings in BEYOND_FIGURES.items():
+    for stem, settings in (BEYOND_FIGURES if groups is None else groups).items():
         curves = []
         for setting in settings:
             for r in sorted((r for r in runs if r.setting == setting and r.records),

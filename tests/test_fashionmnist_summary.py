@@ -272,6 +272,8 @@ def test_cli_json_strict_and_files(runs_dir, tmp_path, capsys, fast_optimum):
     for stem in ("temperature", "activations"):  # r10_relu has records: in both groups
         assert (out / "r10_beyond" / f"{stem}.png").stat().st_size > 0
     assert str(out / "r10_beyond" / "activations.png") in data["figures"]
+    assert (out / "r10_complexity" / "delta_gm.png").stat().st_size > 0  # DenseNet + ResNet
+    assert str(out / "r10_complexity" / "delta_gm.png") in data["figures"]
     assert [r["setting"] for r in data["beyond"]] == list(fs.BEYOND_SETTINGS)
 
 
@@ -485,6 +487,18 @@ def test_beyond_nothing_finished(tmp_path):
     assert "(no issue-38 run has finished yet)" in text
     assert "In progress: r10_leaky0.01_s0 (epoch 0/3)" in text
     assert fs.beyond_curves(runs) == {}  # no issue-38 run has records: no figure
+
+
+def test_complexity_curves(runs_dir):
+    runs, _ = fs.load_runs(runs_dir)
+    curves = fs.beyond_curves(runs, fs.COMPLEXITY_FIGURES)
+    assert list(curves) == ["delta_gm"]
+    got = [(c["setting"], c["seed"], c["finished"], c["values"]) for c in curves["delta_gm"]]
+    assert got == [("r10_densenet40", 0, True, [0.4, 0.1, 0.05]),
+                   ("r10_relu", 0, True, [1.0, 0.45, 0.2]), ("r10_relu", 1, True, [0.6, 0.55, 0.4]),
+                   ("r10_relu", 2, True, [0.3, 0.7, 0.9]), ("r10_relu", 3, False, [0.0, 0.0])]
+    assert fs.beyond_curves([r for r in runs if r.setting == "r100_norelu"],
+                            fs.COMPLEXITY_FIGURES) == {}
 
 
 def test_beyond_curves_and_mean(beyond_summary):

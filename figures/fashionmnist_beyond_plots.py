@@ -3,9 +3,10 @@
 ``delta_gm_figure`` takes the curves of ``figures.fashionmnist_summary.beyond_curves`` (one dict
 per run: ``setting``, ``seed``, ``finished``, ``epochs``, ``values``) and draws one colour per
 setting: each seed thin and light (dashed while the run is in progress; darker when no seed
-of its setting has finished), the mean over the finished seeds bold (``mean_curve``), and the UFM's predicted Delta_GM_OF as dotted horizontal
-lines. ``python -m figures.fashionmnist`` saves them as ``r10_beyond/temperature.png`` and
-``r10_beyond/activations.png``.
+of its setting has finished), the mean over the finished seeds bold (``mean_curve``), and the
+UFM's predicted Delta_GM_OF as dotted horizontal lines. ``python -m figures.fashionmnist`` saves
+them as ``r10_beyond/temperature.png``, ``r10_beyond/activations.png`` and (issue 35's model
+complexity) ``r10_complexity/delta_gm.png``.
 """
 
 from __future__ import annotations

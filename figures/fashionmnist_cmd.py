@@ -11,7 +11,9 @@ run is skipped), and issue 38's Delta_GM_OF-per-epoch plots into ``--out/r10_bey
 (``temperature.png``: tau 0.05 / 0.1 / 0.5 with ReLU; ``activations.png``: ReLU, none, Leaky
 ReLU 0.01 and 0.1, GELU; each only when one of its runs has records, running ones included,
 dashed), and the model-complexity plot (DenseNet-40 against resnet-small at R = 10 with ReLU,
-Delta_GM_OF per epoch, running seeds dashed) into ``--out/r10_complexity/delta_gm.png``.
+Delta_GM_OF per epoch, running seeds dashed) into ``--out/r10_complexity/delta_gm.png``, and
+the training-length plot (each 350-epoch setting with a run beside its 100-epoch setting) into
+``--out/r10_length/delta_gm.png``.
 Unfinished runs are listed as in progress and enter no number
 (``figures.fashionmnist_summary``).
 
@@ -27,13 +29,18 @@ from typing import Any, Sequence
 
 from ufm.cli.args import Parser, output_dir, unwritable_reason, write_failed
 
-__all__ = ["main", "build_parser", "beyond_figures", "complexity_figures"]
+__all__ = ["main", "build_parser", "beyond_figures", "complexity_figures", "length_figure"]
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("delta_gm", "nc1", "cosines", "accuracy")
 BEYOND_GROUP = "r10_beyond"
 COMPLEXITY_GROUP = "r10_complexity"
 COMPLEXITY_LABELS = {"r10_densenet40": "DenseNet-40 (growth 12)", "r10_relu": "resnet-small"}
+LENGTH_GROUP = "r10_length"
+LENGTH_LABELS = {f"r10_{kind}{tail}": f"{text}, {n} epochs"
+                 for kind, text in (("relu", "ReLU"), ("norelu", "no ReLU"),
+                                    ("binding", "ReLU, binding"))
+                 for tail, n in (("_e350", 350), ("", 100))}
 BEYOND_TITLES = {"temperature": r"Temperature (ReLU, R = 10): $\Delta_{GM}$ to the OF",
                  "activations": r"Final-feature activation (R = 10): $\Delta_{GM}$ to the OF"}
 
@@ -46,7 +53,7 @@ def build_parser() -> Parser:
     p.add_argument("--out", metavar="DIR", type=output_dir,
                    default=str(ROOT / "results/fashionmnist"),
                    help="folder for summary.md, summary.json and the r10/, r100/, r10_beyond/, "
-                   "r10_complexity/ plots "
+                   "r10_complexity/, r10_length/ plots "
                    "(default: results/fashionmnist)")
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     return p
@@ -96,6 +103,33 @@ def complexity_figures(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any
             for stem, cs in curves.items()}
 
 
+def length_figure(curves: Sequence[dict[str, Any]], norelu_optimum: float | None) -> Any:
+    """Issue 35's training-length figure: the curves of ``beyond_curves`` of
+    ``length_figures(runs)`` (350 against 100 epochs at R = 10), with the predictions as
+    dotted lines: the OF (0) under ReLU, and ``norelu_optimum`` (the no-ReLU UFM optimum's
+    Delta_GM_OF at the runs' counts) when the no-ReLU settings are drawn."""
+    from figures.fashionmnist_beyond_plots import delta_gm_figure
+
+    levels = [("predicted with ReLU (OF)", 0.0)]
+    if norelu_optimum is not None and any("norelu" in c["setting"] for c in curves):
+        levels.append(("predicted without ReLU (no-ReLU UFM optimum)", norelu_optimum))
+    title = r"Training length (R = 10): $\Delta_{GM}$ to the OF, 350 against 100 epochs"
+    return delta_gm_figure(curves, title=title, labels=LENGTH_LABELS, levels=levels)
+
+
+def _norelu_optimum(runs: Sequence[Any], optima: Sequence[dict[str, Any]]) -> float | None:
+    """Delta_GM_OF of the no-ReLU UFM optimum (``optima``: ``summarize``'s ``ufm_optima``) at
+    the (counts, tau) of the first no-ReLU training-length run; None when not computed."""
+    from figures.fashionmnist_summary import LENGTH_SETTINGS
+
+    for r in runs:
+        if r.setting in LENGTH_SETTINGS and "norelu" in r.setting:
+            for o in optima:
+                if list(o["counts"]) == list(r.counts) and o["tau"] == float(r.config["tau"]):
+                    return float(o["delta_gm_of"])
+    return None
+
+
 def _save_figures(parser: Parser, figs: dict[str, Any], paths: Sequence[Path], folder: Path) -> None:
     """Save each ``figs[stem]`` to the path of ``paths`` named ``<stem>.png``, atomically, then
     close every figure; a failed write is the one-line ``--out`` error."""
@@ -117,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from figures.fashionmnist_summary import (COMPLEXITY_FIGURES, beyond_curves, figure_groups,
-                                              load_runs, markdown, summarize)
+                                              length_figures, load_runs, markdown, summarize)
     from ufm.core.jsonable import to_json
 
     try:
@@ -135,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     pace = beyond_curves(runs, COMPLEXITY_FIGURES)
     if pace:
         targets[COMPLEXITY_GROUP] = [out / COMPLEXITY_GROUP / f"{stem}.png" for stem in pace]
+    lengths = beyond_curves(runs, length_figures(runs))
+    if lengths:
+        targets[LENGTH_GROUP] = [out / LENGTH_GROUP / f"{stem}.png" for stem in lengths]
     files = [out / "summary.md", out / "summary.json", *(p for ps in targets.values() for p in ps)]
     for where in files:
         reason = unwritable_reason(where)
@@ -163,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if pace:
         _save_figures(parser, complexity_figures(pace), targets[COMPLEXITY_GROUP],
                       out / COMPLEXITY_GROUP)
+    if lengths:
+        norelu = _norelu_optimum(runs, summary["ufm_optima"])
+        _save_figures(parser, {stem: length_figure(cs, norelu) for stem, cs in lengths.items()},
+                      targets[LENGTH_GROUP], out / LENGTH_GROUP)
     print(data if args.json else text, end="")
     print(f"wrote {out / 'summary.md'}, {out / 'summary.json'}"
           + "".join(f", {out / g}/*.png" for g in targets), file=sys.stderr)

@@ -50,6 +50,12 @@ issue35 0 10; issue35 0 100; issue35 1 10; issue35 1 100; issue38 0
 JOBS+=("r10_densenet40_s0 --arch densenet40 --R 10 --seed 0")
 # then issue 38's seeds before issue 35's R = 100 seed 2: issue 35 waits for DenseNet-40 anyway
 issue35 2 10; issue38 1; issue38 2; issue35 2 100
+# The paper's own length at R = 10 (350 epochs, the milestones scale with it), one seed each:
+# does the longer high-lr phase bring the features to the OF? ~2 h each beside DenseNet-40.
+for v in relu norelu binding; do
+    case $v in norelu) extra=--no-relu ;; binding) extra="--schedule binding" ;; *) extra= ;; esac
+    JOBS+=("r10_${v}_e350_s0 --arch resnet-small --R 10 --seed 0 --epochs 350 $extra")
+done
 
 run_one() {
     local name=$1; shift

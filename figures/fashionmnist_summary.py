@@ -32,7 +32,11 @@ What is computed (``summarize``), every number from the FINAL epoch of the finis
   prediction (docs/beyond.md): the OF (``Delta_GM_OF = 0``) under ReLU at every tau, the no-ReLU
   optimum for the activations that reach the whole sphere; its Delta_GM_OF, the Delta_GM to the
   predicted Gram, the epochs to the thresholds, the cosines and the NCM accuracy, and the
-  Delta_GM_OF-per-epoch curves for the figures (``beyond_curves``).
+  Delta_GM_OF-per-epoch curves for the figures (``beyond_curves``);
+- training length (``length``, ``pace``): the paper's 350 epochs at R = 10 (``LENGTH_SETTINGS``:
+  ReLU, no ReLU, ``binding``; one seed each) beside the 100-epoch settings they lengthen, with
+  the central table's columns, and Delta_GM_OF at equal epochs (``LENGTH_PACE_EPOCHS``: the
+  100-epoch runs' end and the 350-epoch schedule's lr milestones, 116 and 232).
 
 Reading files is ``load_runs``; the rest are pure functions of ``Run`` objects (records and
 configuration) so the tests feed them synthetic data.
@@ -53,7 +57,8 @@ __all__ = ["Run", "load_runs", "run_from_files", "stats", "epochs_to", "ufm_opti
            "markdown", "figure_groups", "fashionmnist_test_labels", "CENTRAL_SETTINGS",
            "THRESHOLDS", "BEYOND_THRESHOLDS", "beyond", "welch", "beyond_curves",
            "activation_of", "prediction", "BEYOND_SETTINGS", "BEYOND_FIGURES",
-           "COMPLEXITY_FIGURES"]
+           "COMPLEXITY_FIGURES", "LENGTH_SETTINGS", "LENGTH_PACE_EPOCHS", "length", "pace",
+           "length_figures"]
 
 THRESHOLDS = (0.5, 0.2)
 RATIOS = (10, 100)
@@ -67,6 +72,14 @@ COMPLEXITY_FIGURES = {"delta_gm": COMPLEXITY_SETTINGS}
 #: or under each): equal-epoch comparisons that a run still in progress already informs.
 PACE_EPOCHS = (10, 25, 50, 100)
 PACE_THRESHOLDS = (0.8, 0.5, 0.2)
+#: The paper's own training length at R = 10 (``figures/fashionmnist_runs.sh``, ``--epochs
+#: 350``: the lr milestones scale with it), each long setting beside the 100-epoch setting it
+#: lengthens, in table order.
+LENGTH_SETTINGS = {"r10_relu_e350": "r10_relu", "r10_norelu_e350": "r10_norelu",
+                   "r10_binding_e350": "r10_binding"}
+#: Epochs at which ``pace`` compares the lengths: where the 100-epoch runs end, and the lr
+#: milestones of the 350-epoch schedule (116 and 232), and its end.
+LENGTH_PACE_EPOCHS = (100, 116, 232, 350)
 #: The issue-38 table's thresholds: no R = 10 network run gets to 0.5 in 100 epochs (the ReLU
 #: runs end at 0.72-0.75), so the speed is compared where the runs do arrive.
 BEYOND_THRESHOLDS = (0.8, 0.75)
@@ -355,22 +368,41 @@ def central(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[di
     runs: final Delta_GM_OF, Delta_GM to the UFM optimum of the run's (counts, tau) (``optima``,
     keyed by ``(tuple(counts), tau)``), minority cosines, full-test accuracies (``stats`` each),
     and the epochs to ``Delta_GM_OF <= t`` per seed."""
+    return [_setting_row(runs, setting, optima) for setting in CENTRAL_SETTINGS]
+
+
+def _setting_row(runs: Sequence[Run], setting: str,
+                 optima: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
+    """A row of ``central`` (or ``length``) for one setting, from its finished runs."""
+    done, running = _by_setting(runs, setting)
+    seeds = [r.seed for r in done]
+    row: dict[str, Any] = {"setting": setting, "R": int(setting[1:].split("_")[0]),
+                           "seeds": seeds, "in_progress": _progress(running)}
+    for key in ("delta_gm_of", *COSINE_KEYS):
+        row[key] = stats(seeds, [r.final.get(key) for r in done])
+    for key in ACCURACY_KEYS:  # on the full test set only (a finished run's last epoch)
+        row[key] = stats(seeds, [_full_test(r, key) for r in done])
+    row["delta_gm_ufm"] = stats(seeds, [
+        _delta(r.final.get("class_mean_gram"), np.asarray(optima[_optimum_key(r)]["gram"]))
+        for r in done])
+    for t in THRESHOLDS:
+        row[f"epochs_to_{t}"] = [epochs_to(r.records, t) for r in done]
+    return row
+
+
+def length(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The paper's 350 epochs against 100 at R = 10: for each pair of ``LENGTH_SETTINGS`` (the
+    long setting, then the 100-epoch one), the ``central`` row of its finished runs plus
+    ``epochs``, the configured epochs of its runs (finished first; None without a run).
+    Settings pair only on their names; ``optima`` must hold every finished run's (counts,
+    tau)."""
     rows = []
-    for setting in CENTRAL_SETTINGS:
-        done, running = _by_setting(runs, setting)
-        seeds = [r.seed for r in done]
-        row: dict[str, Any] = {"setting": setting, "R": int(setting[1:].split("_")[0]),
-                               "seeds": seeds, "in_progress": _progress(running)}
-        for key in ("delta_gm_of", *COSINE_KEYS):
-            row[key] = stats(seeds, [r.final.get(key) for r in done])
-        for key in ACCURACY_KEYS:  # on the full test set only (a finished run's last epoch)
-            row[key] = stats(seeds, [_full_test(r, key) for r in done])
-        row["delta_gm_ufm"] = stats(seeds, [
-            _delta(r.final.get("class_mean_gram"), np.asarray(optima[_optimum_key(r)]["gram"]))
-            for r in done])
-        for t in THRESHOLDS:
-            row[f"epochs_to_{t}"] = [epochs_to(r.records, t) for r in done]
-        rows.append(row)
+    for long_setting, short_setting in LENGTH_SETTINGS.items():
+        for setting in (long_setting, short_setting):
+            done, running = _by_setting(runs, setting)
+            mine = done + running
+            rows.append({**_setting_row(runs, setting, optima),
+                         "epochs": mine[0].epochs if mine else None})
     return rows
 
 
@@ -392,14 +424,20 @@ def complexity(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 def complexity_pace(runs: Sequence[Run], epochs: Sequence[int] = PACE_EPOCHS,
                     thresholds: Sequence[float] = PACE_THRESHOLDS) -> list[dict[str, Any]]:
-    """How fast each model of ``COMPLEXITY_SETTINGS`` approaches the OF, at equal epochs: one
-    row per run with records, finished or not (a DenseNet-40 run spans several sessions), in
-    setting order then by seed: ``{run, setting, seed, arch, finished, epoch, epochs, last, at,
-    first}`` with ``last`` the Delta_GM_OF of the last logged epoch, ``at[E]`` that of epoch
-    ``E`` (None if not reached or not logged) and ``first[t]`` the first epoch with Delta_GM_OF
-    ``<= t`` (None: not reached; in a finished run, never)."""
+    """How fast each model of ``COMPLEXITY_SETTINGS`` approaches the OF, at equal epochs
+    (``pace`` of those settings; a DenseNet-40 run spans several sessions)."""
+    return pace(runs, COMPLEXITY_SETTINGS, epochs, thresholds)
+
+
+def pace(runs: Sequence[Run], settings: Sequence[str], epochs: Sequence[int],
+         thresholds: Sequence[float] = PACE_THRESHOLDS) -> list[dict[str, Any]]:
+    """Delta_GM_OF at equal epochs: one row per run of ``settings`` with records, finished or
+    not, in setting order then by seed: ``{run, setting, seed, arch, finished, epoch, epochs,
+    last, at, first}`` with ``last`` the Delta_GM_OF of the last logged epoch, ``at[E]`` that of
+    epoch ``E`` (None if not reached or not logged) and ``first[t]`` the first epoch with
+    Delta_GM_OF ``<= t`` (None: not reached; in a finished run, never)."""
     rows = []
-    for setting in COMPLEXITY_SETTINGS:
+    for setting in settings:
         mine = sorted((r for r in runs if r.setting == setting and r.records),
                       key=lambda r: r.seed)
         for r in mine:
@@ -617,11 +655,13 @@ def summarize(runs: Sequence[Run], *, y_test: np.ndarray | None = None,
     ``finished`` / ``in_progress`` runs, ``ufm_optima`` (one per distinct (counts, tau) of the
     finished central runs and of the issue-38 runs predicted to reach the no-ReLU optimum,
     finished or not: the prediction needs no finished run; solved once each), ``central``,
-    ``complexity``, ``beyond`` (issue 38), ``generalization`` and ``warnings``. ``y_test`` defaults to ``fashionmnist_test_labels()``, read only when a
+    ``complexity``, ``complexity_pace``, ``length``, ``length_pace``, ``beyond`` (issue 38),
+    ``generalization`` and ``warnings``. ``y_test`` defaults to ``fashionmnist_test_labels()``, read only when a
     seed finished with both SCL and CE; ``optimum`` defaults to ``ufm_optimum``."""
     warnings = list(warnings)
     done = [r for r in runs if r.finished]
-    keys = sorted({_optimum_key(r) for r in done if r.setting in CENTRAL_SETTINGS}
+    keys = sorted({_optimum_key(r) for r in done
+                   if r.setting in CENTRAL_SETTINGS or r.setting in LENGTH_SETTINGS}
                   | {_optimum_key(r) for r in runs
                      if r.setting in BEYOND_SETTINGS and _predicts_norelu(r)})
     optima = {k: (optimum or ufm_optimum)(list(k[0]), k[1]) for k in keys}
@@ -638,6 +678,9 @@ def summarize(runs: Sequence[Run], *, y_test: np.ndarray | None = None,
         "central": central(runs, optima),
         "complexity": complexity(runs),
         "complexity_pace": complexity_pace(runs),
+        "length": length(runs, optima),
+        "length_pace": pace(runs, length_figures(runs).get("delta_gm", ()), LENGTH_PACE_EPOCHS),
+        "length_pace_epochs": list(LENGTH_PACE_EPOCHS),
         "beyond": beyond(runs, optima),
         "generalization": gen,
         "thresholds": list(THRESHOLDS),
@@ -645,6 +688,22 @@ def summarize(runs: Sequence[Run], *, y_test: np.ndarray | None = None,
         "alpha": ALPHA,
         "warnings": warnings + notes,
     }
+
+
+def _length_order(settings: Iterable[str] | None = None) -> list[str]:
+    """The settings of ``LENGTH_SETTINGS`` (only the long ones in ``settings``, default all),
+    each long setting followed by its 100-epoch one."""
+    return [s for long, short in LENGTH_SETTINGS.items()
+            if settings is None or long in settings for s in (long, short)]
+
+
+def length_figures(runs: Sequence[Run]) -> dict[str, tuple[str, ...]]:
+    """The training-length figure's groups for ``beyond_curves``: ``{"delta_gm": settings}``
+    with each long setting of ``LENGTH_SETTINGS`` that has a run (finished or not) followed by
+    its 100-epoch setting; empty when no long setting has a run."""
+    started = {r.setting for r in runs if r.records}
+    order = _length_order(started)
+    return {"delta_gm": tuple(order)} if order else {}
 
 
 def figure_groups(runs: Sequence[Run]) -> dict[str, list[Any]]:
@@ -704,6 +763,43 @@ def _activation_cell(row: dict[str, Any]) -> str:
 
 def _welch_cell(test: dict[str, Any] | None) -> str:
     return "-" if test is None else f"{test['diff']:+.3f} (p={test['p']:.2g})"
+
+
+def _pace_markdown(rows: Sequence[dict[str, Any]], epochs: Sequence[int]) -> list[str]:
+    """The table of ``pace``'s rows at ``epochs`` (and ``PACE_THRESHOLDS``)."""
+    out = ["Pace at equal epochs (every run with records, finished or not; `not yet`: not "
+           "reached so far by a run in progress):", ""]
+    head = (["run", "arch", "epochs done", "ΔGM_OF now"] + [f"ΔGM_OF at {e}" for e in epochs]
+            + [f"first ≤ {t:g}" for t in PACE_THRESHOLDS])
+    table = [[r["run"], r["arch"] or "-", f"{r['epoch']}/{r['epochs']}", _f(r["last"])]
+             + [_f(r["at"].get(e)) for e in epochs]
+             + [str(r["first"][t]) if r["first"][t] is not None
+                else ("never" if r["finished"] else "not yet") for t in PACE_THRESHOLDS]
+             for r in rows]
+    return out + [_table(head, table) if table else "(no run yet)", ""]
+
+
+def _length_markdown(summary: dict[str, Any]) -> list[str]:
+    """The training-length section of ``markdown``: the final table and the pace table."""
+    out = ["## Training length (R = 10): the paper's 350 epochs against 100", "",
+           "The lr milestones scale with the length (x0.1 at 116/350 and 232/350 of the "
+           "epochs), so a 350-epoch run is not a 100-epoch run continued.", ""]
+    head = ["setting", "epochs", "seeds", "ΔGM_OF", "ΔGM_OF per seed", "ΔGM to no-ReLU UFM opt.",
+            "cos min-min", "NCM (minority)", "probe (minority)", "epochs to ΔGM_OF ≤ 0.5",
+            "epochs to ΔGM_OF ≤ 0.2"]
+    rows = [[r["setting"], _f(r["epochs"], "{}"), _seeds(r), _ms(r["delta_gm_of"]),
+             _per_seed(r["seeds"], r["delta_gm_of"]["values"]), _ms(r["delta_gm_ufm"]),
+             _ms(r["cos_min_min"]),
+             f"{_ms(r['ncm_test_acc'])} ({_ms(r['ncm_test_acc_min'])})",
+             f"{_ms(r['probe_test_acc'])} ({_ms(r['probe_test_acc_min'])})",
+             _per_seed(r["seeds"], r["epochs_to_0.5"]), _per_seed(r["seeds"], r["epochs_to_0.2"])]
+            for r in summary["length"]]
+    out += [_table(head, rows), ""]
+    if summary["length_pace"]:
+        out += _pace_markdown(summary["length_pace"], summary["length_pace_epochs"])
+    else:
+        out += ["(no 350-epoch run yet)", ""]
+    return out
 
 
 def _beyond_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -782,16 +878,8 @@ def markdown(summary: dict[str, Any]) -> str:
              _per_seed(r["seeds"], r["epochs_to_0.5"]), _per_seed(r["seeds"], r["epochs_to_0.2"])]
             for r in summary["complexity"]]
     out += [_table(head, rows), ""]
-    out += ["Pace at equal epochs (every run with records, finished or not; `not yet`: not "
-            "reached so far by a run in progress):", ""]
-    head = (["run", "arch", "epochs done", "ΔGM_OF now"] + [f"ΔGM_OF at {e}" for e in PACE_EPOCHS]
-            + [f"first ≤ {t:g}" for t in PACE_THRESHOLDS])
-    rows = [[r["run"], r["arch"] or "-", f"{r['epoch']}/{r['epochs']}", _f(r["last"])]
-            + [_f(r["at"].get(e)) for e in PACE_EPOCHS]
-            + [str(r["first"][t]) if r["first"][t] is not None
-               else ("never" if r["finished"] else "not yet") for t in PACE_THRESHOLDS]
-            for r in summary["complexity_pace"]]
-    out += [_table(head, rows) if rows else "(no run yet)", ""]
+    out += _pace_markdown(summary["complexity_pace"], PACE_EPOCHS)
+    out += _length_markdown(summary)
     out += ["## Generalization: SCL vs CE (exact McNemar test, SCL right & CE wrong = b)", ""]
     head = ["R", "seed", "classifier", "SCL acc", "CE acc", "SCL acc min", "CE acc min",
             "McNemar all", "McNemar minority"]

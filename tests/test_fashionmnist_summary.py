@@ -542,3 +542,132 @@ def test_beyond_figures_have_a_curve_per_run(beyond_summary):
     finally:
         for fig in figs.values():
             plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 35: training length (the paper's 350 epochs against 100)
+
+
+@pytest.fixture(scope="module")
+def length_dir(tmp_path_factory):
+    """r10_relu (2 seeds, 3 epochs) lengthened to 6 epochs (seed 0, finished); r10_norelu
+    (1 seed, 3 epochs) lengthened (seed 0, 4 of 6 epochs); r10_binding without a long run."""
+    root = tmp_path_factory.mktemp("length")
+    for s, vals in {0: [0.9, 0.6, 0.55], 1: [0.8, 0.7, 0.45]}.items():
+        _write(root, f"r10_relu_s{s}", counts=IMBALANCED, epochs=3, values=vals,
+               final=_final(s, 80 + s, 0.1, 0.6))
+    _write(root, "r10_relu_e350_s0", counts=IMBALANCED, epochs=6,
+           values=[0.95, 0.7, 0.5, 0.3, 0.19, 0.15], final=_final(0, 90, 0.05, 0.8))
+    _write(root, "r10_norelu_s0", counts=IMBALANCED, epochs=3, values=[1.0, 0.9, 0.85],
+           final=_final(0, 91, 0.3, 0.5), config={"relu": False})
+    _write(root, "r10_norelu_e350_s0", counts=IMBALANCED, epochs=6, values=[1.0, 0.8, 0.7, 0.6],
+           final=_final(0, 92, 0.3, 0.5), config={"relu": False})
+    _write(root, "r10_binding_s0", counts=IMBALANCED, epochs=3, values=[0.7, 0.5, 0.4],
+           final=_final(0, 93, 0.0, 0.9))
+    return root
+
+
+@pytest.fixture(scope="module")
+def length_runs(length_dir):
+    runs, warnings = fs.load_runs(length_dir)
+    assert not warnings
+    return runs
+
+
+def test_length_rows_by_hand(length_runs):
+    calls = []
+    summary = fs.summarize(length_runs, y_test=Y_TEST, optimum=_fake_optimum(calls))
+    assert calls == [(tuple(IMBALANCED), TAU)]  # one (counts, tau): solved once
+    rows = {r["setting"]: r for r in summary["length"]}
+    assert [r["setting"] for r in summary["length"]] == [
+        "r10_relu_e350", "r10_relu", "r10_norelu_e350", "r10_norelu", "r10_binding_e350",
+        "r10_binding"]
+    long_relu, relu = rows["r10_relu_e350"], rows["r10_relu"]
+    assert (long_relu["epochs"], long_relu["seeds"]) == (6, [0])
+    assert long_relu["delta_gm_of"]["mean"] == pytest.approx(0.15)
+    assert long_relu["delta_gm_of"]["sd"] is None  # one seed: the mean alone
+    assert long_relu["epochs_to_0.5"] == [3] and long_relu["epochs_to_0.2"] == [5]
+    assert long_relu["delta_gm_ufm"]["mean"] == pytest.approx(_delta_by_hand(_gram(90), ETF3))
+    assert long_relu["ncm_test_acc"]["mean"] == pytest.approx(0.8)
+    assert (relu["epochs"], relu["seeds"]) == (3, [0, 1])
+    assert relu["delta_gm_of"]["mean"] == pytest.approx(0.5)
+    assert relu["delta_gm_of"]["sd"] == pytest.approx(math.sqrt(2 * 0.05**2))
+    assert relu["epochs_to_0.5"] == [None, 3]
+    # in progress: listed, no number; a setting without any run has no epochs
+    norelu = rows["r10_norelu_e350"]
+    assert norelu["seeds"] == [] and norelu["delta_gm_of"]["mean"] is None
+    assert norelu["in_progress"] == [{"run": "r10_norelu_e350_s0", "epoch": 4, "epochs": 6}]
+    assert norelu["epochs"] == 6
+    assert rows["r10_binding_e350"]["epochs"] is None
+    assert rows["r10_binding_e350"]["in_progress"] == []
+
+
+def test_length_pace_and_figure_groups(length_runs):
+    groups = fs.length_figures(length_runs)
+    # binding has no long run: left out of the figure and the pace table
+    assert groups == {"delta_gm": ("r10_relu_e350", "r10_relu", "r10_norelu_e350", "r10_norelu")}
+    assert fs.length_figures([r for r in length_runs if "_e350" not in r.name]) == {}
+    rows = fs.pace(length_runs, groups["delta_gm"], epochs=(3, 6), thresholds=(0.5, 0.2))
+    assert [r["run"] for r in rows] == ["r10_relu_e350_s0", "r10_relu_s0", "r10_relu_s1",
+                                        "r10_norelu_e350_s0", "r10_norelu_s0"]
+    long_relu, s0, s1, long_norelu, norelu = rows
+    assert long_relu["at"] == {3: 0.5, 6: 0.15} and long_relu["first"] == {0.5: 3, 0.2: 5}
+    assert s0["at"] == {3: 0.55, 6: None} and s0["first"] == {0.5: None, 0.2: None}
+    assert s1["first"] == {0.5: 3, 0.2: None}
+    assert not long_norelu["finished"] and long_norelu["at"] == {3: 0.7, 6: None}
+    assert (long_norelu["epoch"], long_norelu["last"]) == (4, 0.6)
+    assert norelu["first"] == {0.5: None, 0.2: None} and norelu["finished"]
+
+
+def test_length_markdown_and_figure(length_runs):
+    import matplotlib.pyplot as plt
+
+    summary = fs.summarize(length_runs, y_test=Y_TEST, optimum=_fake_optimum([]))
+    lines = fs.markdown(summary).splitlines()
+    start = lines.index("## Training length (R = 10): the paper's 350 epochs against 100")
+    section = lines[start:]
+    row = next(x for x in section if x.startswith("| r10_relu_e350 |"))
+    assert row.startswith("| r10_relu_e350 | 6 | 1 | 0.150 | s0: 0.150 |")
+    assert row.endswith("| s0: 3 | s0: 5 |")
+    assert next(x for x in section if x.startswith("| r10_norelu_e350 |")).startswith(
+        "| r10_norelu_e350 | 6 | 0 (+1 running) | - |")
+    assert next(x for x in section if x.startswith("| r10_binding_e350 |")).startswith(
+        "| r10_binding_e350 | - | 0 | - |")
+    # the pace table at LENGTH_PACE_EPOCHS: none reached by 6-epoch runs; first <= 0.8 / 0.5 / 0.2
+    assert next(x for x in section if x.startswith("| r10_relu_e350_s0 |")) == (
+        "| r10_relu_e350_s0 | resnet-small | 6/6 | 0.150 | - | - | - | - | 2 | 3 | 5 |")
+    assert next(x for x in section if x.startswith("| r10_norelu_e350_s0 |")).endswith(
+        "| 4/6 | 0.600 | - | - | - | - | 2 | not yet | not yet |")
+    no_long = fs.summarize([r for r in length_runs if "_e350" not in r.name], y_test=Y_TEST,
+                           optimum=_fake_optimum([]))
+    assert "(no 350-epoch run yet)" in fs.markdown(no_long)
+
+    curves = fs.beyond_curves(length_runs, fs.length_figures(length_runs))
+    fig = fashionmnist_cmd.length_figure(curves["delta_gm"], FAKE_DELTA_OF[TAU])
+    try:
+        texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert texts == ["ReLU, 350 epochs (1 finished)", "ReLU, 100 epochs (2 finished)",
+                         "no ReLU, 350 epochs (0 finished, 1 running)",
+                         "no ReLU, 100 epochs (1 finished)", "predicted with ReLU (OF): 0.000",
+                         "predicted without ReLU (no-ReLU UFM optimum): 0.340"]
+    finally:
+        plt.close(fig)
+    only_relu = [c for c in curves["delta_gm"] if "norelu" not in c["setting"]]
+    fig = fashionmnist_cmd.length_figure(only_relu, FAKE_DELTA_OF[TAU])
+    try:
+        texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert [t for t in texts if t.startswith("predicted")] == [
+            "predicted with ReLU (OF): 0.000"]
+    finally:
+        plt.close(fig)
+
+
+def test_cli_writes_the_length_figure(length_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(fs, "ufm_optimum", _fake_optimum([]))
+    out = tmp_path / "out"
+    assert fashionmnist_cmd.main(["--runs", str(length_dir), "--out", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (out / "r10_length" / "delta_gm.png").stat().st_size > 0
+    assert str(out / "r10_length" / "delta_gm.png") in data["figures"]
+    assert [r["run"] for r in data["length_pace"]][0] == "r10_relu_e350_s0"
+    assert data["length_pace_epochs"] == list(fs.LENGTH_PACE_EPOCHS)

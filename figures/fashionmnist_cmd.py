@@ -1,9 +1,10 @@
 """Recompute the README's FashionMNIST tables from the run folders:
-``python -m figures.fashionmnist [--runs DIR] [--json] [--out DIR]``.
+``python -m figures.fashionmnist [--runs DIR] [--json | --readme] [--out DIR]``.
 
 Reads every ``<setting>_s<seed>`` folder of ``--runs`` (default ``results/fashionmnist/runs``,
 written by ``figures/fashionmnist_runs.sh``), prints the tables as Markdown (``--json``: the
-numbers as strict JSON, NaN and inf as null), and writes, each atomically, ``summary.md`` and
+numbers as strict JSON, NaN and inf as null; ``--readme``: only the README's central tables,
+line for line as the README prints them), and writes, each atomically, ``summary.md`` and
 ``summary.json`` into ``--out`` (default ``results/fashionmnist``) and the ``deep.report`` plots
 of the finished relu / norelu / binding runs of each R into ``--out/r10/`` and ``--out/r100/``
 (``delta_gm.png``, ``nc1.png``, ``cosines.png``, ``accuracy.png``; a group without a finished
@@ -55,7 +56,11 @@ def build_parser() -> Parser:
                    help="folder for summary.md, summary.json and the r10/, r100/, r10_beyond/, "
                    "r10_complexity/, r10_length/ plots "
                    "(default: results/fashionmnist)")
-    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    show = p.add_mutually_exclusive_group()
+    show.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    show.add_argument("--readme", action="store_true",
+                      help="print only the README's central tables, line for line as the README "
+                      "has them (to check it against the runs)")
     return p
 
 
@@ -151,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from figures.fashionmnist_summary import (COMPLEXITY_FIGURES, beyond_curves, figure_groups,
-                                              length_figures, load_runs, markdown, summarize)
+                                              length_figures, load_runs, markdown, readme_tables,
+                                              summarize)
     from ufm.core.jsonable import to_json
 
     try:
@@ -204,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         norelu = _norelu_optimum(runs, summary["ufm_optima"])
         _save_figures(parser, {stem: length_figure(cs, norelu) for stem, cs in lengths.items()},
                       targets[LENGTH_GROUP], out / LENGTH_GROUP)
-    print(data if args.json else text, end="")
+    print(data if args.json else readme_tables(summary["central"]) if args.readme else text,
+          end="")
     print(f"wrote {out / 'summary.md'}, {out / 'summary.json'}"
           + "".join(f", {out / g}/*.png" for g in targets), file=sys.stderr)
     return 0

@@ -58,7 +58,7 @@ __all__ = ["Run", "load_runs", "run_from_files", "stats", "epochs_to", "ufm_opti
            "THRESHOLDS", "BEYOND_THRESHOLDS", "beyond", "welch", "beyond_curves",
            "activation_of", "prediction", "BEYOND_SETTINGS", "BEYOND_FIGURES",
            "COMPLEXITY_FIGURES", "LENGTH_SETTINGS", "LENGTH_PACE_EPOCHS", "length", "pace",
-           "length_figures"]
+           "length_figures", "readme_tables", "README_KINDS"]
 
 THRESHOLDS = (0.5, 0.2)
 RATIOS = (10, 100)
@@ -105,6 +105,9 @@ BEYOND_FIGURES = {"temperature": ("r10_tau0.05", "r10_relu", "r10_tau0.5"),
                   "activations": ("r10_relu", "r10_norelu", "r10_leaky0.01", "r10_leaky0.1",
                                   "r10_gelu")}
 PREDICT_OF, PREDICT_NORELU = "OF", "no-ReLU optimum"
+#: The README's row names of the central settings (``r{R}_<kind>``), in its row order.
+README_KINDS = {"relu": "ReLU", "norelu": "no ReLU", "binding": "ReLU, `binding` batches",
+                "ce": "CE (ETF geometry predicted)"}
 _NAME = re.compile(r"^(?P<setting>.+)_s(?P<seed>\d+)$")
 
 
@@ -377,7 +380,8 @@ def _setting_row(runs: Sequence[Run], setting: str,
     done, running = _by_setting(runs, setting)
     seeds = [r.seed for r in done]
     row: dict[str, Any] = {"setting": setting, "R": int(setting[1:].split("_")[0]),
-                           "seeds": seeds, "in_progress": _progress(running)}
+                           "seeds": seeds, "in_progress": _progress(running),
+                           "counts": done[0].counts if done else None}
     for key in ("delta_gm_of", *COSINE_KEYS):
         row[key] = stats(seeds, [r.final.get(key) for r in done])
     for key in ACCURACY_KEYS:  # on the full test set only (a finished run's last epoch)
@@ -747,8 +751,9 @@ def _seeds(row: dict[str, Any]) -> str:
     return f"{len(row['seeds'])}" + (f" (+{running} running)" if running else "")
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], sep: str = "|---") -> str:
+    """A Markdown table; ``sep``: each column's piece of the rule line, closed by ``|``."""
+    lines = ["| " + " | ".join(head) + " |", sep * len(head) + "|"]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
@@ -763,6 +768,29 @@ def _activation_cell(row: dict[str, Any]) -> str:
 
 def _welch_cell(test: dict[str, Any] | None) -> str:
     return "-" if test is None else f"{test['diff']:+.3f} (p={test['p']:.2g})"
+
+
+def readme_tables(rows: Sequence[dict[str, Any]]) -> str:
+    """The README's central tables, one per R, from ``central``'s ``rows``, line for line as the
+    README prints them (``python -m figures.fashionmnist --readme``; a test checks the README
+    against the committed runs): per setting, the finished seeds, then ``mean ± sd`` of the
+    final Delta_GM_OF, the Delta_GM to the no-ReLU UFM optimum, the minority-minority cosine,
+    and the NCM and linear-probe accuracy on the full test set (their minority-class means in
+    parentheses). The header names the smallest class count of the R's finished runs."""
+    out = []
+    for R in RATIOS:
+        mine = [r for r in rows if r["R"] == R]
+        counts = next((r["counts"] for r in mine if r["counts"]), None)
+        minority = "" if counts is None else f" ({min(counts)} per minority class)"
+        out += [_table([f"R = {R}{minority}", "seeds", "Delta_GM_OF",
+                        "Delta_GM to no-ReLU UFM optimum", "cos min-min",
+                        "NCM test acc. (minority)", "linear probe (minority)"],
+                       [[README_KINDS[r["setting"].split("_", 1)[1]], str(len(r["seeds"])),
+                         _ms(r["delta_gm_of"]), _ms(r["delta_gm_ufm"]), _ms(r["cos_min_min"]),
+                         f"{_ms(r['ncm_test_acc'])} ({_ms(r['ncm_test_acc_min'])})",
+                         f"{_ms(r['probe_test_acc'])} ({_ms(r['probe_test_acc_min'])})"]
+                        for r in mine], sep="| --- "), ""]
+    return "\n".join(out)
 
 
 def _pace_markdown(rows: Sequence[dict[str, Any]], epochs: Sequence[int]) -> list[str]:

@@ -671,3 +671,28 @@ def test_cli_writes_the_length_figure(length_dir, tmp_path, capsys, monkeypatch)
     assert str(out / "r10_length" / "delta_gm.png") in data["figures"]
     assert [r["run"] for r in data["length_pace"]][0] == "r10_relu_e350_s0"
     assert data["length_pace_epochs"] == list(fs.LENGTH_PACE_EPOCHS)
+
+
+def test_readme_tables_by_hand(summary, runs_dir, capsys, fast_optimum):
+    """The README's format: r10_relu's 3 finished seeds (0.2, 0.4, 0.9; NCM 0.7, 0.8, 0.9,
+    probe + 0.05); the header names the smallest class count; a setting without a finished
+    seed shows dashes."""
+    lines = fs.readme_tables(summary["central"]).splitlines()
+    assert lines[0] == ("| R = 10 (2 per minority class) | seeds | Delta_GM_OF | Delta_GM to "
+                        "no-ReLU UFM optimum | cos min-min | NCM test acc. (minority) | "
+                        "linear probe (minority) |")
+    assert lines[1] == "| --- | --- | --- | --- | --- | --- | --- |"
+    sd = math.sqrt(((0.2 - 0.5) ** 2 + (0.4 - 0.5) ** 2 + (0.9 - 0.5) ** 2) / 2)
+    relu = lines[2].split(" | ")
+    assert relu[:3] == ["| ReLU", "3", f"0.500 ± {sd:.3f}"]
+    assert relu[4] == "0.300 ± 0.265"  # cos min-min 0.1, 0.2, 0.6
+    assert relu[5].startswith("0.800 ± 0.100 (") and relu[6].startswith("0.850 ± 0.100 (")
+    assert [x.split(" | ")[0] for x in lines[2:6]] == [
+        "| ReLU", "| no ReLU", "| ReLU, `binding` batches", "| CE (ETF geometry predicted)"]
+    assert lines[3] == "| no ReLU | 0 | - | - | - | - (-) | - (-) |"
+    r100 = lines[lines.index("") + 1]
+    assert r100.startswith("| R = 100 (3 per minority class) |")  # r100_norelu: BALANCED
+    # the command prints exactly these tables
+    assert fashionmnist_cmd.main(["--runs", str(runs_dir), "--out", str(runs_dir.parent / "o"),
+                                  "--readme"]) == 0
+    assert capsys.readouterr().out == fs.readme_tables(summary["central"])

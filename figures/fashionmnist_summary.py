@@ -657,11 +657,12 @@ def summarize(runs: Sequence[Run], *, y_test: np.ndarray | None = None,
               warnings: Sequence[str] = ()) -> dict[str, Any]:
     """Every number of the FashionMNIST tables (module docstring) as a JSON-able dict:
     ``finished`` / ``in_progress`` runs, ``ufm_optima`` (one per distinct (counts, tau) of the
-    finished central runs and of the issue-38 runs predicted to reach the no-ReLU optimum,
-    finished or not: the prediction needs no finished run; solved once each), ``central``,
-    ``complexity``, ``complexity_pace``, ``length``, ``length_pace``, ``beyond`` (issue 38),
-    ``generalization`` and ``warnings``. ``y_test`` defaults to ``fashionmnist_test_labels()``, read only when a
-    seed finished with both SCL and CE; ``optimum`` defaults to ``ufm_optimum``."""
+    finished central and training-length runs and of the issue-38 runs predicted to reach the
+    no-ReLU optimum, finished or not: the prediction needs no finished run; solved once each),
+    ``central``, ``complexity``, ``complexity_pace``, ``length``, ``length_pace``, ``beyond``
+    (issue 38), ``generalization`` and ``warnings``. ``y_test`` defaults to
+    ``fashionmnist_test_labels()``, read only when a seed finished with both SCL and CE;
+    ``optimum`` defaults to ``ufm_optimum``."""
     warnings = list(warnings)
     done = [r for r in runs if r.finished]
     keys = sorted({_optimum_key(r) for r in done

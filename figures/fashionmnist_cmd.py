@@ -42,6 +42,8 @@ LENGTH_LABELS = {f"r10_{kind}{tail}": f"{text}, {n} epochs"
                  for kind, text in (("relu", "ReLU"), ("norelu", "no ReLU"),
                                     ("binding", "ReLU, binding"))
                  for tail, n in (("_e350", 350), ("", 100))}
+LENGTH_PREDICTIONS = {"OF": "predicted with ReLU (OF)",  # fashionmnist_summary.prediction's
+                      "no-ReLU optimum": "predicted without ReLU (no-ReLU UFM optimum)"}
 BEYOND_TITLES = {"temperature": r"Temperature (ReLU, R = 10): $\Delta_{GM}$ to the OF",
                  "activations": r"Final-feature activation (R = 10): $\Delta_{GM}$ to the OF"}
 
@@ -108,31 +110,19 @@ def complexity_figures(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any
             for stem, cs in curves.items()}
 
 
-def length_figure(curves: Sequence[dict[str, Any]], norelu_optimum: float | None) -> Any:
+def length_figure(curves: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> Any:
     """Issue 35's training-length figure: the curves of ``beyond_curves`` of
-    ``length_figures(runs)`` (350 against 100 epochs at R = 10), with the predictions as
-    dotted lines: the OF (0) under ReLU, and ``norelu_optimum`` (the no-ReLU UFM optimum's
-    Delta_GM_OF at the runs' counts) when the no-ReLU settings are drawn."""
+    ``length_figures(runs)`` (350 against 100 epochs at R = 10), with each distinct prediction
+    of the drawn settings (the ``length`` rows' ``prediction`` and ``predicted_delta_gm_of``) as
+    a dotted line: the OF (0) under ReLU, the no-ReLU UFM optimum's Delta_GM_OF without."""
     from figures.fashionmnist_beyond_plots import delta_gm_figure
 
-    levels = [("predicted with ReLU (OF)", 0.0)]
-    if norelu_optimum is not None and any("norelu" in c["setting"] for c in curves):
-        levels.append(("predicted without ReLU (no-ReLU UFM optimum)", norelu_optimum))
+    by = {r["setting"]: r for r in rows}
+    drawn = [by[s] for s in dict.fromkeys(c["setting"] for c in curves)]
+    levels = list(dict.fromkeys((LENGTH_PREDICTIONS[r["prediction"]], r["predicted_delta_gm_of"])
+                                for r in drawn if r["predicted_delta_gm_of"] is not None))
     title = r"Training length (R = 10): $\Delta_{GM}$ to the OF, 350 against 100 epochs"
     return delta_gm_figure(curves, title=title, labels=LENGTH_LABELS, levels=levels)
-
-
-def _norelu_optimum(runs: Sequence[Any], optima: Sequence[dict[str, Any]]) -> float | None:
-    """Delta_GM_OF of the no-ReLU UFM optimum (``optima``: ``summarize``'s ``ufm_optima``) at
-    the (counts, tau) of the first no-ReLU training-length run; None when not computed."""
-    from figures.fashionmnist_summary import LENGTH_SETTINGS
-
-    for r in runs:
-        if r.setting in LENGTH_SETTINGS and "norelu" in r.setting:
-            for o in optima:
-                if list(o["counts"]) == list(r.counts) and o["tau"] == float(r.config["tau"]):
-                    return float(o["delta_gm_of"])
-    return None
 
 
 def _save_figures(parser: Parser, figs: dict[str, Any], paths: Sequence[Path], folder: Path) -> None:
@@ -207,8 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _save_figures(parser, complexity_figures(pace), targets[COMPLEXITY_GROUP],
                       out / COMPLEXITY_GROUP)
     if lengths:
-        norelu = _norelu_optimum(runs, summary["ufm_optima"])
-        _save_figures(parser, {stem: length_figure(cs, norelu) for stem, cs in lengths.items()},
+        _save_figures(parser, {stem: length_figure(cs, summary["length"])
+                               for stem, cs in lengths.items()},
                       targets[LENGTH_GROUP], out / LENGTH_GROUP)
     print(data if args.json else readme_tables(summary["central"]) if args.readme else text,
           end="")

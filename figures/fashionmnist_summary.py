@@ -371,13 +371,14 @@ def central(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[di
     runs: final Delta_GM_OF, Delta_GM to the UFM optimum of the run's (counts, tau) (``optima``,
     keyed by ``(tuple(counts), tau)``), minority cosines, full-test accuracies (``stats`` each),
     and the epochs to ``Delta_GM_OF <= t`` per seed."""
-    return [_setting_row(runs, setting, optima) for setting in CENTRAL_SETTINGS]
+    return [_setting_row(setting, *_by_setting(runs, setting), optima)
+            for setting in CENTRAL_SETTINGS]
 
 
-def _setting_row(runs: Sequence[Run], setting: str,
+def _setting_row(setting: str, done: Sequence[Run], running: Sequence[Run],
                  optima: dict[tuple, dict[str, Any]]) -> dict[str, Any]:
-    """A row of ``central`` (or ``length``) for one setting, from its finished runs."""
-    done, running = _by_setting(runs, setting)
+    """A row of ``central`` (or ``length``) for one setting, from its finished runs ``done``
+    (by seed); ``running``, its unfinished runs, are listed."""
     seeds = [r.seed for r in done]
     row: dict[str, Any] = {"setting": setting, "R": int(setting[1:].split("_")[0]),
                            "seeds": seeds, "in_progress": _progress(running),
@@ -396,17 +397,23 @@ def _setting_row(runs: Sequence[Run], setting: str,
 
 def length(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
     """The paper's 350 epochs against 100 at R = 10: for each pair of ``LENGTH_SETTINGS`` (the
-    long setting, then the 100-epoch one), the ``central`` row of its finished runs plus
-    ``epochs``, the configured epochs of its runs (finished first; None without a run).
-    Settings pair only on their names; ``optima`` must hold every finished run's (counts,
-    tau)."""
+    long setting, then the 100-epoch one), the ``central`` row of its finished runs plus, from
+    the first of its runs (finished first; None without a run), ``epochs`` (configured),
+    ``prediction`` (``prediction`` of its activation) and ``predicted_delta_gm_of``
+    (``_predicted_delta_of``: 0 for the OF, the no-ReLU optimum's Delta_GM_OF from ``optima``;
+    None when not there). Settings pair only on their names; ``optima`` must hold every
+    finished run's (counts, tau)."""
     rows = []
     for long_setting, short_setting in LENGTH_SETTINGS.items():
         for setting in (long_setting, short_setting):
             done, running = _by_setting(runs, setting)
-            mine = done + running
-            rows.append({**_setting_row(runs, setting, optima),
-                         "epochs": mine[0].epochs if mine else None})
+            first = (done + running)[:1]
+            rows.append({**_setting_row(setting, done, running, optima),
+                         "epochs": first[0].epochs if first else None,
+                         "prediction": (prediction(activation_of(first[0].config)[0])
+                                        if first else None),
+                         "predicted_delta_gm_of": (_predicted_delta_of(first[0], optima)
+                                                   if first else None)})
     return rows
 
 
@@ -658,7 +665,8 @@ def summarize(runs: Sequence[Run], *, y_test: np.ndarray | None = None,
     """Every number of the FashionMNIST tables (module docstring) as a JSON-able dict:
     ``finished`` / ``in_progress`` runs, ``ufm_optima`` (one per distinct (counts, tau) of the
     finished central and training-length runs and of the issue-38 runs predicted to reach the
-    no-ReLU optimum, finished or not: the prediction needs no finished run; solved once each),
+    no-ReLU optimum, finished or not, and of the training-length runs so predicted: the
+    prediction needs no finished run; solved once each),
     ``central``, ``complexity``, ``complexity_pace``, ``length``, ``length_pace``, ``beyond``
     (issue 38), ``generalization`` and ``warnings``. ``y_test`` defaults to
     ``fashionmnist_test_labels()``, read only when a seed finished with both SCL and CE;
@@ -668,7 +676,8 @@ def summarize(runs: Sequence[Run], *, y_test: np.ndarray | None = None,
     keys = sorted({_optimum_key(r) for r in done
                    if r.setting in CENTRAL_SETTINGS or r.setting in LENGTH_SETTINGS}
                   | {_optimum_key(r) for r in runs
-                     if r.setting in BEYOND_SETTINGS and _predicts_norelu(r)})
+                     if (r.setting in BEYOND_SETTINGS or r.setting in LENGTH_SETTINGS)
+                     and _predicts_norelu(r)})
     optima = {k: (optimum or ufm_optimum)(list(k[0]), k[1]) for k in keys}
     if y_test is None and _needs_labels(runs):
         try:
@@ -771,6 +780,11 @@ def _welch_cell(test: dict[str, Any] | None) -> str:
     return "-" if test is None else f"{test['diff']:+.3f} (p={test['p']:.2g})"
 
 
+def _with_minority(row: dict[str, Any], key: str) -> str:
+    """``mean ± sd`` of ``row[key]``, then that of its minority-class mean in parentheses."""
+    return f"{_ms(row[key])} ({_ms(row[key + '_min'])})"
+
+
 def readme_tables(rows: Sequence[dict[str, Any]]) -> str:
     """The README's central tables, one per R, from ``central``'s ``rows``, line for line as the
     README prints them (``python -m figures.fashionmnist --readme``; a test checks the README
@@ -788,8 +802,8 @@ def readme_tables(rows: Sequence[dict[str, Any]]) -> str:
                         "NCM test acc. (minority)", "linear probe (minority)"],
                        [[README_KINDS[r["setting"].split("_", 1)[1]], str(len(r["seeds"])),
                          _ms(r["delta_gm_of"]), _ms(r["delta_gm_ufm"]), _ms(r["cos_min_min"]),
-                         f"{_ms(r['ncm_test_acc'])} ({_ms(r['ncm_test_acc_min'])})",
-                         f"{_ms(r['probe_test_acc'])} ({_ms(r['probe_test_acc_min'])})"]
+                         _with_minority(r, "ncm_test_acc"),
+                         _with_minority(r, "probe_test_acc")]
                         for r in mine], sep="| --- "), ""]
     return "\n".join(out)
 
@@ -819,8 +833,8 @@ def _length_markdown(summary: dict[str, Any]) -> list[str]:
     rows = [[r["setting"], _f(r["epochs"], "{}"), _seeds(r), _ms(r["delta_gm_of"]),
              _per_seed(r["seeds"], r["delta_gm_of"]["values"]), _ms(r["delta_gm_ufm"]),
              _ms(r["cos_min_min"]),
-             f"{_ms(r['ncm_test_acc'])} ({_ms(r['ncm_test_acc_min'])})",
-             f"{_ms(r['probe_test_acc'])} ({_ms(r['probe_test_acc_min'])})",
+             _with_minority(r, "ncm_test_acc"),
+             _with_minority(r, "probe_test_acc"),
              _per_seed(r["seeds"], r["epochs_to_0.5"]), _per_seed(r["seeds"], r["epochs_to_0.2"])]
             for r in summary["length"]]
     out += [_table(head, rows), ""]

@@ -599,6 +599,12 @@ def test_length_rows_by_hand(length_runs):
     assert norelu["in_progress"] == [{"run": "r10_norelu_e350_s0", "epoch": 4, "epochs": 6}]
     assert norelu["epochs"] == 6
     assert rows["r10_binding_e350"]["epochs"] is None
+    # the prediction: the OF under ReLU, the no-ReLU optimum (in progress too), none without runs
+    assert (long_relu["prediction"], long_relu["predicted_delta_gm_of"]) == ("OF", 0.0)
+    assert norelu["prediction"] == "no-ReLU optimum"
+    assert norelu["predicted_delta_gm_of"] == pytest.approx(FAKE_DELTA_OF[TAU])
+    assert rows["r10_binding_e350"]["prediction"] is None
+    assert rows["r10_binding_e350"]["predicted_delta_gm_of"] is None
     assert rows["r10_binding_e350"]["in_progress"] == []
 
 
@@ -643,7 +649,7 @@ def test_length_markdown_and_figure(length_runs):
     assert "(no 350-epoch run yet)" in fs.markdown(no_long)
 
     curves = fs.beyond_curves(length_runs, fs.length_figures(length_runs))
-    fig = fashionmnist_cmd.length_figure(curves["delta_gm"], FAKE_DELTA_OF[TAU])
+    fig = fashionmnist_cmd.length_figure(curves["delta_gm"], summary["length"])
     try:
         texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
         assert texts == ["ReLU, 350 epochs (1 finished)", "ReLU, 100 epochs (2 finished)",
@@ -653,7 +659,7 @@ def test_length_markdown_and_figure(length_runs):
     finally:
         plt.close(fig)
     only_relu = [c for c in curves["delta_gm"] if "norelu" not in c["setting"]]
-    fig = fashionmnist_cmd.length_figure(only_relu, FAKE_DELTA_OF[TAU])
+    fig = fashionmnist_cmd.length_figure(only_relu, summary["length"])
     try:
         texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
         assert [t for t in texts if t.startswith("predicted")] == [

@@ -13,6 +13,11 @@
 # n_maj = 500, batch 50, 100 epochs, the paper's SGD schedule and tau = 0.1; the geometry every
 # epoch, NCM accuracy on 1,000 seeded test images, and on all 10,000 (plus a linear probe)
 # every 10 epochs and at the end.
+# Across sessions: a run resumes from its checkpoint.npz (ignored by git: *.npz). A later
+# session's checkout may hold only what was committed, and a run without its checkpoint starts
+# again from epoch 0 (it cannot go on from metrics.jsonl alone), so at the end of a session
+# commit each unfinished run's checkpoint with its partial metrics (git add -f
+# results/fashionmnist/runs/NAME/checkpoint.npz), and git rm --cached it once the run is done.
 set -u
 cd "$(dirname "$0")/.."
 MINUTES=${1:-150}

@@ -202,8 +202,12 @@ def test_vmapped_seeds_match_single_seed_runs(cli):
             if key.endswith(("_maj", "_min")) and key.startswith(("ncm_", "probe_")):
                 # per-class means over ~36 test images a class: a few flips move them by 0.006 each
                 assert abs(b[key] - value) <= 0.03, key
-            elif key.startswith(("ncm_", "probe_")):  # one sample may flip between float roundings
+            elif key.startswith("ncm_"):  # one sample may flip between float roundings
                 assert abs(b[key] - value) <= 1.5 / 150, key
+            elif key.startswith("probe_"):
+                # the probe (C = 100 on 150 nearly separable training images) is ill-conditioned:
+                # a few of the 359 test images flip between float roundings (4 on an AMD EPYC)
+                assert abs(b[key] - value) <= 0.025, key
             elif key == "nc1":  # tr(Sigma_W Sigma_B^+) with nearly parallel class means: ill-conditioned
                 assert b[key] == pytest.approx(value, rel=5e-2), key
             else:  # vmapped convolutions round differently: ~1e-6 relative after two epochs

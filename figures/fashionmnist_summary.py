@@ -410,8 +410,7 @@ def length(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dic
             first = (done + running)[:1]
             rows.append({**_setting_row(setting, done, running, optima),
                          "epochs": first[0].epochs if first else None,
-                         "prediction": (prediction(activation_of(first[0].config)[0])
-                                        if first else None),
+                         "prediction": _run_prediction(first[0]) if first else None,
                          "predicted_delta_gm_of": (_predicted_delta_of(first[0], optima)
                                                    if first else None)})
     return rows
@@ -485,15 +484,20 @@ def prediction(activation: str) -> str | None:
     return PREDICT_NORELU if activation in REACHES_SPHERE else None
 
 
+def _run_prediction(run: Run) -> str | None:
+    """``prediction`` of the run's final-feature activation (``activation_of`` its config)."""
+    return prediction(activation_of(run.config)[0])
+
+
 def _predicts_norelu(run: Run) -> bool:
-    return prediction(activation_of(run.config)[0]) == PREDICT_NORELU
+    return _run_prediction(run) == PREDICT_NORELU
 
 
 def _target(run: Run, optima: dict[tuple, dict[str, Any]]) -> str | np.ndarray | None:
     """The run's predicted class-mean Gram ``G_T``: ``"of"`` (``I_k``) under ReLU, the Gram of
     the no-ReLU optimum at the run's (counts, tau) (``optima``) for an activation reaching the
     sphere; None for another activation or an optimum not in ``optima``."""
-    pred = prediction(activation_of(run.config)[0])
+    pred = _run_prediction(run)
     if pred == PREDICT_OF:
         return "of"
     opt = optima.get(_optimum_key(run)) if pred == PREDICT_NORELU else None

@@ -383,16 +383,24 @@ def _setting_row(setting: str, done: Sequence[Run], running: Sequence[Run],
     row: dict[str, Any] = {"setting": setting, "R": int(setting[1:].split("_")[0]),
                            "seeds": seeds, "in_progress": _progress(running),
                            "counts": done[0].counts if done else None}
-    for key in ("delta_gm_of", *COSINE_KEYS):
-        row[key] = stats(seeds, [r.final.get(key) for r in done])
-    for key in ACCURACY_KEYS:  # on the full test set only (a finished run's last epoch)
-        row[key] = stats(seeds, [_full_test(r, key) for r in done])
+    row.update(_final_stats(done))
     row["delta_gm_ufm"] = stats(seeds, [
         _delta(r.final.get("class_mean_gram"), np.asarray(optima[_optimum_key(r)]["gram"]))
         for r in done])
     for t in THRESHOLDS:
         row[f"epochs_to_{t}"] = [epochs_to(r.records, t) for r in done]
     return row
+
+
+def _final_stats(done: Sequence[Run]) -> dict[str, dict[str, Any]]:
+    """``stats`` over the finished runs ``done`` (by seed) of the final Delta_GM_OF, the minority
+    cosines (``COSINE_KEYS``) and the accuracies (``ACCURACY_KEYS``, on the full test set only:
+    a finished run's last epoch)."""
+    seeds = [r.seed for r in done]
+    out = {key: stats(seeds, [r.final.get(key) for r in done])
+           for key in ("delta_gm_of", *COSINE_KEYS)}
+    out.update({key: stats(seeds, [_full_test(r, key) for r in done]) for key in ACCURACY_KEYS})
+    return out
 
 
 def length(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -417,16 +425,16 @@ def length(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dic
 
 
 def complexity(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """DenseNet-40 vs the small ResNet at R = 10: final Delta_GM_OF (``stats``) and the epochs
-    to ``Delta_GM_OF <= t`` per seed."""
+    """DenseNet-40 vs the small ResNet at R = 10: final Delta_GM_OF, minority cosines and
+    full-test accuracies (``stats`` each, ``_final_stats``) and the epochs to
+    ``Delta_GM_OF <= t`` per seed."""
     rows = []
     for setting in COMPLEXITY_SETTINGS:
         done, running = _by_setting(runs, setting)
         seeds = [r.seed for r in done]
         arch = done[0].config.get("arch") if done else None
         rows.append({"setting": setting, "arch": arch, "seeds": seeds,
-                     "in_progress": _progress(running),
-                     "delta_gm_of": stats(seeds, [r.final.get("delta_gm_of") for r in done]),
+                     "in_progress": _progress(running), **_final_stats(done),
                      **{f"epochs_to_{t}": [epochs_to(r.records, t) for r in done]
                         for t in THRESHOLDS}})
     return rows
@@ -541,8 +549,8 @@ def beyond(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dic
     config of its first run (finished first, in-progress runs' configs count here); from its
     finished runs only: final Delta_GM_OF, ``Delta_GM(G_T) = || G_M/||G_M||_F - G_T/||G_T||_F
     ||_F`` of the final class-mean Gram ``G_M`` to the predicted Gram ``G_T`` (``I_k``, or the
-    optimum's Gram at the run's counts and tau), the minority cosines and the full-test NCM
-    accuracy and NC1 (``stats`` each), and the epochs to ``Delta_GM_OF <= t`` per seed for ``t``
+    optimum's Gram at the run's counts and tau), the minority cosines, the full-test
+    accuracies (``_final_stats``) and NC1 (``stats`` each), and the epochs to ``Delta_GM_OF <= t`` per seed for ``t``
     in ``BEYOND_THRESHOLDS``; ``vs_relu``: Welch's test (``welch``) of the setting's final
     Delta_GM_OF against ``r10_relu``'s (None for ``r10_relu`` itself or too few seeds); the runs
     in progress listed."""
@@ -553,11 +561,8 @@ def beyond(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dic
         row: dict[str, Any] = {"setting": setting, "seeds": seeds,
                                "in_progress": _progress(running),
                                **_beyond_spec(setting, done + running, optima)}
-        row["delta_gm_of"] = stats(seeds, [r.final.get("delta_gm_of") for r in done])
+        row.update(_final_stats(done))
         row["delta_gm_predicted"] = stats(seeds, [_delta_predicted(r, optima) for r in done])
-        for key in COSINE_KEYS:
-            row[key] = stats(seeds, [r.final.get(key) for r in done])
-        row["ncm_test_acc"] = stats(seeds, [_full_test(r, "ncm_test_acc") for r in done])
         row["nc1"] = stats(seeds, [r.final.get("nc1") for r in done])
         for t in BEYOND_THRESHOLDS:
             row[f"epochs_to_{t}"] = [epochs_to(r.records, t) for r in done]
@@ -918,10 +923,11 @@ def markdown(summary: dict[str, Any]) -> str:
     else:
         out += ["(no finished central run yet)", ""]
     out += ["## Model complexity (R = 10)", ""]
-    head = ["setting", "arch", "seeds", "ΔGM_OF", "ΔGM_OF per seed", "epochs to ≤ 0.5",
-            "epochs to ≤ 0.2"]
+    head = ["setting", "arch", "seeds", "ΔGM_OF", "ΔGM_OF per seed", "cos min-min",
+            "NCM (minority)", "probe (minority)", "epochs to ≤ 0.5", "epochs to ≤ 0.2"]
     rows = [[r["setting"], r["arch"] or "-", _seeds(r), _ms(r["delta_gm_of"]),
-             _per_seed(r["seeds"], r["delta_gm_of"]["values"]),
+             _per_seed(r["seeds"], r["delta_gm_of"]["values"]), _ms(r["cos_min_min"]),
+             _with_minority(r, "ncm_test_acc"), _with_minority(r, "probe_test_acc"),
              _per_seed(r["seeds"], r["epochs_to_0.5"]), _per_seed(r["seeds"], r["epochs_to_0.2"])]
             for r in summary["complexity"]]
     out += [_table(head, rows), ""]

@@ -151,6 +151,23 @@ def test_epochs_to_threshold_by_hand(summary):
     assert _row(summary, "complexity", "r10_relu")["delta_gm_of"]["mean"] == pytest.approx(0.5)
 
 
+def test_complexity_accuracies_and_cosines_by_hand(summary):
+    # DenseNet: one finished seed, cos 0.0, NCM 0.5, probe 0.5 + 0.05 on the full test set
+    dense = _row(summary, "complexity", "r10_densenet40")
+    assert dense["cos_min_min"]["values"] == [0.0]
+    assert dense["ncm_test_acc"]["mean"] == pytest.approx(0.5)
+    assert dense["probe_test_acc"]["mean"] == pytest.approx(0.55)
+    relu = _row(summary, "complexity", "r10_relu")  # seeds 0-2: NCM 0.7, 0.8, 0.9
+    assert relu["ncm_test_acc"]["mean"] == pytest.approx(0.8)
+    assert relu["probe_test_acc"]["sd"] == pytest.approx(0.1)
+    assert relu["cos_min_min"]["mean"] == pytest.approx(0.3)
+    lines = fs.markdown(summary).split("## Model complexity (R = 10)")[1].splitlines()
+    head = next(line for line in lines if line.startswith("| setting"))
+    assert "| cos min-min | NCM (minority) | probe (minority) |" in head
+    row = next(line for line in lines if line.startswith("| r10_densenet40 |"))
+    assert "| 0.000 | 0.500 (-) | 0.550 (-) |" in row
+
+
 def test_complexity_pace_by_hand(runs_dir, summary):
     """Equal-epoch pace, in-progress runs included: r10_densenet40 s0 0.4, 0.1, 0.05 (done);
     r10_relu s0..s2 as above, s3 0.0, 0.0 (2 of 3 epochs)."""

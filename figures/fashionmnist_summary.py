@@ -550,8 +550,8 @@ def beyond(runs: Sequence[Run], optima: dict[tuple, dict[str, Any]]) -> list[dic
     finished runs only: final Delta_GM_OF, ``Delta_GM(G_T) = || G_M/||G_M||_F - G_T/||G_T||_F
     ||_F`` of the final class-mean Gram ``G_M`` to the predicted Gram ``G_T`` (``I_k``, or the
     optimum's Gram at the run's counts and tau), the minority cosines, the full-test
-    accuracies (``_final_stats``) and NC1 (``stats`` each), and the epochs to ``Delta_GM_OF <= t`` per seed for ``t``
-    in ``BEYOND_THRESHOLDS``; ``vs_relu``: Welch's test (``welch``) of the setting's final
+    accuracies (``_final_stats``) and NC1 (``stats`` each), and the epochs to
+    ``Delta_GM_OF <= t`` per seed for ``t`` in ``BEYOND_THRESHOLDS``; ``vs_relu``: Welch's test (``welch``) of the setting's final
     Delta_GM_OF against ``r10_relu``'s (None for ``r10_relu`` itself or too few seeds); the runs
     in progress listed."""
     rows = []
